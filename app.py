@@ -1,0 +1,29 @@
+"""Development entry point.
+
+`flask --app app run` finds `create_app` here and calls it (config from
+`$BRIDGE_CONFIG` or `config.yaml`); `python app.py --config my.yaml` does the same
+with an explicit file. Production runs gunicorn on `wsgi:app` (`make run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bridge import create_app
+
+__all__ = ["create_app"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Webhook Bridge development server")
+    parser.add_argument("--config", help="config file (default: $BRIDGE_CONFIG or config.yaml)")
+    parser.add_argument("--host", help="default: server.host from the config")
+    parser.add_argument("--port", type=int, help="default: server.port from the config")
+    args = parser.parse_args()
+    app = create_app(args.config)
+    server = app.extensions["bridge.config"].server
+    app.run(host=args.host or server.host, port=args.port or server.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The HTTP API: flask-smorest blueprints, the error shape and the offline docs page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, send_from_directory
+from flask_smorest import Api
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import HTTPException
+
+from bridge import __version__
+from bridge.api import errors, executions, health, plugins, webhook
+from bridge.api.schemas import ErrorSchema
+
+DOCS_ASSETS = "/docs/assets/"
+
+
+class BridgeApi(Api):
+    """flask-smorest's Api with the bridge's error shape and error schema."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        return errors.handle_http_exception(error)
+
+
+def _docs_assets() -> Blueprint:
+    """Swagger UI's files from the installed package, so /docs needs no internet."""
+    bp = Blueprint("docs_assets", __name__)
+
+    @bp.get(f"{DOCS_ASSETS}<path:filename>")
+    def asset(filename: str):
+        return send_from_directory(str(swagger_ui_path), filename, max_age=3600)
+
+    return bp
+
+
+def init_app(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="Webhook Bridge",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
+        API_SPEC_OPTIONS={
+            "info": {"description": "Run Python plugins from webhooks; every run is tracked."},
+        },
+    )
+    api = BridgeApi(app)
+    for module in (webhook, plugins, executions, health):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(_docs_assets())
+    errors.init_app(app)
+    app.extensions["bridge.api"] = api

@@ -1,0 +1,121 @@
+"""Executions resource: the history of runs, their stats, storage info and cleanup."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from bridge import clock
+from bridge.api.schemas import (
+    CleanupQuerySchema,
+    CleanupResultSchema,
+    ErrorSchema,
+    ExecutionDetailSchema,
+    ExecutionListQuerySchema,
+    ExecutionListSchema,
+    StatsEnvelopeSchema,
+    StatsQuerySchema,
+    StorageInfoSchema,
+    rfc3339,
+)
+from bridge.errors import ExecutionNotFound
+from bridge.storage.base import ExecutionFilter, ExecutionStore
+from bridge.tracking.tracker import Tracker
+
+blp = Blueprint("executions", __name__, url_prefix="/api/v1/executions",
+                description="Every plugin run, as recorded by execution tracking.")
+
+_UNAVAILABLE = {"schema": ErrorSchema, "description": "Execution tracking is disabled"}
+
+
+def _tracker() -> Tracker:
+    return current_app.extensions["bridge.tracker"]
+
+
+def _store() -> ExecutionStore:
+    return _tracker().require_store()
+
+
+@blp.route("")
+class Executions(MethodView):
+    @blp.arguments(ExecutionListQuerySchema, location="query")
+    @blp.response(200, ExecutionListSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List runs, newest first, filtered; `total` counts every match."""
+        flt = ExecutionFilter(plugin=args.get("plugin"), status=args.get("status"),
+                              error_type=args.get("error_type"), trace_id=args.get("trace_id"),
+                              since=args.get("since"), until=args.get("until"))
+        page = _store().list(flt, args["limit"], args["offset"], args.get("cursor"))
+        shown = {k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until")
+                     else v) for k, v in asdict(flt).items() if v is not None}
+        return {"executions": page.records, "total": page.total,
+                "total_is_estimate": page.total_is_estimate, "limit": args["limit"],
+                "offset": 0 if args.get("cursor") else args["offset"],
+                "next_cursor": page.next_cursor, "filter": shown}
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    @blp.arguments(StatsQuerySchema, location="query")
+    @blp.response(200, StatsEnvelopeSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Totals, success rate, durations and a daily breakdown for the last `days` days."""
+        return {"stats": _store().stats(args["days"], args.get("plugin"), clock.utcnow())}
+
+
+@blp.route("/stats/<plugin>")
+class PluginStats(MethodView):
+    @blp.arguments(StatsQuerySchema(only=("days",)), location="query")
+    @blp.response(200, StatsEnvelopeSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, args: dict[str, Any], plugin: str) -> dict[str, Any]:
+        """One plugin's stats, plus this worker's real-time metrics for it."""
+        return {"plugin": plugin, "stats": _store().stats(args["days"], plugin, clock.utcnow()),
+                "realtime": _tracker().metrics.get(plugin)}
+
+
+@blp.route("/storage/info")
+class StorageInfo(MethodView):
+    @blp.response(200, StorageInfoSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self) -> dict[str, Any]:
+        """Where records are kept, how many, how large, and how healthy."""
+        store = _store()
+        info = store.info()
+        info["healthy"], info["health_message"] = store.health()
+        info["write_failures"] = _tracker().status()["write_failures"]
+        return info
+
+
+@blp.route("/cleanup")
+class Cleanup(MethodView):
+    @blp.arguments(CleanupQuerySchema, location="query")
+    @blp.response(200, CleanupResultSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Delete finished runs older than `older_than_days` (default: retention_days)."""
+        store = _store()
+        days = args.get("older_than_days", current_app.extensions["bridge.config"].retention_days)
+        result = store.cleanup(days, clock.utcnow())
+        return {"deleted": result.deleted, "older_than_days": days, "cutoff": result.cutoff,
+                "duration_ms": round(result.duration_ms, 1),
+                "message": f"Deleted {result.deleted} executions older than {days} days"}
+
+
+@blp.route("/<execution_id>")
+class ExecutionById(MethodView):
+    @blp.response(200, ExecutionDetailSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="No execution with that id")
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, execution_id: str) -> dict[str, Any]:
+        """One run with each of its attempts."""
+        record = _store().get(execution_id) if len(execution_id) <= 100 else None
+        if record is None:
+            raise ExecutionNotFound(execution_id[:100])
+        return {"execution": record, "attempts": record.attempt_records}

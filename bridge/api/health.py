@@ -1,0 +1,62 @@
+"""Health: one check per component, for load balancers and people."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from bridge import __version__, clock
+from bridge.api.schemas import HealthSchema
+
+blp = Blueprint("health", __name__, description="Is the bridge working?")
+
+
+def health_report() -> tuple[dict[str, Any], int]:
+    ext = current_app.extensions
+    runner, registry, tracker = ext["bridge.runner"], ext["bridge.registry"], ext["bridge.tracker"]
+    started_at, started = ext["bridge.started"]
+    run = runner.snapshot()
+    plugins = registry.all()
+    checks: dict[str, Any] = {
+        "runner": {"status": "unhealthy" if run["closing"] else (
+            "degraded" if run["busy"] >= run["max_workers"] else "healthy"), **run},
+        "plugins": {"status": "healthy" if all(p.is_available for p in plugins) else "degraded",
+                    "total": len(plugins),
+                    "unavailable": [p.name for p in plugins if not p.is_available]},
+    }
+    tracking = tracker.status()
+    if tracker.store is None:
+        checks["storage"] = {"status": "degraded", "message": tracking["disabled_reason"],
+                             **tracking}
+    else:
+        ok, message = tracker.store.health()
+        failing = tracking["write_failures"]["count"] > 0
+        checks["storage"] = {"status": "healthy" if ok and not failing else "degraded",
+                             "type": tracker.store.kind, "message": message, **tracking}
+    scheduler = ext.get("bridge.scheduler")
+    if scheduler is not None:
+        checks["scheduler"] = {"status": "healthy", **scheduler.status()}
+    states = [c["status"] for c in checks.values()]
+    overall = ("unhealthy" if "unhealthy" in states
+               else "degraded" if "degraded" in states else "healthy")
+    body = {"status": overall, "version": __version__,
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "started_at": started_at, "checks": checks}
+    return body, 503 if overall == "unhealthy" else 200
+
+
+@blp.route("/health")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="A component is unhealthy")
+    def get(self) -> Any:
+        """Overall status, version, uptime and one check per component."""
+        return health_report()
+
+
+def started_marker() -> tuple[Any, float]:
+    return clock.utcnow(), time.monotonic()

@@ -1,0 +1,258 @@
+"""Marshmallow schemas: request validation, response serialization and the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from bridge.config import ERROR_TYPES
+from bridge.storage.base import Status
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 10_000_000
+MAX_DAYS = 3650
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class RFC3339(fields.DateTime):
+    """A UTC timestamp written as RFC 3339 with a `Z`; naive input is read as UTC."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return rfc3339(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class StrictQuery(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class ErrorSchema(ma.Schema):
+    code = fields.Integer(metadata={"description": "The HTTP status code"})
+    status = fields.String(metadata={"description": "The HTTP reason phrase"})
+    message = fields.String(metadata={"description": "What went wrong, for a person"})
+    errors = fields.Dict(metadata={"description": "Invalid fields, each with its messages"})
+
+
+# -- plugins ---------------------------------------------------------------
+class PluginSchema(ma.Schema):
+    name = fields.String()
+    description = fields.String()
+    supported_methods = fields.List(fields.String())
+    is_available = fields.Boolean()
+    error = fields.String(allow_none=True)
+    path = fields.String()
+    last_modified = RFC3339()
+
+
+class PluginListSchema(ma.Schema):
+    plugins = fields.List(fields.Nested(PluginSchema))
+    total_count = fields.Integer()
+
+
+# -- webhooks --------------------------------------------------------------
+class WebhookQuerySchema(ma.Schema):
+    """Documented control parameters; every other query parameter goes to the plugin."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    async_ = fields.Boolean(data_key="async", metadata={
+        "description": "Answer 202 at once and run in the background (also "
+                       "`Prefer: respond-async`)"})
+    tag = fields.List(fields.String(), metadata={
+        "description": "A `key:value` tag stored with the execution; repeatable"})
+
+
+class WebhookResponseSchema(ma.Schema):
+    plugin = fields.String()
+    method = fields.String()
+    status_code = fields.Integer()
+    message = fields.String()
+    execution_time = fields.Float(metadata={"description": "Seconds the run took"})
+    timestamp = fields.String(metadata={"description": "RFC 3339 UTC"})
+    data = fields.Dict(allow_none=True, metadata={"description": "The plugin's result"})
+    error = fields.String(allow_none=True)
+    error_type = fields.String(allow_none=True)
+    request_id = fields.String()
+    execution_id = fields.String()
+    trace_id = fields.String()
+    attempts = fields.Integer()
+    status_url = fields.String()
+
+
+# -- executions ------------------------------------------------------------
+class ExecutionListQuerySchema(StrictQuery):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
+    plugin = fields.String(validate=validate.Length(1, 100))
+    status = fields.Enum(Status, by_value=True)
+    error_type = fields.String(validate=validate.OneOf(ERROR_TYPES))
+    trace_id = fields.String(validate=validate.Length(1, 200))
+    since = RFC3339(metadata={"description": "Runs that started at or after (RFC 3339)"})
+    until = RFC3339(metadata={"description": "Runs that started before (RFC 3339)"})
+    cursor = fields.String(validate=validate.Length(1, 200), metadata={
+        "description": "`next_cursor` of the previous page; replaces offset"})
+
+    @ma.validates_schema
+    def _window(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ma.ValidationError("must be after since", "until")
+
+
+class ExecutionSchema(ma.Schema):
+    id = fields.String()
+    plugin_name = fields.String()
+    http_method = fields.String()
+    start_time = RFC3339()
+    end_time = RFC3339(allow_none=True)
+    status = fields.Enum(Status, by_value=True)
+    input = fields.String()
+    output = fields.String()
+    error = fields.String()
+    error_type = fields.String()
+    duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    attempts = fields.Integer()
+    retry_count = fields.Integer()
+    trace_id = fields.String()
+    user_agent = fields.String()
+    remote_ip = fields.String()
+    tags = fields.String(metadata={"description": "JSON object as text"})
+    metadata = fields.String(metadata={"description": "JSON object as text"})
+    created_at = RFC3339()
+    updated_at = RFC3339()
+
+
+class AttemptSchema(ma.Schema):
+    number = fields.Integer()
+    start_time = RFC3339()
+    end_time = RFC3339()
+    status = fields.Enum(Status, by_value=True)
+    error = fields.String()
+    error_type = fields.String()
+    duration = fields.Integer(metadata={"description": "Nanoseconds"})
+
+
+class ExecutionListSchema(ma.Schema):
+    executions = fields.List(fields.Nested(ExecutionSchema))
+    total = fields.Integer(metadata={"description": "Every match, not just this page"})
+    total_is_estimate = fields.Boolean()
+    limit = fields.Integer()
+    offset = fields.Integer()
+    next_cursor = fields.String(allow_none=True)
+    filter = fields.Dict()
+
+
+class ExecutionDetailSchema(ma.Schema):
+    execution = fields.Nested(ExecutionSchema)
+    attempts = fields.List(fields.Nested(AttemptSchema))
+
+
+class StatsQuerySchema(StrictQuery):
+    days = fields.Integer(load_default=7, validate=validate.Range(1, MAX_DAYS))
+    plugin = fields.String(validate=validate.Length(1, 100))
+
+
+class DailyStatsSchema(ma.Schema):
+    date = fields.String()
+    total_executions = fields.Integer()
+    successful_executions = fields.Integer()
+    failed_executions = fields.Integer()
+    timeout_executions = fields.Integer()
+    success_rate = fields.Float()
+    avg_duration = fields.Integer()
+
+
+class StatsSchema(ma.Schema):
+    total_executions = fields.Integer()
+    successful_executions = fields.Integer()
+    failed_executions = fields.Integer()
+    timeout_executions = fields.Integer()
+    canceled_executions = fields.Integer()
+    success_rate = fields.Float(metadata={"description": "Percent"})
+    avg_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    min_duration = fields.Integer()
+    max_duration = fields.Integer()
+    p50_duration = fields.Integer()
+    p95_duration = fields.Integer()
+    p99_duration = fields.Integer()
+    unique_plugins = fields.Integer()
+    error_types = fields.Dict(keys=fields.String(), values=fields.Integer())
+    daily_stats = fields.List(fields.Nested(DailyStatsSchema))
+    window_start = fields.String()
+    window_end = fields.String()
+
+
+class RealtimeSchema(ma.Schema):
+    total_executions = fields.Integer()
+    successful_executions = fields.Integer()
+    failed_executions = fields.Integer()
+    timeout_executions = fields.Integer()
+    success_rate = fields.Float()
+    avg_duration = fields.Integer()
+    min_duration = fields.Integer()
+    max_duration = fields.Integer()
+    last_execution = RFC3339(allow_none=True)
+    last_status = fields.String()
+    error_types = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class StatsEnvelopeSchema(ma.Schema):
+    stats = fields.Nested(StatsSchema)
+    plugin = fields.String()
+    realtime = fields.Nested(RealtimeSchema, metadata={
+        "description": "Since this worker process started (per process)"})
+
+
+class CleanupQuerySchema(StrictQuery):
+    older_than_days = fields.Integer(validate=validate.Range(0, MAX_DAYS), metadata={
+        "description": "Default: the configured retention_days"})
+
+
+class CleanupResultSchema(ma.Schema):
+    deleted = fields.Integer()
+    older_than_days = fields.Integer()
+    cutoff = RFC3339()
+    duration_ms = fields.Float()
+    message = fields.String()
+
+
+class StorageInfoSchema(ma.Schema):
+    type = fields.String()
+    location = fields.String()
+    size_bytes = fields.Integer()
+    total_records = fields.Integer()
+    oldest_record = RFC3339(allow_none=True)
+    newest_record = RFC3339(allow_none=True)
+    healthy = fields.Boolean()
+    health_message = fields.String()
+    journal_mode = fields.String()
+    schema_version = fields.Integer()
+    retention_days = fields.Integer()
+    last_cleanup = fields.Dict(allow_none=True)
+    rollup_watermark = RFC3339(allow_none=True)
+    page_size = fields.Integer()
+    page_count = fields.Integer()
+    freelist_count = fields.Integer()
+    open_connections = fields.Integer()
+    max_connections = fields.Integer()
+    write_failures = fields.Dict()
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(metadata={"description": "healthy, degraded or unhealthy"})
+    version = fields.String()
+    uptime_seconds = fields.Float()
+    started_at = RFC3339()
+    checks = fields.Dict()

@@ -1,0 +1,243 @@
+"""Webhook routes: `/api/v1/webhook/<plugin>` runs the plugin and answers with its result."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import uuid
+from typing import Any
+
+from flask import Response, current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import UnsupportedMediaType
+
+from bridge import clock
+from bridge.api.schemas import ErrorSchema, WebhookQuerySchema, WebhookResponseSchema, rfc3339
+from bridge.errors import BadPayload, MethodNotAllowed, WebhookFailed
+from bridge.registry import PluginRegistry
+from bridge.runner import Invocation, Outcome, Runner
+from bridge.storage.base import Status
+
+blp = Blueprint("webhook", __name__, url_prefix="/api/v1/webhook",
+                description="Run a plugin: the request's data goes in, its result comes out.")
+
+RESERVED_QUERY = ("async", "tag")
+MAX_TAGS = 20
+_TRACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_TAG = re.compile(r"\s*([^:=\s][^:=]*?)\s*[:=]\s*(.*?)\s*")
+_FAILURE_STATUS = {Status.TIMEOUT: 504, Status.CANCELED: 503}
+
+
+def trace_id_from(headers: Any) -> str:
+    """The caller's X-Request-ID / X-Trace-ID, or W3C traceparent's trace id, or a new one."""
+    for name in ("X-Request-ID", "X-Trace-ID"):
+        value = (headers.get(name) or "").strip()
+        if value and _TRACE_ID.fullmatch(value):
+            return value
+    match = _TRACEPARENT.fullmatch((headers.get("traceparent") or "").strip().lower())
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
+
+
+def client_ip(remote_addr: str | None, forwarded_for: str | None,
+              trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The client's address, believing X-Forwarded-For only when sent by a trusted proxy."""
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    addr = remote_addr or ""
+    if not forwarded_for or not is_trusted(addr):
+        return addr
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return addr
+        addr = hop
+    return addr
+
+
+def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
+    """Tags from `X-Bridge-Tags` (JSON object or `k:v, k2=v2`) and `?tag=k:v`."""
+    tags: dict[str, str] = {}
+    items: list[str] = []
+    if header:
+        header = header.strip()
+        if header.startswith("{"):
+            try:
+                parsed = json.loads(header)
+            except ValueError:
+                raise BadPayload("X-Bridge-Tags is not a JSON object") from None
+            if not isinstance(parsed, dict):
+                raise BadPayload("X-Bridge-Tags is not a JSON object")
+            items += [f"{k}:{v}" for k, v in parsed.items()]
+        else:
+            items += [part for part in header.split(",") if part.strip()]
+    items += query_tags
+    for item in items:
+        match = _TAG.fullmatch(item)
+        if not match or len(match.group(1)) > 64 or len(match.group(2)) > 256:
+            raise BadPayload(f"Invalid tag {item[:80]!r}: use key:value (key up to 64 "
+                             "characters, value up to 256)")
+        tags[match.group(1)] = match.group(2)
+    if len(tags) > MAX_TAGS:
+        raise BadPayload(f"Too many tags: at most {MAX_TAGS}")
+    return tags
+
+
+def parse_payload() -> dict[str, Any]:
+    """The plugin's data: query parameters, overlaid by a JSON object or form fields."""
+    data: dict[str, Any] = {}
+    for key in request.args:
+        if key not in RESERVED_QUERY:
+            values = request.args.getlist(key)
+            data[key] = values[0] if len(values) == 1 else values
+    mimetype = request.mimetype
+    if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for key in request.form:
+            values = request.form.getlist(key)
+            data[key] = values[0] if len(values) == 1 else values
+        return data
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return data
+    if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")
+                         or mimetype == "text/plain"):
+        raise UnsupportedMediaType(
+            f"Unsupported content type {mimetype!r}: send JSON (application/json) or form "
+            "fields")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadPayload("The request body is not valid UTF-8") from None
+    except RecursionError:
+        raise BadPayload("The JSON body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadPayload(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadPayload(f"The JSON body must be an object, not {type(body).__name__}")
+    data.update(body)
+    return data
+
+
+def _wants_async() -> bool:
+    flag = request.args.get("async", "").lower()
+    return flag in ("1", "true", "yes") or "respond-async" in request.headers.get("Prefer", "")
+
+
+def _response_fields(inv: Invocation, outcome: Outcome, code: int, message: str) -> dict:
+    return {
+        "plugin": inv.plugin.name,
+        "method": inv.method,
+        "status_code": code,
+        "message": message,
+        "execution_time": round(outcome.duration / 1e9, 6),
+        "timestamp": rfc3339(outcome.end_time),
+        "data": outcome.result,
+        "request_id": inv.trace_id,
+        "execution_id": inv.execution_id,
+        "trace_id": inv.trace_id,
+        "attempts": len(outcome.attempts),
+    }
+
+
+@blp.route("/<plugin>")
+class WebhookView(MethodView):
+    """Every method runs the same way; the plugin decides which methods it handles."""
+
+    def _run(self, plugin_name: str, query: dict[str, Any]) -> Any:
+        registry: PluginRegistry = current_app.extensions["bridge.registry"]
+        runner: Runner = current_app.extensions["bridge.runner"]
+        config = current_app.extensions["bridge.config"]
+        g.trace_id = trace_id_from(request.headers)
+        plugin = registry.get(plugin_name)
+        method = request.method
+        if method not in plugin.supported_methods:
+            raise MethodNotAllowed(plugin.name, method, plugin.supported_methods)
+        data = parse_payload()
+        inv = Invocation(
+            plugin=plugin, method=method, data=data, execution_id=str(uuid.uuid4()),
+            trace_id=g.trace_id, user_agent=request.headers.get("User-Agent", "")[:512],
+            remote_ip=client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                current_app.extensions["bridge.trusted_proxies"]),
+            tags=parse_tags(request.headers.get("X-Bridge-Tags"), query.get("tag") or []),
+            headers={k: v for k, v in request.headers.items()},
+            start_time=clock.utcnow(),
+        )
+        inv.metadata = {"content_type": request.mimetype or "",
+                        "content_length": request.content_length or 0,
+                        "async": _wants_async()}
+        headers = {"X-Execution-ID": inv.execution_id}
+        if _wants_async():
+            runner.run_async(inv)
+            location = f"/api/v1/executions/{inv.execution_id}"
+            body = {"plugin": plugin.name, "method": method, "status_code": 202,
+                    "message": "Accepted: the run continues in the background; poll "
+                               "status_url for its record",
+                    "timestamp": rfc3339(inv.start_time), "request_id": inv.trace_id,
+                    "execution_id": inv.execution_id, "trace_id": inv.trace_id,
+                    "status_url": location}
+            return body, 202, {**headers, "Location": location}
+        outcome = runner.run(inv)
+        if outcome.status is Status.COMPLETED:
+            return (_response_fields(inv, outcome, 200, "Plugin executed successfully"),
+                    200, headers)
+        code = _FAILURE_STATUS.get(outcome.status, 500)
+        error = outcome.error
+        text = f"{type(error).__name__}: {error}" if error else "unknown error"
+        if outcome.status is Status.TIMEOUT:
+            message = str(error)
+        else:
+            message = f"Plugin '{plugin.name}' failed: {text}"
+        fields = _response_fields(inv, outcome, code, message)
+        fields.update(error=str(error) if error else "", error_type=outcome.error_type)
+        if code == 503:
+            headers["Retry-After"] = str(config.runner.retry_after)
+        raise WebhookFailed(code, message, fields, headers)
+
+    @blp.arguments(WebhookQuerySchema, location="query")
+    @blp.response(200, WebhookResponseSchema)
+    @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
+    @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
+    @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
+    @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
+    @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
+    @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")
+    def get(self, query: dict[str, Any], plugin: str) -> Any:
+        """Run a plugin with the query parameters as its data."""
+        return self._run(plugin, query)
+
+    @blp.arguments(WebhookQuerySchema, location="query")
+    @blp.response(200, WebhookResponseSchema)
+    @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
+    @blp.alt_response(400, schema=ErrorSchema, description="Malformed or non-object JSON")
+    @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
+    @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
+    @blp.alt_response(413, schema=ErrorSchema, description="Body over server.max_body_size")
+    @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
+    @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
+    @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")
+    def post(self, query: dict[str, Any], plugin: str) -> Any:
+        """Run a plugin with the JSON object (or form fields) and query parameters."""
+        return self._run(plugin, query)
+
+    put = post
+    patch = post
+    delete = get
+
+
+@blp.after_request
+def _trace_header(response: Response) -> Response:
+    trace_id = g.get("trace_id")
+    if trace_id:
+        response.headers["X-Request-ID"] = trace_id
+    return response

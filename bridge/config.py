@@ -1,0 +1,327 @@
+"""Configuration: `config.yaml` loaded into typed dataclasses and validated once.
+
+Durations are written Go style (`30s`, `12h`, `1h30m`), sizes in bytes. A bad value
+stops start-up with one line naming the key and the value; an unknown key only warns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from bridge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPES = (
+    "timeout",
+    "connection_error",
+    "permission_denied",
+    "validation_error",
+    "not_found",
+    "unauthorized",
+    "forbidden",
+    "interrupted",
+    "unknown_error",
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a Go-style duration (`1h30m`, `500ms`) or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}")
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0:
+            raise ValueError(f"invalid duration {value!r}")
+        return seconds
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Go-style spelling of a number of seconds, for logs and docs."""
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    seconds_int = int(seconds)
+    hours, rest = divmod(seconds_int, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+class Duration(float):
+    """A number of seconds read from a duration string."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_body_size: int = 10 * 1024 * 1024
+    workers: int = 2
+    threads: int = 8
+    graceful_timeout: Duration = Duration(30)
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    dirs: list[str] = field(default_factory=lambda: ["plugins"])
+    timeout: Duration = Duration(30)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    max_workers: int = 16
+    max_attempts: int = 1
+    backoff: Duration = Duration(1)
+    retry_on: list[str] = field(default_factory=lambda: ["timeout", "connection_error"])
+    max_pending: int = 100
+    retry_after: int = 1
+
+
+@dataclass(frozen=True)
+class SQLiteConfig:
+    database_path: str = "data/executions.db"
+    max_connections: int = 10
+    retention_days: int = 30
+    enable_wal: bool = True
+    enable_foreign_keys: bool = True
+    busy_timeout: Duration = Duration(5)
+    synchronous: str = "NORMAL"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    type: str = "sqlite"
+    sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    track_input: bool = True
+    track_output: bool = True
+    track_errors: bool = True
+    max_input_size: int = 1024 * 1024
+    max_output_size: int = 1024 * 1024
+    cleanup_interval: Duration = Duration(24 * 3600)
+    metrics_aggregation_interval: Duration = Duration(3600)
+    # When set, wins over storage.sqlite.retention_days (see README).
+    retention_days: int | None = None
+    stale_check_interval: Duration = Duration(60)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    enabled: bool = True
+    lock_path: str | None = None
+    takeover_interval: Duration = Duration(5)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    execution_tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Where relative paths (plugin dirs, database) are resolved from.
+    base_dir: str = "."
+
+    @property
+    def retention_days(self) -> int:
+        explicit = self.execution_tracking.retention_days
+        return explicit if explicit is not None else self.storage.sqlite.retention_days
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    @property
+    def longest_timeout(self) -> float:
+        """The longest plugin timeout that config sets (class attributes may differ)."""
+        values = [float(self.plugins.timeout)]
+        values += [parse_duration(s["timeout"]) for s in self.plugins.settings.values()
+                   if s.get("timeout") is not None]
+        return max(values)
+
+    @property
+    def database_path(self) -> Path:
+        return self.resolve(self.storage.sqlite.database_path)
+
+    @property
+    def plugin_dirs(self) -> list[Path]:
+        return [self.resolve(d) for d in self.plugins.dirs]
+
+
+def _convert(key: str, hint: Any, value: Any) -> Any:
+    """Check `value` against the annotation `hint`, converting durations."""
+    origin = get_origin(hint)
+    if hint is Duration:
+        try:
+            return Duration(parse_duration(value))
+        except ValueError:
+            raise ConfigError(key, value, "invalid duration") from None
+    if is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(key, value, "expected a mapping")
+        return _build(hint, value, key)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(key, value, "expected a whole number >= 0")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, value, "expected a string")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(key, value, "expected a list")
+        (item,) = get_args(hint)
+        return [_convert(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, value, "expected a mapping")
+        return {str(k): v for k, v in value.items()}
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if args and value is None:
+        return None
+    if len(args) == 1:
+        return _convert(key, args[0], value)
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for name in raw:
+        if name not in known:
+            log.warning("Unknown config key %s%s ignored", f"{prefix}." if prefix else "", name)
+    kwargs = {
+        name: _convert(f"{prefix}.{name}" if prefix else name, hints[name], raw[name])
+        for name in known
+        if name in raw
+    }
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    def check(ok: bool, key: str, value: Any, why: str) -> None:
+        if not ok:
+            raise ConfigError(key, value, why)
+
+    check(config.storage.type == "sqlite", "storage.type", config.storage.type,
+          "unsupported storage type (only 'sqlite' is available)")
+    check(1 <= config.server.port <= 65535, "server.port", config.server.port, "out of range")
+    check(config.server.max_body_size > 0, "server.max_body_size",
+          config.server.max_body_size, "must be > 0")
+    check(config.server.workers >= 1, "server.workers", config.server.workers, "must be >= 1")
+    check(config.server.threads >= 1, "server.threads", config.server.threads, "must be >= 1")
+    for i, proxy in enumerate(config.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"server.trusted_proxies[{i}]", proxy, "invalid IP or CIDR") from None
+    check(config.plugins.timeout > 0, "plugins.timeout", config.plugins.timeout, "must be > 0")
+    check(config.runner.max_workers >= 1, "runner.max_workers",
+          config.runner.max_workers, "must be >= 1")
+    check(config.runner.max_attempts >= 1, "runner.max_attempts",
+          config.runner.max_attempts, "must be >= 1")
+    for i, kind in enumerate(config.runner.retry_on):
+        check(kind in ERROR_TYPES, f"runner.retry_on[{i}]", kind, "unknown error type")
+    check(config.storage.sqlite.max_connections >= 1, "storage.sqlite.max_connections",
+          config.storage.sqlite.max_connections, "must be >= 1")
+    check(config.storage.sqlite.synchronous.upper() in {"OFF", "NORMAL", "FULL", "EXTRA"},
+          "storage.sqlite.synchronous", config.storage.sqlite.synchronous,
+          "expected OFF, NORMAL, FULL or EXTRA")
+    tracking = config.execution_tracking
+    check(tracking.cleanup_interval > 0, "execution_tracking.cleanup_interval",
+          tracking.cleanup_interval, "must be > 0")
+    check(tracking.metrics_aggregation_interval > 0,
+          "execution_tracking.metrics_aggregation_interval",
+          tracking.metrics_aggregation_interval, "must be > 0")
+    check(logging.getLevelName(config.logging.level.upper()) != f"Level {config.logging.level.upper()}",
+          "logging.level", config.logging.level, "unknown level")
+    for name, settings in config.plugins.settings.items():
+        check(isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping")
+
+
+def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = ".") -> Config:
+    """A validated Config from a parsed YAML mapping."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError("<root>", raw, "expected a mapping")
+    raw = dict(raw or {})
+    raw["base_dir"] = str(base_dir)
+    config = _build(Config, raw)
+    _validate(config)
+    # Per-plugin settings are checked here too, so a typo stops start-up.
+    from bridge.plugin import PluginSettings
+
+    for name, settings in config.plugins.settings.items():
+        PluginSettings.from_overrides(settings, f"plugins.settings.{name}")
+    return config
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config file named by `path`, `$BRIDGE_CONFIG` or `config.yaml`."""
+    path = Path(path or os.environ.get("BRIDGE_CONFIG") or "config.yaml")
+    if not path.exists():
+        if os.environ.get("BRIDGE_CONFIG") or path.name != "config.yaml":
+            raise ConfigError("config", str(path), "file not found")
+        return from_dict({}, base_dir=".")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", str(path), f"not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("config", str(path), "expected a mapping at the top level")
+    return from_dict(raw, base_dir=path.resolve().parent)

@@ -1,0 +1,142 @@
+"""The project's exceptions: one base, a subclass per cause, messages built from ids.
+
+Services raise these; `bridge.api.errors` turns them into the API's one JSON shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+    http_status = 500
+    # Extra response headers (Retry-After, Allow, ...) for the API's error response.
+    headers: dict[str, str] = {}  # noqa: RUF012 - replaced per instance, never mutated
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ConfigError(BridgeError):
+    """A config value that cannot be used; the one line names the key and the value."""
+
+    def __init__(self, key: str, value: Any, why: str) -> None:
+        shown = f"'{value}'" if isinstance(value, str) else repr(value)
+        super().__init__(f"{key}: {why} {shown}")
+        self.key = key
+        self.value = value
+
+
+class PluginNotFound(BridgeError):
+    http_status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Plugin '{name}' not found")
+        self.name = name
+
+
+class PluginUnavailable(BridgeError):
+    """The plugin file exists but could not be loaded."""
+
+    http_status = 503
+
+    def __init__(self, name: str, error: str) -> None:
+        super().__init__(f"Plugin '{name}' is unavailable: {error}")
+        self.name = name
+
+
+class MethodNotAllowed(BridgeError):
+    http_status = 405
+
+    def __init__(self, name: str, method: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"Plugin '{name}' does not handle {method}; it handles {', '.join(allowed)}"
+        )
+        self.allowed = allowed
+        self.headers = {"Allow": ", ".join(allowed)}
+
+
+class BadPayload(BridgeError):
+    http_status = 400
+
+
+class RunnerSaturated(BridgeError):
+    """Every runner slot is taken; the client should come back after `retry_after` s."""
+
+    http_status = 503
+
+    def __init__(self, retry_after: int, what: str = "runner") -> None:
+        super().__init__(f"The {what} is saturated: every slot is busy, retry later")
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class ExecutionNotFound(BridgeError):
+    http_status = 404
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"Execution '{execution_id}' not found")
+        self.execution_id = execution_id
+
+
+class StorageUnavailable(BridgeError):
+    """Tracking is disabled or its database cannot be used."""
+
+    http_status = 503
+
+
+class StorageError(BridgeError):
+    """A storage operation failed (disk full, locked, corrupt)."""
+
+    http_status = 503
+
+
+class InvalidCursor(BridgeError):
+    http_status = 422
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__("The cursor is not one this API returned")
+        self.extra = {"errors": {"cursor": ["Not a cursor returned by this API."]}}
+
+
+class PluginTimeout(BridgeError, TimeoutError):
+    """A plugin ran past its timeout; its thread may still be running."""
+
+    http_status = 504
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(f"Plugin '{name}' timed out after {timeout:g}s")
+        self.timeout = timeout
+
+
+class PluginReportedError(BridgeError):
+    """The plugin returned {"status": "error", ...} instead of raising."""
+
+    def __init__(self, name: str, result: dict[str, Any]) -> None:
+        detail = result.get("error") or result.get("message") or "plugin reported an error"
+        super().__init__(str(detail))
+        self.result = result
+        self.error_type = result.get("error_type")
+
+
+class ExecutionCanceled(BridgeError):
+    """The run was cut off because the process is shutting down."""
+
+    http_status = 503
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Plugin '{name}' was canceled: the server is shutting down")
+
+
+class WebhookFailed(BridgeError):
+    """A plugin run that ended badly; `extra` holds the webhook response fields."""
+
+    def __init__(self, http_status: int, message: str, fields: dict[str, Any],
+                 headers: dict[str, str]) -> None:
+        super().__init__(message, **fields)
+        self.http_status = http_status
+        self.headers = headers

@@ -1,0 +1,192 @@
+"""Plugin registry: finds `*.py` files in the plugin folders, loads and reloads them.
+
+A file is reloaded when its mtime or size changes, checked on each lookup, so an edit
+in `plugins/` takes effect on the next request in every gunicorn worker. A file that
+fails to load is kept as unavailable with its error; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import logging
+import re
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from bridge.config import Config
+from bridge.errors import BridgeError, PluginNotFound, PluginUnavailable
+from bridge.plugin import BasePlugin, PluginSettings
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def is_plugin_name(name: str) -> bool:
+    """A valid plugin name; files starting with `_` are helpers, not plugins."""
+    return bool(NAME_PATTERN.fullmatch(name)) and not name.startswith("_")
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """One plugin file as last seen: its class and settings, or why it failed."""
+
+    name: str
+    path: Path
+    mtime_ns: int
+    size: int
+    plugin_class: type[BasePlugin] | None
+    settings: PluginSettings | None
+    error: str | None
+
+    @property
+    def is_available(self) -> bool:
+        return self.plugin_class is not None
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.plugin_class) if self.plugin_class else None
+        if not doc or self.plugin_class is None or doc == inspect.getdoc(BasePlugin):
+            return ""
+        return doc.strip().splitlines()[0]
+
+    @property
+    def supported_methods(self) -> list[str]:
+        if self.settings is None or self.plugin_class is None:
+            return []
+        if self.settings.methods:
+            return list(self.settings.methods)
+        return self.plugin_class.supported_methods()
+
+    @property
+    def last_modified(self) -> datetime:
+        return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
+
+
+def _find_plugin_class(module: Any) -> type[BasePlugin] | None:
+    """`Plugin` if the module defines it, else the first BasePlugin subclass defined there."""
+    candidate = getattr(module, "Plugin", None)
+    if inspect.isclass(candidate) and issubclass(candidate, BasePlugin):
+        return candidate
+    for value in vars(module).values():
+        if (inspect.isclass(value) and issubclass(value, BasePlugin)
+                and value is not BasePlugin and value.__module__ == module.__name__):
+            return value
+    return None
+
+
+class PluginRegistry:
+    """Plugins by name across the configured folders; the first folder wins a name clash."""
+
+    def __init__(self, config: Config) -> None:
+        self.dirs = config.plugin_dirs
+        self.default_timeout = float(config.plugins.timeout)
+        self.overrides = config.plugins.settings
+        self._plugins: dict[str, LoadedPlugin] = {}
+        self._lock = threading.Lock()
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["bridge.registry"] = self
+        for plugin in self.all():
+            if plugin.error:
+                log.warning("Plugin %s unavailable: %s", plugin.name,
+                            plugin.error.splitlines()[0])
+        log.info("Loaded %d plugins from %s", len(self._plugins),
+                 ", ".join(str(d) for d in self.dirs))
+
+    def _locate(self, name: str) -> Path | None:
+        for folder in self.dirs:
+            path = folder / f"{name}.py"
+            if path.is_file():
+                return path
+        return None
+
+    def _load(self, name: str, path: Path, stat: Any) -> LoadedPlugin:
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        module_name = f"bridge_plugins.{name.replace('-', '_')}_{digest}"
+        plugin_class = settings = error = None
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            plugin_class = _find_plugin_class(module)
+            if plugin_class is None:
+                raise ImportError("no plugin class: define a class that subclasses BasePlugin")
+            settings = PluginSettings.for_plugin(plugin_class, name, self.overrides.get(name))
+        except BridgeError as exc:
+            plugin_class, error = None, exc.message
+        except BaseException as exc:  # a plugin file can raise anything, SystemExit included
+            plugin_class = None
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            log.debug("Plugin %s failed to load", name, exc_info=True)
+        return LoadedPlugin(name, path, stat.st_mtime_ns, stat.st_size,
+                            plugin_class, settings, error)
+
+    def lookup(self, name: str) -> LoadedPlugin | None:
+        """The plugin called `name` as its file is now, reloading it if it changed."""
+        if not is_plugin_name(name):
+            return None
+        path = self._locate(name)
+        if path is None:
+            with self._lock:
+                self._plugins.pop(name, None)
+            return None
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        cached = self._plugins.get(name)
+        if (cached is not None and cached.path == path and cached.mtime_ns == stat.st_mtime_ns
+                and cached.size == stat.st_size):
+            return cached
+        with self._lock:
+            cached = self._plugins.get(name)
+            if (cached is None or cached.path != path or cached.mtime_ns != stat.st_mtime_ns
+                    or cached.size != stat.st_size):
+                if cached is not None:
+                    log.info("Reloading plugin %s (%s changed)", name, path)
+                cached = self._plugins[name] = self._load(name, path, stat)
+            return cached
+
+    def get(self, name: str) -> LoadedPlugin:
+        """An available plugin, or PluginNotFound / PluginUnavailable."""
+        plugin = self.lookup(name)
+        if plugin is None:
+            raise PluginNotFound(name)
+        if not plugin.is_available:
+            raise PluginUnavailable(name, (plugin.error or "").splitlines()[0])
+        return plugin
+
+    def names(self) -> list[str]:
+        seen: list[str] = []
+        for folder in self.dirs:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.py")):
+                if path.stem not in seen and is_plugin_name(path.stem):
+                    seen.append(path.stem)
+        return sorted(seen)
+
+    def all(self) -> list[LoadedPlugin]:
+        """Every plugin file now in the folders, each as currently loaded."""
+        names = self.names()
+        with self._lock:
+            for gone in set(self._plugins) - set(names):
+                del self._plugins[gone]
+        return [p for p in (self.lookup(n) for n in names) if p is not None]
+
+    def timeout_for(self, plugin: LoadedPlugin) -> float:
+        settings = plugin.settings
+        return settings.timeout if settings and settings.timeout else self.default_timeout

@@ -1,0 +1,388 @@
+"""Runner: a bounded thread pool that runs plugins with a timeout and retries.
+
+A timed-out plugin thread cannot be killed. Its slot stays taken until the plugin
+returns (it is counted as abandoned meanwhile), and when every slot is taken new
+requests get RunnerSaturated (503) at once instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+import traceback
+import queue
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from bridge import clock
+from bridge.config import Config
+from bridge.errors import ExecutionCanceled, PluginReportedError, PluginTimeout, RunnerSaturated
+from bridge.registry import LoadedPlugin
+from bridge.storage.base import AttemptRecord, Status
+from bridge.tracking.classify import classify
+
+if TYPE_CHECKING:
+    from bridge.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Invocation:
+    """One webhook delivery on its way to a plugin, with what tracking records of it."""
+
+    plugin: LoadedPlugin
+    method: str
+    data: dict[str, Any]
+    execution_id: str
+    trace_id: str
+    user_agent: str = ""
+    remote_ip: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    start_time: datetime = field(default_factory=clock.utcnow)
+
+
+@dataclass
+class Outcome:
+    """How a run ended, after all its attempts."""
+
+    status: Status
+    start_time: datetime
+    end_time: datetime
+    duration: int  # nanoseconds
+    attempts: list[AttemptRecord]
+    result: dict[str, Any] | None = None
+    output_json: str = ""
+    error: BaseException | None = None
+    error_type: str = ""
+    error_detail: str = ""  # message and traceback, for the record
+
+    @property
+    def retry_count(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+
+@dataclass
+class _Call:
+    finished: bool = False
+    abandoned: bool = False
+    traceback: str = ""
+
+
+class DaemonPool:
+    """A fixed set of daemon threads: a hung plugin thread never blocks process exit.
+
+    The runner's slots bound what is submitted, so work never waits here for long.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pool is shut down")
+            if not self._started:
+                for i in range(self._size):
+                    threading.Thread(target=self._work, name=f"{self._name}-{i}",
+                                     daemon=True).start()
+                self._started = True
+            self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            started = self._started
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        if started:
+            for _ in range(self._size):
+                self._queue.put(None)
+
+
+def normalize_result(value: Any) -> tuple[dict[str, Any], str]:
+    """The plugin's result as a JSON-safe dict and its JSON text."""
+    if not isinstance(value, dict):
+        value = {"result": value}
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return json.loads(text), text
+
+
+class Runner:
+    """Runs plugins; the tracker hears about every run it starts."""
+
+    def __init__(self, config: Config, tracker: Tracker) -> None:
+        self.max_workers = config.runner.max_workers
+        self.max_pending = config.runner.max_pending
+        self.retry_after = config.runner.retry_after
+        self.default_timeout = float(config.plugins.timeout)
+        self.default_attempts = config.runner.max_attempts
+        self.default_backoff = float(config.runner.backoff)
+        self.default_retry_on = tuple(config.runner.retry_on)
+        self.tracker = tracker
+        self._slots = threading.Semaphore(self.max_workers)
+        self._pool = DaemonPool(self.max_workers, "plugin")
+        self._async_pool = DaemonPool(self.max_pending, "async")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._abandoned = 0
+        self._pending = 0
+        self._saturated = 0
+        self._active: set[threading.Event] = set()
+        self._stop = threading.Event()
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["bridge.runner"] = self
+
+    # -- slots -------------------------------------------------------------
+    def _acquire(self, wait: float | None) -> None:
+        acquired = (self._slots.acquire(blocking=False) if wait is None
+                    else self._slots.acquire(timeout=wait))
+        if not acquired:
+            with self._lock:
+                self._saturated += 1
+            raise RunnerSaturated(self.retry_after)
+        with self._lock:
+            self._busy += 1
+
+    def _release(self, call: _Call) -> None:
+        with self._lock:
+            call.finished = True
+            self._busy -= 1
+            if call.abandoned:
+                self._abandoned -= 1
+        self._slots.release()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "max_workers": self.max_workers,
+                "busy": self._busy,
+                "abandoned": self._abandoned,
+                "pending": self._pending,
+                "saturated_rejections": self._saturated,
+                "closing": self._stop.is_set(),
+            }
+
+    # -- running -----------------------------------------------------------
+    def run(self, inv: Invocation) -> Outcome:
+        """Run now in the caller's request, or raise RunnerSaturated without recording."""
+        if self._stop.is_set():
+            raise ExecutionCanceled(inv.plugin.name)
+        self._acquire(wait=None)
+        try:
+            self.tracker.start(inv, Status.RUNNING)
+        except BaseException:
+            self._release(_Call())
+            raise
+        outcome = self._attempts(inv, first_slot_held=True)
+        self.tracker.finish(inv, outcome)
+        return outcome
+
+    def run_async(self, inv: Invocation) -> None:
+        """Accept the run as `pending` and return; it starts when a slot frees."""
+        if self._stop.is_set():
+            raise ExecutionCanceled(inv.plugin.name)
+        with self._lock:
+            if self._pending >= self.max_pending:
+                self._saturated += 1
+                raise RunnerSaturated(self.retry_after, what="async queue")
+            self._pending += 1
+        try:
+            self.tracker.start(inv, Status.PENDING)
+            self._async_pool.submit(self._run_pending, inv)
+        except BaseException:
+            with self._lock:
+                self._pending -= 1
+            raise
+
+    def _run_pending(self, inv: Invocation) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._acquire(wait=0.5)
+                    break
+                except RunnerSaturated:
+                    continue
+            if self._stop.is_set():
+                now = clock.utcnow()
+                self.tracker.finish(inv, Outcome(Status.CANCELED, now, now, 0, [],
+                                                 error=ExecutionCanceled(inv.plugin.name),
+                                                 error_type="interrupted"))
+                return
+            self.tracker.mark_running(inv)
+            self.tracker.finish(inv, self._attempts(inv, first_slot_held=True))
+        except Exception:
+            log.exception("Async run %s of %s failed in the runner", inv.execution_id,
+                          inv.plugin.name)
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _settings(self, plugin: LoadedPlugin) -> tuple[float, int, float, tuple[str, ...]]:
+        s = plugin.settings
+        timeout = s.timeout if s and s.timeout else self.default_timeout
+        attempts = s.max_attempts if s and s.max_attempts else self.default_attempts
+        backoff = s.backoff if s and s.backoff is not None else self.default_backoff
+        retry_on = s.retry_on if s and s.retry_on is not None else self.default_retry_on
+        return timeout, attempts, backoff, retry_on
+
+    def _attempts(self, inv: Invocation, first_slot_held: bool) -> Outcome:
+        timeout, max_attempts, backoff, retry_on = self._settings(inv.plugin)
+        attempts: list[AttemptRecord] = []
+        start, t0 = clock.utcnow(), time.perf_counter_ns()
+        result: dict[str, Any] | None = None
+        output_json, error, call = "", None, _Call()
+        status = Status.FAILED
+        for number in range(1, max_attempts + 1):
+            if number > 1 or not first_slot_held:
+                try:
+                    self._acquire(wait=timeout)
+                except RunnerSaturated as exc:
+                    error = exc
+                    break
+            cancel, call = threading.Event(), _Call()
+            with self._lock:
+                self._active.add(cancel)
+            data = inv.data if number == 1 else copy.deepcopy(inv.data)
+            a_start, a_t0 = clock.utcnow(), time.perf_counter_ns()
+            error = None
+            try:
+                future = self._pool.submit(self._call, inv, data, cancel, number, call)
+            except RuntimeError:  # the pool is shut down
+                self._release(call)
+                error, status = ExecutionCanceled(inv.plugin.name), Status.CANCELED
+            else:
+                try:
+                    result, output_json = future.result(timeout=timeout)
+                    status = Status.COMPLETED
+                except FutureTimeout:
+                    cancel.set()
+                    with self._lock:
+                        if not call.finished:
+                            call.abandoned = True
+                            self._abandoned += 1
+                    error, status = PluginTimeout(inv.plugin.name, timeout), Status.TIMEOUT
+                    log.warning("Plugin %s timed out after %gs (execution %s)",
+                                inv.plugin.name, timeout, inv.execution_id)
+                except BaseException as exc:
+                    error, status = exc, Status.FAILED
+                    if self._stop.is_set():
+                        status = Status.CANCELED
+            finally:
+                with self._lock:
+                    self._active.discard(cancel)
+            error_type = "" if error is None else classify(error)
+            a_end = clock.utcnow()
+            attempts.append(AttemptRecord(
+                number=number, start_time=a_start, end_time=a_end, status=status,
+                error="" if error is None else f"{type(error).__name__}: {error}",
+                error_type=error_type, duration=time.perf_counter_ns() - a_t0))
+            if error is None or status is Status.CANCELED:
+                break
+            if error_type not in retry_on or number == max_attempts:
+                break
+            delay = backoff * (2 ** (number - 1))
+            log.info("Retrying plugin %s (attempt %d of %d failed with %s) in %gs",
+                     inv.plugin.name, number, max_attempts, error_type, delay)
+            if self._stop.wait(delay):
+                status = Status.CANCELED
+                break
+        if isinstance(error, RunnerSaturated):
+            status = Status.FAILED
+        detail = ""
+        if error is not None:
+            detail = f"{type(error).__name__}: {error}"
+            if call.traceback:
+                detail = call.traceback
+        if isinstance(error, PluginReportedError):
+            result = error.result
+        return Outcome(
+            status=status, start_time=start, end_time=clock.utcnow(),
+            duration=time.perf_counter_ns() - t0, attempts=attempts, result=result,
+            output_json=output_json, error=error,
+            error_type="" if error is None else (
+                "interrupted" if status is Status.CANCELED else classify(error)),
+            error_detail=detail,
+        )
+
+    def _call(self, inv: Invocation, data: dict[str, Any], cancel: threading.Event,
+              attempt: int, call: _Call) -> tuple[dict[str, Any], str]:
+        """In a pool thread: build the plugin, run its handler, normalise the result."""
+        try:
+            plugin_class = inv.plugin.plugin_class
+            assert plugin_class is not None
+            instance = plugin_class(data, logging.getLogger(f"plugins.{inv.plugin.name}"),
+                                    inv.method)
+            instance.cancel_event = cancel
+            instance.context = {
+                "execution_id": inv.execution_id,
+                "trace_id": inv.trace_id,
+                "attempt": attempt,
+                "headers": inv.headers,
+                "plugin": inv.plugin.name,
+            }
+            value = instance.execute()
+            result, text = normalize_result(value)
+            if result.get("status") == "error":
+                raise PluginReportedError(inv.plugin.name, result)
+            return result, text
+        except BaseException:
+            call.traceback = traceback.format_exc()
+            raise
+        finally:
+            self._release(call)
+
+    # -- shutdown ----------------------------------------------------------
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop taking runs, let in-flight plugins finish up to `timeout`, cancel the rest."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._busy - self._abandoned <= 0 and self._pending == 0:
+                    break
+            time.sleep(0.05)
+        with self._lock:
+            for event in self._active:
+                event.set()
+        self._pool.shutdown()
+        self._async_pool.shutdown()
+        self.tracker.close_own_runs()

@@ -1,0 +1,139 @@
+"""Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs.
+
+Under gunicorn every worker builds the app, but exactly one runs the jobs: the one
+holding an exclusive lock on a file beside the database. The others stand by and
+try the lock again every few seconds, so if the leader's process dies (the kernel
+drops its lock) another worker takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from bridge import clock
+from bridge.config import Config
+from bridge.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, config: Config, tracker: Tracker) -> None:
+        self.config = config
+        self.tracker = tracker
+        self.enabled = config.scheduler.enabled and tracker.store is not None
+        self.lock_path = Path(config.scheduler.lock_path or
+                              f"{config.database_path}.scheduler.lock")
+        self.takeover_interval = float(config.scheduler.takeover_interval)
+        self._lock_file: Any = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._standby: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_runs: dict[str, dict[str, Any]] = {}
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["bridge.scheduler"] = self
+        if self.enabled:
+            self.start()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._scheduler is not None
+
+    def start(self) -> None:
+        if self._try_lock():
+            self._start_jobs()
+            return
+        log.info("Background jobs run in another worker; this one (pid %d) stands by",
+                 os.getpid())
+        self._standby = threading.Thread(target=self._stand_by, name="scheduler-standby",
+                                         daemon=True)
+        self._standby.start()
+
+    def _try_lock(self) -> bool:
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held open while leading
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+        return True
+
+    def _stand_by(self) -> None:
+        while not self._stop.wait(self.takeover_interval):
+            if self._try_lock():
+                log.info("Worker %d takes over the background jobs", os.getpid())
+                self._start_jobs()
+                return
+
+    def _start_jobs(self) -> None:
+        tracking = self.config.execution_tracking
+        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        soon = clock.utcnow() + timedelta(seconds=1)
+        scheduler.add_job(self._job, "interval", args=["cleanup", self.run_cleanup],
+                          id="cleanup", seconds=float(tracking.cleanup_interval),
+                          next_run_time=soon)
+        scheduler.add_job(self._job, "interval", args=["rollup", self.run_rollup],
+                          id="rollup", seconds=float(tracking.metrics_aggregation_interval),
+                          next_run_time=soon)
+        scheduler.add_job(self._job, "interval", args=["stale", self.tracker.recover_stale],
+                          id="stale", seconds=float(tracking.stale_check_interval))
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("✅ Execution cleanup worker started")
+
+    def _job(self, name: str, fn: Any) -> None:
+        started = clock.utcnow()
+        try:
+            result = fn()
+            self.last_runs[name] = {"at": started.isoformat(), "ok": True, "result": result}
+        except Exception as exc:
+            self.last_runs[name] = {"at": started.isoformat(), "ok": False, "error": str(exc)}
+            log.exception("Background job %s failed", name)
+
+    def run_cleanup(self) -> int:
+        store = self.tracker.require_store()
+        result = store.cleanup(self.config.retention_days, clock.utcnow())
+        log.info("Cleanup deleted %d executions older than %s", result.deleted,
+                 result.cutoff.isoformat())
+        return result.deleted
+
+    def run_rollup(self) -> int:
+        return self.tracker.require_store().rollup(clock.utcnow())
+
+    def status(self) -> dict[str, Any]:
+        jobs = []
+        if self._scheduler is not None:
+            for job in self._scheduler.get_jobs():
+                jobs.append({"id": job.id, "next_run_time": job.next_run_time.isoformat()
+                             if job.next_run_time else None})
+        return {"enabled": self.enabled, "leader": self.is_leader, "pid": os.getpid(),
+                "jobs": jobs, "last_runs": dict(self.last_runs)}
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._scheduler is not None:
+            with contextlib.suppress(Exception):
+                self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None

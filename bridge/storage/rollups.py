@@ -1,0 +1,144 @@
+"""Rollup arithmetic: hourly aggregates of runs that merge into any window's stats.
+
+Durations go into a log-scale histogram (8 buckets per doubling, so a percentile read
+from it is within about 5% of the true value), which merges across hours and plugins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bridge.storage.base import Status
+
+BUCKETS_PER_DOUBLING = 8
+_BASE_NS = 1_000  # 1 µs: shorter durations share the first bucket
+
+
+def bucket_of(duration_ns: int) -> int:
+    return max(0, int(math.log2(max(duration_ns, _BASE_NS) / _BASE_NS) * BUCKETS_PER_DOUBLING))
+
+
+def bucket_value(bucket: int) -> int:
+    """The geometric middle of a bucket, in nanoseconds."""
+    return int(_BASE_NS * 2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING))
+
+
+@dataclass
+class Aggregate:
+    """Counts, durations and error types of a set of finished runs."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    timeout: int = 0
+    canceled: int = 0
+    duration_sum: int = 0
+    duration_min: int | None = None
+    duration_max: int = 0
+    histogram: Counter[int] = field(default_factory=Counter)
+    error_types: Counter[str] = field(default_factory=Counter)
+
+    def add(self, status: str, error_type: str, duration: int) -> None:
+        self.total += 1
+        if status == Status.COMPLETED.value:
+            self.completed += 1
+        elif status == Status.TIMEOUT.value:
+            self.timeout += 1
+        elif status == Status.CANCELED.value:
+            self.canceled += 1
+        else:
+            self.failed += 1
+        self.duration_sum += duration
+        self.duration_min = duration if self.duration_min is None else min(self.duration_min,
+                                                                            duration)
+        self.duration_max = max(self.duration_max, duration)
+        self.histogram[bucket_of(duration)] += 1
+        if error_type:
+            self.error_types[error_type] += 1
+
+    def merge(self, other: Aggregate) -> None:
+        self.total += other.total
+        self.completed += other.completed
+        self.failed += other.failed
+        self.timeout += other.timeout
+        self.canceled += other.canceled
+        self.duration_sum += other.duration_sum
+        if other.duration_min is not None:
+            self.duration_min = (other.duration_min if self.duration_min is None
+                                 else min(self.duration_min, other.duration_min))
+        self.duration_max = max(self.duration_max, other.duration_max)
+        self.histogram.update(other.histogram)
+        self.error_types.update(other.error_types)
+
+    @property
+    def unsuccessful(self) -> int:
+        return self.failed + self.timeout + self.canceled
+
+    @property
+    def success_rate(self) -> float:
+        return round(100.0 * self.completed / self.total, 2) if self.total else 0.0
+
+    @property
+    def avg_duration(self) -> int:
+        return self.duration_sum // self.total if self.total else 0
+
+    def percentile(self, q: float) -> int:
+        """Duration (ns) below which a share `q` of runs finished; exact at the extremes."""
+        if not self.total:
+            return 0
+        rank = max(1, math.ceil(q * self.total))
+        seen = 0
+        for bucket in sorted(self.histogram):
+            seen += self.histogram[bucket]
+            if seen >= rank:
+                low = self.duration_min or 0
+                return min(max(bucket_value(bucket), low), self.duration_max)
+        return self.duration_max
+
+
+def day_range(days: int, now: datetime) -> list[date]:
+    """Today (UTC) and the `days - 1` days before it, oldest first."""
+    today = now.date()
+    return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+
+
+def build_stats(per_day: dict[date, Aggregate], days: list[date],
+                unique_plugins: int) -> dict[str, Any]:
+    """The ExecutionStats document, with a daily entry for every day of the window."""
+    overall = Aggregate()
+    daily = []
+    for day in days:
+        agg = per_day.get(day, Aggregate())
+        overall.merge(agg)
+        daily.append({
+            "date": day.isoformat(),
+            "total_executions": agg.total,
+            "successful_executions": agg.completed,
+            "failed_executions": agg.unsuccessful,
+            "timeout_executions": agg.timeout,
+            "success_rate": agg.success_rate,
+            "avg_duration": agg.avg_duration,
+        })
+    return {
+        "total_executions": overall.total,
+        "successful_executions": overall.completed,
+        "failed_executions": overall.unsuccessful,
+        "timeout_executions": overall.timeout,
+        "canceled_executions": overall.canceled,
+        "success_rate": overall.success_rate,
+        "avg_duration": overall.avg_duration,
+        "min_duration": overall.duration_min or 0,
+        "max_duration": overall.duration_max,
+        "p50_duration": overall.percentile(0.50),
+        "p95_duration": overall.percentile(0.95),
+        "p99_duration": overall.percentile(0.99),
+        "unique_plugins": unique_plugins,
+        "error_types": dict(sorted(overall.error_types.items())),
+        "daily_stats": daily,
+        "window_start": days[0].isoformat(),
+        "window_end": days[-1].isoformat(),
+    }

@@ -1,0 +1,591 @@
+"""The SQLite backend: every SQL statement of the embedded default store lives here.
+
+Times are stored as integer microseconds since the epoch (UTC): compact, and ordered
+for the indexes. Writes go through one group-commit writer thread; reads use a small
+bounded pool of connections, each held by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bridge.config import Config
+from bridge.errors import InvalidCursor, StorageError
+from bridge.storage.base import (
+    AttemptRecord,
+    CleanupResult,
+    ExecutionFilter,
+    ExecutionRecord,
+    Page,
+    Status,
+)
+from bridge.storage.rollups import Aggregate, build_stats, day_range
+from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed
+
+log = logging.getLogger(__name__)
+
+CLEANUP_BATCH = 500
+OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("create_executions", """
+        CREATE TABLE executions (
+            seq          INTEGER PRIMARY KEY,
+            id           TEXT NOT NULL UNIQUE,
+            plugin_name  TEXT NOT NULL,
+            http_method  TEXT NOT NULL,
+            start_time   INTEGER NOT NULL,
+            end_time     INTEGER,
+            status       TEXT NOT NULL,
+            input        TEXT NOT NULL DEFAULT '',
+            output       TEXT NOT NULL DEFAULT '',
+            error        TEXT NOT NULL DEFAULT '',
+            error_type   TEXT NOT NULL DEFAULT '',
+            duration     INTEGER NOT NULL DEFAULT 0,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            retry_count  INTEGER NOT NULL DEFAULT 0,
+            trace_id     TEXT NOT NULL DEFAULT '',
+            user_agent   TEXT NOT NULL DEFAULT '',
+            remote_ip    TEXT NOT NULL DEFAULT '',
+            tags         TEXT NOT NULL DEFAULT '{}',
+            metadata     TEXT NOT NULL DEFAULT '{}',
+            created_at   INTEGER NOT NULL,
+            updated_at   INTEGER NOT NULL,
+            worker       TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX ix_executions_start ON executions (start_time);
+        CREATE INDEX ix_executions_plugin_start ON executions (plugin_name, start_time);
+        CREATE INDEX ix_executions_status_start ON executions (status, start_time);
+        CREATE INDEX ix_executions_plugin_status_start
+            ON executions (plugin_name, status, start_time);
+        CREATE INDEX ix_executions_error_type_start ON executions (error_type, start_time);
+        CREATE INDEX ix_executions_trace ON executions (trace_id);
+    """),
+    ("create_execution_attempts", """
+        CREATE TABLE execution_attempts (
+            execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+            number       INTEGER NOT NULL,
+            start_time   INTEGER NOT NULL,
+            end_time     INTEGER NOT NULL,
+            status       TEXT NOT NULL,
+            error        TEXT NOT NULL DEFAULT '',
+            error_type   TEXT NOT NULL DEFAULT '',
+            duration     INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (execution_id, number)
+        ) WITHOUT ROWID;
+    """),
+    ("create_execution_metrics", """
+        CREATE TABLE execution_metrics (
+            plugin_name  TEXT NOT NULL,
+            hour_start   INTEGER NOT NULL,
+            total        INTEGER NOT NULL,
+            completed    INTEGER NOT NULL,
+            failed       INTEGER NOT NULL,
+            timeout      INTEGER NOT NULL,
+            canceled     INTEGER NOT NULL,
+            duration_sum INTEGER NOT NULL,
+            duration_min INTEGER NOT NULL,
+            duration_max INTEGER NOT NULL,
+            histogram    TEXT NOT NULL,
+            error_types  TEXT NOT NULL,
+            PRIMARY KEY (plugin_name, hour_start)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_execution_metrics_hour ON execution_metrics (hour_start);
+    """),
+    ("create_bridge_state", """
+        CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """),
+]
+
+_COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "status", "input",
+            "output", "error", "error_type", "duration", "attempts", "retry_count",
+            "trace_id", "user_agent", "remote_ip", "tags", "metadata", "created_at",
+            "updated_at", "worker")
+_SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM executions"
+
+
+def to_us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    return int(value.timestamp() * 1_000_000)
+
+
+def from_us(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
+
+
+def _hour(us: int) -> int:
+    """Start of the UTC hour holding `us`, in seconds."""
+    return (us // 3_600_000_000) * 3600
+
+
+def connect(path: str | Path, config: Config) -> sqlite3.Connection:
+    """Open a connection with every setting the store relies on."""
+    sq = config.storage.sqlite
+    conn = sqlite3.connect(str(path), timeout=float(sq.busy_timeout), isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
+    if sq.enable_wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {sq.synchronous.upper()}")
+    conn.execute(f"PRAGMA foreign_keys = {'ON' if sq.enable_foreign_keys else 'OFF'}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, each in the transaction that records it; the version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if fresh:
+            conn.execute("ROLLBACK")
+            # Must precede the first table: lets cleanup hand freed pages back to the OS.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
+                     "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT id FROM migrations")}
+        for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+            if number in done:
+                continue
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                         (number, name, datetime.now(UTC).isoformat()))
+            log.info("Applied migration %03d_%s", number, name)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return conn.execute("SELECT max(id) FROM migrations").fetchone()[0] or 0
+
+
+class SQLiteStore:
+    """The ExecutionStore for SQLite."""
+
+    kind = "sqlite"
+
+    def __init__(self, config: Config, on_error: Callable[[str, BaseException], None]) -> None:
+        self.config = config
+        self.path = config.database_path
+        self.retention_days = config.retention_days
+        self._pid = os.getpid()
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path, self.config)
+            try:
+                self.schema_version = migrate(conn)
+                conn.execute("SELECT count(*) FROM executions WHERE 0").fetchall()
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"failed to open database {self.path}: {exc}") from exc
+        size = max(1, self.config.storage.sqlite.max_connections - 1)
+        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error)
+        self._reads = ReadPool(lambda: connect(self.path, self.config), size)
+
+    def _check_fork(self) -> None:
+        """A forked child must not use its parent's connections or writer thread."""
+        if os.getpid() != self._pid:
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._pid = os.getpid()
+                    self._open()
+
+    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True) -> Any:
+        self._check_fork()
+        try:
+            return self._writer.submit(op, wait=wait,
+                                       timeout=float(self.config.storage.sqlite.busy_timeout) + 25)
+        except WriteFailed as exc:
+            raise StorageError(f"database write failed: {exc}") from exc
+
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        self._check_fork()
+        try:
+            with self._reads.connection() as conn:
+                return fn(conn)
+        except (sqlite3.Error, WriteFailed) as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    # -- records -----------------------------------------------------------
+    @staticmethod
+    def _values(r: ExecutionRecord) -> tuple[Any, ...]:
+        return (r.id, r.plugin_name, r.http_method, to_us(r.start_time), to_us(r.end_time),
+                r.status.value, r.input, r.output, r.error, r.error_type, r.duration,
+                r.attempts, r.retry_count, r.trace_id, r.user_agent, r.remote_ip, r.tags,
+                r.metadata, to_us(r.created_at or r.start_time),
+                to_us(r.updated_at or r.start_time), r.worker)
+
+    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
+        values = self._values(record)
+        marks = ", ".join("?" * len(_COLUMNS))
+        self._write(lambda c: c.execute(
+            f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks})", values), wait)
+
+    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
+        """Write the record's current state (inserting it if its start was lost)."""
+        values = self._values(record)
+        attempts = [(record.id, a.number, to_us(a.start_time), to_us(a.end_time),
+                     a.status.value, a.error, a.error_type, a.duration)
+                    for a in record.attempt_records]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:] if c != "created_at")
+        marks = ", ".join("?" * len(_COLUMNS))
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks}) "
+                         f"ON CONFLICT (id) DO UPDATE SET {sets}", values)
+            if attempts:
+                conn.executemany("INSERT OR REPLACE INTO execution_attempts VALUES "
+                                 "(?, ?, ?, ?, ?, ?, ?, ?)", attempts)
+
+        self._write(op, wait)
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> ExecutionRecord:
+        data = {key: row[key] for key in _COLUMNS}
+        for key in ("start_time", "end_time", "created_at", "updated_at"):
+            data[key] = from_us(data[key])
+        data["status"] = Status(data["status"])
+        return ExecutionRecord(**data)
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        def fn(conn: sqlite3.Connection) -> ExecutionRecord | None:
+            row = conn.execute(f"{_SELECT} WHERE id = ?", (execution_id,)).fetchone()
+            if row is None:
+                return None
+            record = self._record(row)
+            record.attempt_records = [
+                AttemptRecord(number=a["number"], start_time=from_us(a["start_time"]),
+                              end_time=from_us(a["end_time"]), status=Status(a["status"]),
+                              error=a["error"], error_type=a["error_type"],
+                              duration=a["duration"])
+                for a in conn.execute("SELECT * FROM execution_attempts WHERE execution_id = ? "
+                                      "ORDER BY number", (execution_id,))
+            ]
+            return record
+
+        return self._read(fn)
+
+    @staticmethod
+    def _where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("plugin_name", flt.plugin),
+                              ("status", flt.status.value if flt.status else None),
+                              ("error_type", flt.error_type), ("trace_id", flt.trace_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if flt.since is not None:
+            clauses.append("start_time >= ?")
+            params.append(to_us(flt.since))
+        if flt.until is not None:
+            clauses.append("start_time < ?")
+            params.append(to_us(flt.until))
+        return clauses, params
+
+    @staticmethod
+    def encode_cursor(start_us: int, seq: int) -> str:
+        return base64.urlsafe_b64encode(f"{start_us}:{seq}".encode()).decode().rstrip("=")
+
+    @staticmethod
+    def decode_cursor(cursor: str) -> tuple[int, int]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+            start_text, seq_text = raw.split(":")
+            return int(start_text), int(seq_text)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor(cursor) from None
+
+    def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page:
+        """Newest first; `cursor` (keyset) replaces `offset` for deep pages."""
+        clauses, params = self._where(flt)
+        count_sql = "SELECT count(*) FROM executions"
+        if clauses:
+            count_sql += " WHERE " + " AND ".join(clauses)
+        page_clauses, page_params = list(clauses), list(params)
+        if cursor:
+            start_us, seq = self.decode_cursor(cursor)
+            page_clauses.append("(start_time, seq) < (?, ?)")
+            page_params += [start_us, seq]
+            offset = 0
+        sql = _SELECT
+        if page_clauses:
+            sql += " WHERE " + " AND ".join(page_clauses)
+        sql += " ORDER BY start_time DESC, seq DESC LIMIT ? OFFSET ?"
+
+        def fn(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(sql, [*page_params, limit + 1, offset]).fetchall()
+            total = conn.execute(count_sql, params).fetchone()[0]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = (self.encode_cursor(rows[-1]["start_time"], rows[-1]["seq"])
+                           if more and rows else None)
+            return Page([self._record(r) for r in rows], total, False, next_cursor)
+
+        return self._read(fn)
+
+    # -- stats and rollups -------------------------------------------------
+    def _state(self, conn: sqlite3.Connection, key: str) -> Any:
+        row = conn.execute("SELECT value FROM bridge_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @staticmethod
+    def _set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
+        conn.execute("INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)",
+                     (key, json.dumps(value)))
+
+    def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]:
+        """Rollups for hours already rolled up, raw rows only after the watermark."""
+        window = day_range(days, now)
+        start_s = int(datetime(window[0].year, window[0].month, window[0].day,
+                               tzinfo=UTC).timestamp())
+
+        def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+            watermark = self._state(conn, "rollup_watermark") or 0
+            per_day: dict[date, Aggregate] = defaultdict(Aggregate)
+            plugins: set[str] = set()
+            sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
+                   + (" AND plugin_name = ?" if plugin else ""))
+            args: list[Any] = [start_s, watermark] + ([plugin] if plugin else [])
+            for row in conn.execute(sql, args):
+                per_day[_day(row["hour_start"] * 1_000_000)].merge(_aggregate_from_row(row))
+                plugins.add(row["plugin_name"])
+            raw_from = max(start_s, watermark) * 1_000_000
+            sql = ("SELECT plugin_name, start_time, status, error_type, duration FROM executions"
+                   " WHERE start_time >= ? AND status NOT IN (?, ?)"
+                   + (" AND plugin_name = ?" if plugin else ""))
+            args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
+            for row in conn.execute(sql, args):
+                per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
+                                                     row["duration"])
+                plugins.add(row["plugin_name"])
+            return build_stats(per_day, window, len(plugins))
+
+        return self._read(fn)
+
+    def rollup(self, now: datetime) -> int:
+        """Roll closed hours up into execution_metrics; returns how many rows it wrote."""
+        now_us = to_us(now) or 0
+
+        def plan(conn: sqlite3.Connection) -> tuple[int, int]:
+            oldest_open = conn.execute(
+                "SELECT min(start_time) FROM executions WHERE status IN (?, ?)",
+                OPEN_STATUSES).fetchone()[0]
+            upto = _hour(now_us)
+            if oldest_open is not None:
+                upto = min(upto, _hour(oldest_open))
+            watermark = self._state(conn, "rollup_watermark")
+            if watermark is None:
+                first = conn.execute("SELECT min(start_time) FROM executions").fetchone()[0]
+                watermark = _hour(first) if first is not None else upto
+            # Re-roll the hour before the watermark: a run may commit just after a rollup.
+            return max(0, min(watermark, upto) - 3600), upto
+
+        start_s, upto_s = self._read(plan)
+        written = 0
+        day = 86400
+        chunk_start = start_s
+        while chunk_start < upto_s:
+            chunk_end = min(upto_s, chunk_start + day)
+            rows = self._read(lambda c, a=chunk_start, b=chunk_end: _hourly_aggregates(c, a, b))
+            if rows:
+                self._write(lambda c, rows=rows: c.executemany(
+                    "INSERT OR REPLACE INTO execution_metrics VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+                written += len(rows)
+            chunk_start = chunk_end
+        self._write(lambda c: self._set_state(c, "rollup_watermark", upto_s))
+        return written
+
+    # -- maintenance -------------------------------------------------------
+    def cleanup(self, older_than_days: int, now: datetime) -> CleanupResult:
+        """Delete finished runs older than the cutoff in small batches, then free space."""
+        t0 = time.perf_counter()
+        self.rollup(now)  # stats must outlive the raw rows
+        cutoff = now - timedelta(days=older_than_days)
+        cutoff_us = to_us(cutoff)
+
+        def batch(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT seq, id FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
+                "ORDER BY start_time LIMIT ?", (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH),
+            ).fetchall()
+            if rows:
+                conn.executemany("DELETE FROM execution_attempts WHERE execution_id = ?",
+                                 [(r["id"],) for r in rows])
+                conn.executemany("DELETE FROM executions WHERE seq = ?",
+                                 [(r["seq"],) for r in rows])
+            return len(rows)
+
+        deleted = 0
+        while True:
+            n = self._write(batch)
+            deleted += n
+            if n < CLEANUP_BATCH:
+                break
+        self._write(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
+        self._checkpoint()
+        finished = datetime.now(UTC)
+        result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
+        self._write(lambda c: self._set_state(c, "last_cleanup", {
+            "at": finished.isoformat(), "deleted": deleted, "cutoff": cutoff.isoformat(),
+            "duration_ms": round(result.duration_ms, 1)}))
+        return result
+
+    def _checkpoint(self) -> None:
+        """Hand the WAL back to the main file and truncate it (outside any transaction)."""
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        try:
+            self._read(fn)
+        except StorageError as exc:
+            log.warning("WAL checkpoint skipped: %s", exc)
+
+    def close_stale(self, now: datetime, alive: Callable[[str], bool], max_age_s: float) -> int:
+        """Close rows left open by dead processes (or open far too long) as interrupted."""
+        now_us = to_us(now) or 0
+        rows = self._read(lambda c: c.execute(
+            "SELECT id, worker, start_time FROM executions WHERE status IN (?, ?)",
+            OPEN_STATUSES).fetchall())
+        age_limit = now_us - int(max_age_s * 1_000_000)
+        dead = [(r["id"], r["worker"]) for r in rows
+                if r["start_time"] < age_limit or not alive(r["worker"])]
+        if not dead:
+            return 0
+        return sum(self._write(lambda c, ids=chunk: _close(
+            c, ids, Status.FAILED, "interrupted", now_us))
+            for chunk in _chunks(dead, 200))
+
+    def close_own(self, worker: str, status: Status, error: str, error_type: str,
+                  now: datetime) -> int:
+        now_us = to_us(now)
+
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE executions SET status = ?, error = ?, error_type = ?, end_time = ?, "
+                "updated_at = ? WHERE worker = ? AND status IN (?, ?)",
+                (status.value, error, error_type, now_us, now_us, worker, *OPEN_STATUSES),
+            ).rowcount
+
+        return self._write(op)
+
+    def info(self) -> dict[str, Any]:
+        def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+            total, oldest, newest = conn.execute(
+                "SELECT count(*), min(start_time), max(start_time) FROM executions").fetchone()
+            return {
+                "total_records": total,
+                "oldest_record": from_us(oldest),
+                "newest_record": from_us(newest),
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+                "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
+                "freelist_count": conn.execute("PRAGMA freelist_count").fetchone()[0],
+                "schema_version": conn.execute("SELECT max(id) FROM migrations").fetchone()[0],
+                "last_cleanup": self._state(conn, "last_cleanup"),
+                "rollup_watermark": from_us((self._state(conn, "rollup_watermark") or 0)
+                                            * 1_000_000),
+            }
+
+        data = self._read(fn)
+        files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+        data.update({
+            "type": self.kind,
+            "location": str(self.path.resolve()),
+            "size_bytes": sum(f.stat().st_size for f in files if f.exists()),
+            "retention_days": self.retention_days,
+            "open_connections": self._reads.open_count + (1 if self._writer.alive else 0),
+            "max_connections": self.config.storage.sqlite.max_connections,
+        })
+        return data
+
+    def health(self) -> tuple[bool, str]:
+        try:
+            self._read(lambda c: c.execute("SELECT 1 FROM executions LIMIT 1").fetchall())
+        except StorageError as exc:
+            return False, str(exc)
+        return True, "ok"
+
+    def explain(self, sql: str, params: Iterable[Any] = ()) -> list[str]:
+        """EXPLAIN QUERY PLAN details, for checking that a query uses an index."""
+        return self._read(lambda c: [r["detail"] for r in
+                                     c.execute(f"EXPLAIN QUERY PLAN {sql}", tuple(params))])
+
+    def close(self) -> None:
+        self._writer.close()
+        self._reads.close()
+
+
+def _day(us: int) -> date:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).date()
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _close(conn: sqlite3.Connection, rows: list[tuple[str, str]], status: Status,
+           error_type: str, now_us: int) -> int:
+    closed = 0
+    for execution_id, worker in rows:
+        closed += conn.execute(
+            "UPDATE executions SET status = ?, error_type = ?, error = ?, end_time = ?, "
+            "updated_at = ? WHERE id = ? AND status IN (?, ?)",
+            (status.value, error_type,
+             f"Interrupted: the process running it ({worker or 'unknown'}) stopped before "
+             "the run finished", now_us, now_us, execution_id, *OPEN_STATUSES),
+        ).rowcount
+    return closed
+
+
+def _aggregate_from_row(row: sqlite3.Row) -> Aggregate:
+    agg = Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
+                    timeout=row["timeout"], canceled=row["canceled"],
+                    duration_sum=row["duration_sum"], duration_min=row["duration_min"],
+                    duration_max=row["duration_max"])
+    agg.histogram.update({int(k): v for k, v in json.loads(row["histogram"]).items()})
+    agg.error_types.update(json.loads(row["error_types"]))
+    return agg
+
+
+def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> list[tuple]:
+    """execution_metrics rows for the finished runs that started in [start_s, end_s)."""
+    groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    for row in conn.execute(
+        "SELECT plugin_name, start_time, status, error_type, duration FROM executions "
+        "WHERE start_time >= ? AND start_time < ? AND status NOT IN (?, ?)",
+        (start_s * 1_000_000, end_s * 1_000_000, *OPEN_STATUSES),
+    ):
+        groups[(row[0], _hour(row[1]))].add(row[2], row[3], row[4])
+    return [
+        (plugin, hour, a.total, a.completed, a.failed, a.timeout, a.canceled, a.duration_sum,
+         a.duration_min or 0, a.duration_max,
+         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+         json.dumps(dict(a.error_types)))
+        for (plugin, hour), a in groups.items()
+    ]

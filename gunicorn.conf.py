@@ -1,0 +1,33 @@
+"""gunicorn settings for `make run`, read from the bridge's own config.yaml.
+
+gthread workers; a worker timeout above the longest plugin timeout; a graceful
+shutdown that lets in-flight plugins finish (up to server.graceful_timeout); access
+logs on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bridge import shutdown_app
+from bridge.config import load
+
+_config = load(os.environ.get("BRIDGE_CONFIG"))
+bind = os.environ.get("BRIDGE_BIND", f"{_config.server.host}:{_config.server.port}")
+worker_class = "gthread"
+workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
+threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))
+timeout = int(_config.longest_timeout * _config.runner.max_attempts + 30)
+graceful_timeout = int(float(_config.server.graceful_timeout))
+keepalive = 5
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms trace=%({x-request-id}o)s'
+errorlog = "-"
+loglevel = _config.logging.level.lower()
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    """Runs still open in this worker after the graceful wait become `canceled`."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        shutdown_app(app, timeout=1.0)
