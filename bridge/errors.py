@@ -137,6 +137,7 @@ class WebhookFailed(BridgeError):
 
     def __init__(self, http_status: int, message: str, fields: dict[str, Any],
                  headers: dict[str, str]) -> None:
-        super().__init__(message, **fields)
+        super().__init__(message)
+        self.extra = {k: v for k, v in fields.items() if k != "message"}
         self.http_status = http_status
         self.headers = headers

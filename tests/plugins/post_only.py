@@ -1,0 +1,6 @@
+from webhook_bridge.plugin import BasePlugin
+
+
+class Plugin(BasePlugin):
+    def post(self):
+        return "created"
