@@ -26,7 +26,7 @@ errorlog = "-"
 loglevel = _config.logging.level.lower()
 
 
-def worker_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+def worker_exit(server, worker):
     """Runs still open in this worker after the graceful wait become `canceled`."""
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):

@@ -81,7 +81,8 @@ def format_duration(seconds: float) -> str:
     seconds_int = int(seconds)
     hours, rest = divmod(seconds_int, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
+             f"{secs}s" if secs else ""]
     return "".join(parts) or "0s"
 
 
@@ -289,10 +290,12 @@ def _validate(config: Config) -> None:
     check(tracking.metrics_aggregation_interval > 0,
           "execution_tracking.metrics_aggregation_interval",
           tracking.metrics_aggregation_interval, "must be > 0")
-    check(logging.getLevelName(config.logging.level.upper()) != f"Level {config.logging.level.upper()}",
-          "logging.level", config.logging.level, "unknown level")
+    level = config.logging.level.upper()
+    check(logging.getLevelName(level) != f"Level {level}", "logging.level",
+          config.logging.level, "unknown level")
     for name, settings in config.plugins.settings.items():
-        check(isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping")
+        check(isinstance(settings, dict), f"plugins.settings.{name}", settings,
+              "expected a mapping")
 
 
 def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = ".") -> Config:

@@ -13,7 +13,7 @@ class BridgeError(Exception):
 
     http_status = 500
     # Extra response headers (Retry-After, Allow, ...) for the API's error response.
-    headers: dict[str, str] = {}  # noqa: RUF012 - replaced per instance, never mutated
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import queue
 import threading
 import time
 import traceback
-import queue
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field

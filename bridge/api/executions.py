@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from bridge import clock
 from bridge.api.schemas import (
@@ -42,7 +43,7 @@ def _store() -> ExecutionStore:
 
 @blp.route("")
 class Executions(MethodView):
-    @blp.arguments(ExecutionListQuerySchema, location="query")
+    @blp.arguments(ExecutionListQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, ExecutionListSchema)
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class Executions(MethodView):
 
 @blp.route("/stats")
 class Stats(MethodView):
-    @blp.arguments(StatsQuerySchema, location="query")
+    @blp.arguments(StatsQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, StatsEnvelopeSchema)
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class Stats(MethodView):
 
 @blp.route("/stats/<plugin>")
 class PluginStats(MethodView):
-    @blp.arguments(StatsQuerySchema(only=("days",)), location="query")
+    @blp.arguments(StatsQuerySchema(only=("days",)), location="query", unknown=RAISE)
     @blp.response(200, StatsEnvelopeSchema)
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any], plugin: str) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class StorageInfo(MethodView):
 
 @blp.route("/cleanup")
 class Cleanup(MethodView):
-    @blp.arguments(CleanupQuerySchema, location="query")
+    @blp.arguments(CleanupQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, CleanupResultSchema)
     @blp.alt_response(503, **_UNAVAILABLE)
     def delete(self, args: dict[str, Any]) -> dict[str, Any]:

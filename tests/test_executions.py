@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bridge import clock
+from bridge.storage.base import ExecutionRecord, Status
+
+
+def _run(client, plugin="ok", **kw):
+    return client.post(f"/api/v1/webhook/{plugin}", json=kw)
+
+
+def test_list_filters_total_and_cursor(client):
+    for i in range(5):
+        _run(client, i=i)
+    _run(client, "raising")
+    body = client.get("/api/v1/executions?limit=2").get_json()
+    assert body["total"] == 6 and len(body["executions"]) == 2
+    seen = [e["id"] for e in body["executions"]]
+    cursor = body["next_cursor"]
+    while cursor:
+        page = client.get(f"/api/v1/executions?limit=2&cursor={cursor}").get_json()
+        seen += [e["id"] for e in page["executions"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 6
+    failed = client.get("/api/v1/executions?status=failed").get_json()
+    assert failed["total"] == 1 and failed["executions"][0]["plugin_name"] == "raising"
+    assert failed["filter"] == {"status": "failed"}
+    assert client.get("/api/v1/executions?plugin=ok").get_json()["total"] == 5
+    assert client.get(
+        "/api/v1/executions?error_type=validation_error").get_json()["total"] == 1
+
+
+@pytest.mark.parametrize("query,field", [
+    ("limit=0", "limit"), ("limit=1001", "limit"), ("offset=-1", "offset"),
+    ("status=done", "status"), ("since=yesterday", "since"), ("cursor=%%%", "cursor"),
+    ("plugin=' OR 1=1 --&status=failed", None), ("bogus=1", "bogus"),
+])
+def test_bad_parameters_are_422_naming_the_field(client, query, field):
+    r = client.get(f"/api/v1/executions?{query}")
+    if field is None:
+        assert r.status_code == 200 and r.get_json()["total"] == 0
+        return
+    body = r.get_json()
+    assert r.status_code == 422, body
+    assert body["code"] == 422 and field in body["errors"]
+
+
+def test_detail_and_unknown_id(client):
+    r = _run(client, "ok", secret="x")
+    detail = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
+    ex = detail["execution"]
+    assert json.loads(ex["input"]) == {"secret": "x"}
+    assert json.loads(ex["output"])["echo"] == {"secret": "x"}
+    assert ex["duration"] > 0 and ex["start_time"].endswith("Z")
+    assert len(detail["attempts"]) == 1
+    assert client.get("/api/v1/executions/nope").status_code == 404
+
+
+def test_truncation_keeps_valid_json(make_app):
+    client = make_app(execution_tracking={"max_input_size": 100}).test_client()
+    r = _run(client, "ok", blob="z" * 500)
+    ex = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
+    stored = json.loads(ex["execution"]["input"])
+    assert stored["truncated"] is True and stored["original_size"] > 500
+    assert stored["preview"].startswith('{"blob": "zzz')
+
+
+def test_tags_from_header_and_query(client):
+    r = client.post("/api/v1/webhook/ok?tag=env:prod", json={},
+                    headers={"X-Bridge-Tags": "job_id=job-123"})
+    ex = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
+    assert json.loads(ex["execution"]["tags"]) == {"job_id": "job-123", "env": "prod"}
+
+
+def test_stats_lists_every_day_of_window(client, monkeypatch):
+    _run(client)
+    _run(client, "raising")
+    _run(client, "hanging")
+    stats = client.get("/api/v1/executions/stats?days=7").get_json()["stats"]
+    assert stats["total_executions"] == 3
+    assert stats["successful_executions"] == 1
+    assert stats["failed_executions"] == 2 and stats["timeout_executions"] == 1
+    assert stats["unique_plugins"] == 3
+    assert len(stats["daily_stats"]) == 7
+    assert [d["total_executions"] for d in stats["daily_stats"]][:6] == [0] * 6
+    assert stats["daily_stats"][-1]["date"] == clock.utcnow().date().isoformat()
+    assert stats["error_types"] == {"timeout": 1, "validation_error": 1}
+    assert stats["p99_duration"] >= stats["p50_duration"] > 0
+
+
+def test_rollups_keep_stats_after_cleanup(app, client):
+    store = app.extensions["bridge.tracker"].store
+    now = clock.utcnow()
+    old = now - timedelta(days=40)
+    for i in range(4):
+        store.insert(ExecutionRecord(
+            id=f"old-{i}", plugin_name="ok", http_method="POST", start_time=old,
+            end_time=old, status=Status.COMPLETED if i else Status.FAILED,
+            error_type="" if i else "timeout", duration=1_000_000, attempts=1), wait=True)
+    result = client.delete("/api/v1/executions/cleanup").get_json()
+    assert result["deleted"] == 4 and result["older_than_days"] == 30
+    assert client.get("/api/v1/executions/old-1").status_code == 404
+    stats = client.get("/api/v1/executions/stats?days=90").get_json()["stats"]
+    assert stats["total_executions"] == 4 and stats["successful_executions"] == 3
+    info = client.get("/api/v1/executions/storage/info").get_json()
+    assert info["last_cleanup"]["deleted"] == 4
+    assert info["journal_mode"] == "wal" and info["schema_version"] == 4
+
+
+def test_cleanup_never_deletes_running(app, client):
+    store = app.extensions["bridge.tracker"].store
+    old = clock.utcnow() - timedelta(days=100)
+    store.insert(ExecutionRecord(id="live", plugin_name="ok", http_method="POST",
+                                 start_time=old, status=Status.RUNNING,
+                                 worker=f"{os.uname().nodename}:{os.getpid()}"), wait=True)
+    assert client.delete("/api/v1/executions/cleanup?older_than_days=1").get_json()[
+        "deleted"] == 0
+
+
+def test_dead_process_rows_closed_as_interrupted(app):
+    store = app.extensions["bridge.tracker"].store
+    store.insert(ExecutionRecord(id="orphan", plugin_name="ok", http_method="POST",
+                                 start_time=datetime.now(UTC), status=Status.RUNNING,
+                                 worker=f"{os.uname().nodename}:999999"), wait=True)
+    assert app.extensions["bridge.tracker"].recover_stale() == 1
+    record = store.get("orphan")
+    assert record.status is Status.FAILED and record.error_type == "interrupted"
+
+
+def test_indexes_serve_list_filters(app):
+    store = app.extensions["bridge.tracker"].store
+    for where in ("plugin_name = 'a'", "status = 'failed'", "error_type = 'timeout'",
+                  "plugin_name = 'a' AND status = 'failed'", "start_time >= 0"):
+        plan = " ".join(store.explain(
+            f"SELECT id FROM executions WHERE {where} ORDER BY start_time DESC LIMIT 50"))
+        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (where, plan)
+
+
+def test_unwritable_database_keeps_webhooks_working(make_app, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file
+        (tmp_path / "afile").write_text("x")
+        db = tmp_path / "afile" / "ex.db"
+    else:
+        db = locked / "ex.db"
+    client = make_app(storage={"sqlite": {"database_path": str(db)}}).test_client()
+    assert _run(client).status_code == 200
+    r = client.get("/api/v1/executions")
+    assert r.status_code == 503 and "disabled" in r.get_json()["message"]
+    assert client.get("/health").get_json()["checks"]["storage"]["status"] == "degraded"
