@@ -1,0 +1,122 @@
+"""Against a real gunicorn process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, plugin_dir):
+    port = _free_port()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "workers": 2, "threads": 4,
+                   "graceful_timeout": "3s"},
+        "plugins": {"dirs": [str(plugin_dir)]},
+        "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
+        "execution_tracking": {"stale_check_interval": "1s"},
+        "scheduler": {"takeover_interval": "0.5s"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, stdout=log,
+        stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "gunicorn.log").read_text()
+        time.sleep(0.1)
+    yield base, proc, tmp_path
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_webhooks_and_one_scheduler_under_gunicorn(server):
+    base, _proc, tmp_path = server
+    r = requests.post(f"{base}/api/v1/webhook/ok", json={"a": 1}, timeout=5)
+    assert r.status_code == 200 and r.json()["data"]["echo"] == {"a": 1}
+    leaders = {}
+    deadline = time.monotonic() + 10
+    while len(leaders) < 2 and time.monotonic() < deadline:
+        sched = requests.get(f"{base}/health", timeout=5).json()["checks"]["scheduler"]
+        leaders[sched["pid"]] = sched["leader"]
+    assert len(leaders) == 2, leaders
+    assert sorted(leaders.values()) == [False, True]
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert log.count("✅ Execution cleanup worker started") == 1
+    assert "✅ Execution storage initialized successfully" in log
+
+
+def test_sigkilled_worker_leaves_interrupted_record(server):
+    base, _proc, _tmp = server
+    result: dict = {}
+
+    def call():
+        try:
+            result["r"] = requests.post(f"{base}/api/v1/webhook/sleepy",
+                                        json={"seconds": 30}, timeout=20)
+        except requests.RequestException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 10
+    running = []
+    while not running and time.monotonic() < deadline:
+        running = requests.get(f"{base}/api/v1/executions?status=running",
+                               timeout=5).json()["executions"]
+        time.sleep(0.1)
+    assert running, "the run never showed as running"
+    # Kill every worker, so the one running the plugin surely dies; gunicorn respawns.
+    for pid in _worker_pids(_proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    thread.join(25)
+    assert "r" not in result or result["r"].status_code >= 500
+    execution_id = running[0]["id"]
+    deadline = time.monotonic() + 15
+    record = {}
+    while time.monotonic() < deadline:
+        r = requests.get(f"{base}/api/v1/executions/{execution_id}", timeout=5)
+        if r.status_code == 200:
+            record = r.json()["execution"]
+            if record["status"] != "running":
+                break
+        time.sleep(0.2)
+    assert record["status"] == "failed" and record["error_type"] == "interrupted"
+
+
+def _worker_pids(master: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
