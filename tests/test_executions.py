@@ -156,3 +156,26 @@ def test_unwritable_database_keeps_webhooks_working(make_app, tmp_path):
     r = client.get("/api/v1/executions")
     assert r.status_code == 503 and "disabled" in r.get_json()["message"]
     assert client.get("/health").get_json()["checks"]["storage"]["status"] == "degraded"
+
+
+
+def test_shutdown_cancels_runs_in_flight(app):
+    import sqlite3
+    import time
+
+    from bridge import shutdown_app
+    from bridge.runner import Invocation
+
+    store = app.extensions["bridge.tracker"].store
+    plugin = app.extensions["bridge.registry"].get("sleepy")
+    app.extensions["bridge.runner"].run_async(Invocation(
+        plugin=plugin, method="POST", data={"seconds": 2}, execution_id="cut", trace_id="t"))
+    deadline = time.monotonic() + 3
+    while (store.get("cut") is None or store.get("cut").status is not Status.RUNNING):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.01)
+    shutdown_app(app, timeout=0.2)
+    with sqlite3.connect(store.path) as conn:
+        status, error_type = conn.execute(
+            "SELECT status, error_type FROM executions WHERE id = 'cut'").fetchone()
+    assert (status, error_type) == ("canceled", "interrupted")
