@@ -120,3 +120,30 @@ def _worker_pids(master: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True,
                          text=True, check=False).stdout
     return [int(p) for p in out.split()]
+
+
+def test_scheduler_moves_to_another_worker_when_leader_dies(server):
+    base, proc, _tmp = server
+
+    def leader_pids(seconds: float) -> dict[int, bool]:
+        seen: dict[int, bool] = {}
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(seen) < 2:
+            sched = requests.get(f"{base}/health", timeout=5).json()["checks"]["scheduler"]
+            seen[sched["pid"]] = sched["leader"]
+        return seen
+
+    before = leader_pids(10)
+    leader = next(pid for pid, is_leader in before.items() if is_leader)
+    os.kill(leader, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    after: dict[int, bool] = {}
+    while time.monotonic() < deadline:
+        try:
+            after = leader_pids(3)
+        except requests.RequestException:
+            continue
+        if leader not in after and sorted(after.values()) == [False, True]:
+            break
+        time.sleep(0.2)
+    assert leader not in after and sorted(after.values()) == [False, True], after
