@@ -123,7 +123,7 @@ def _worker_pids(master: int) -> list[int]:
 
 
 def test_scheduler_moves_to_another_worker_when_leader_dies(server):
-    base, proc, _tmp = server
+    base, _proc, _tmp = server
 
     def leader_pids(seconds: float) -> dict[int, bool]:
         seen: dict[int, bool] = {}
