@@ -179,3 +179,40 @@ def test_shutdown_cancels_runs_in_flight(app):
         status, error_type = conn.execute(
             "SELECT status, error_type FROM executions WHERE id = 'cut'").fetchone()
     assert (status, error_type) == ("canceled", "interrupted")
+
+
+def test_forwarded_for_believed_only_from_trusted_proxies(make_app):
+    untrusted = make_app().test_client()
+    r = untrusted.post("/api/v1/webhook/ok", json={}, headers={"X-Forwarded-For": "9.9.9.9"})
+    ex = untrusted.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
+    assert ex["execution"]["remote_ip"] == "127.0.0.1"
+    trusted = make_app(server={"trusted_proxies": ["127.0.0.0/8"]}).test_client()
+    r = trusted.post("/api/v1/webhook/ok", json={},
+                     headers={"X-Forwarded-For": "9.9.9.9, 127.0.0.5"})
+    ex = trusted.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
+    assert ex["execution"]["remote_ip"] == "9.9.9.9"
+
+
+def test_plugin_stats_include_realtime_metrics(client):
+    _run(client)
+    _run(client)
+    body = client.get("/api/v1/executions/stats/ok").get_json()
+    assert body["plugin"] == "ok" and body["stats"]["total_executions"] == 2
+    realtime = body["realtime"]
+    assert realtime["total_executions"] == 2 and realtime["success_rate"] == 100.0
+    assert realtime["min_duration"] <= realtime["avg_duration"] <= realtime["max_duration"]
+    assert realtime["last_status"] == "completed"
+
+
+def test_cleanup_gives_space_back(app, client):
+    store = app.extensions["bridge.tracker"].store
+    old = clock.utcnow() - timedelta(days=60)
+    for i in range(300):
+        store.insert(ExecutionRecord(id=f"big-{i}", plugin_name="ok", http_method="POST",
+                                     start_time=old, end_time=old, status=Status.COMPLETED,
+                                     input="x" * 4000), wait=(i == 299))
+    before = client.get("/api/v1/executions/storage/info").get_json()
+    assert client.delete("/api/v1/executions/cleanup").get_json()["deleted"] == 300
+    after = client.get("/api/v1/executions/storage/info").get_json()
+    assert after["page_count"] < before["page_count"]
+    assert after["size_bytes"] < before["size_bytes"]

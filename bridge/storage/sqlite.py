@@ -140,6 +140,9 @@ def connect(path: str | Path, config: Config) -> sqlite3.Connection:
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
+    # Takes effect only on a new, empty file, and only before WAL is switched on: lets
+    # cleanup hand freed pages back to the OS. A no-op on an existing database.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     if sq.enable_wal:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {sq.synchronous.upper()}")
@@ -151,12 +154,6 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations, each in the transaction that records it; the version."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if fresh:
-            conn.execute("ROLLBACK")
-            # Must precede the first table: lets cleanup hand freed pages back to the OS.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            conn.execute("BEGIN IMMEDIATE")
         conn.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
                      "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
         done = {row[0] for row in conn.execute("SELECT id FROM migrations")}
