@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from bridge import create_app
+from bridge.errors import ConfigError
 
 __all__ = ["create_app"]
 
@@ -20,7 +21,10 @@ def main() -> None:
     parser.add_argument("--host", help="default: server.host from the config")
     parser.add_argument("--port", type=int, help="default: server.port from the config")
     args = parser.parse_args()
-    app = create_app(args.config)
+    try:
+        app = create_app(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"Invalid configuration: {exc}") from None
     server = app.extensions["bridge.config"].server
     app.run(host=args.host or server.host, port=args.port or server.port, threaded=True)
 

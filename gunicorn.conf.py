@@ -8,11 +8,16 @@ logs on stdout.
 from __future__ import annotations
 
 import os
+import sys
 
 from bridge import shutdown_app
 from bridge.config import load
+from bridge.errors import ConfigError
 
-_config = load(os.environ.get("BRIDGE_CONFIG"))
+try:
+    _config = load(os.environ.get("BRIDGE_CONFIG"))
+except ConfigError as exc:  # one line naming the key and the value, no traceback
+    sys.exit(f"Invalid configuration: {exc}")
 bind = os.environ.get("BRIDGE_BIND", f"{_config.server.host}:{_config.server.port}")
 worker_class = "gthread"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))

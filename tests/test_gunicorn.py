@@ -147,3 +147,15 @@ def test_scheduler_moves_to_another_worker_when_leader_dies(server):
             break
         time.sleep(0.2)
     assert leader not in after and sorted(after.values()) == [False, True], after
+
+
+def test_bad_config_stops_startup_with_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("execution_tracking:\n  cleanup_interval: soon\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, capture_output=True,
+        text=True, timeout=30, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "Invalid configuration: execution_tracking.cleanup_interval: invalid duration 'soon'"]
