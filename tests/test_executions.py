@@ -216,3 +216,20 @@ def test_cleanup_gives_space_back(app, client):
     after = client.get("/api/v1/executions/storage/info").get_json()
     assert after["page_count"] < before["page_count"]
     assert after["size_bytes"] < before["size_bytes"]
+
+
+def test_failing_writes_are_counted_and_webhooks_still_answer(app, client):
+    import sqlite3
+
+    store = app.extensions["bridge.tracker"].store
+    with sqlite3.connect(store.path) as conn:  # every write of a record now fails
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON executions "
+                     "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END")
+    r = _run(client)
+    assert r.status_code == 200 and r.get_json()["data"]["echo"] == {}
+    storage = client.get("/health").get_json()["checks"]["storage"]
+    assert storage["status"] == "degraded"
+    assert storage["write_failures"]["count"] >= 1
+    assert "simulated write failure" in storage["write_failures"]["last_error"]
+    info = client.get("/api/v1/executions/storage/info").get_json()
+    assert info["write_failures"]["count"] >= 1

@@ -164,24 +164,23 @@ class StatsQuerySchema(StrictQuery):
     plugin = fields.String(validate=validate.Length(1, 100))
 
 
-class DailyStatsSchema(ma.Schema):
-    date = fields.String()
+class CountsSchema(ma.Schema):
+    """What every stats view counts: runs by outcome, success rate, mean duration."""
+
     total_executions = fields.Integer()
     successful_executions = fields.Integer()
-    failed_executions = fields.Integer()
+    failed_executions = fields.Integer(metadata={"description": "failed, timeout or canceled"})
     timeout_executions = fields.Integer()
-    success_rate = fields.Float()
-    avg_duration = fields.Integer()
-
-
-class StatsSchema(ma.Schema):
-    total_executions = fields.Integer()
-    successful_executions = fields.Integer()
-    failed_executions = fields.Integer()
-    timeout_executions = fields.Integer()
-    canceled_executions = fields.Integer()
     success_rate = fields.Float(metadata={"description": "Percent"})
     avg_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+
+
+class DailyStatsSchema(CountsSchema):
+    date = fields.String()
+
+
+class StatsSchema(CountsSchema):
+    canceled_executions = fields.Integer()
     min_duration = fields.Integer()
     max_duration = fields.Integer()
     p50_duration = fields.Integer()
@@ -194,13 +193,7 @@ class StatsSchema(ma.Schema):
     window_end = fields.String()
 
 
-class RealtimeSchema(ma.Schema):
-    total_executions = fields.Integer()
-    successful_executions = fields.Integer()
-    failed_executions = fields.Integer()
-    timeout_executions = fields.Integer()
-    success_rate = fields.Float()
-    avg_duration = fields.Integer()
+class RealtimeSchema(CountsSchema):
     min_duration = fields.Integer()
     max_duration = fields.Integer()
     last_execution = RFC3339(allow_none=True)
