@@ -8,7 +8,9 @@ logs on stdout.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 from bridge import shutdown_app
 from bridge.config import load
@@ -36,3 +38,18 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
         shutdown_app(app, timeout=1.0)
+
+
+def post_worker_init(worker):
+    """On SIGTERM, give in-flight runs most of the graceful timeout, then mark what is
+    still open `canceled` before the arbiter kills the worker."""
+    original = worker.handle_exit
+    app = worker.wsgi
+
+    def handle_exit(sig, frame):
+        original(sig, frame)
+        wait = max(0.0, float(_config.server.graceful_timeout) - 1.5)
+        threading.Thread(target=shutdown_app, args=(app, wait), daemon=True).start()
+
+    worker.handle_exit = handle_exit
+    signal.signal(signal.SIGTERM, handle_exit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -159,3 +160,31 @@ def test_bad_config_stops_startup_with_one_line(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         "Invalid configuration: execution_tracking.cleanup_interval: invalid duration 'soon'"]
+
+
+def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
+    base, proc, tmp_path = server
+    thread = threading.Thread(target=lambda: _post_quietly(
+        f"{base}/api/v1/webhook/sleepy", {"seconds": 20}))
+    thread.start()
+    deadline = time.monotonic() + 10
+    running = []
+    while not running and time.monotonic() < deadline:
+        running = requests.get(f"{base}/api/v1/executions?status=running",
+                               timeout=5).json()["executions"]
+        time.sleep(0.1)
+    assert running
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(20)
+    thread.join(20)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ex.db") as conn:
+        status, error_type = conn.execute("SELECT status, error_type FROM executions "
+                                          "WHERE id = ?", (running[0]["id"],)).fetchone()
+    assert (status, error_type) == ("canceled", "interrupted")
+
+
+def _post_quietly(url: str, body: dict) -> None:
+    with contextlib.suppress(requests.RequestException):
+        requests.post(url, json=body, timeout=25)

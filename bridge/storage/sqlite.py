@@ -128,6 +128,10 @@ def from_us(value: int | None) -> datetime | None:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
 
 
+def rfc3339_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _hour(us: int) -> int:
     """Start of the UTC hour holding `us`, in seconds."""
     return (us // 3_600_000_000) * 3600
@@ -448,7 +452,7 @@ class SQLiteStore:
         finished = datetime.now(UTC)
         result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
         self._write(lambda c: self._set_state(c, "last_cleanup", {
-            "at": finished.isoformat(), "deleted": deleted, "cutoff": cutoff.isoformat(),
+            "at": rfc3339_text(finished), "deleted": deleted, "cutoff": rfc3339_text(cutoff),
             "duration_ms": round(result.duration_ms, 1)}))
         return result
 
