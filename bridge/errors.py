@@ -141,3 +141,39 @@ class WebhookFailed(BridgeError):
         self.extra = {k: v for k, v in fields.items() if k != "message"}
         self.http_status = http_status
         self.headers = headers
+
+
+class SignatureInvalid(BridgeError):
+    """A webhook whose signature is missing, malformed, stale or wrong."""
+
+    http_status = 401
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Webhook signature rejected: {reason}")
+        self.reason = reason
+
+
+class Unauthorized(BridgeError):
+    """No API key, or one that matches no configured key."""
+
+    http_status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="webhook-bridge"'}
+
+
+class Forbidden(BridgeError):
+    """A valid key without the scope the route needs, or a non-loopback client without keys."""
+
+    http_status = 403
+
+
+class PluginBusy(BridgeError):
+    """The plugin already runs `max_concurrency` deliveries; come back later."""
+
+    http_status = 429
+
+    def __init__(self, name: str, limit: int, retry_after: int) -> None:
+        super().__init__(f"Plugin '{name}' is at its concurrency limit ({limit}); retry later")
+        self.headers = {"Retry-After": str(retry_after)}
