@@ -8,8 +8,10 @@ with an explicit file. Production runs gunicorn on `wsgi:app` (`make run`).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bridge import create_app
+from bridge.auth import exposure_warning
 from bridge.errors import ConfigError
 
 __all__ = ["create_app"]
@@ -26,6 +28,9 @@ def main() -> None:
     except ConfigError as exc:
         raise SystemExit(f"Invalid configuration: {exc}") from None
     server = app.extensions["bridge.config"].server
+    warning = exposure_warning(app.extensions["bridge.config"], args.host or server.host)
+    if warning:
+        print(warning, file=sys.stderr)
     app.run(host=args.host or server.host, port=args.port or server.port, threaded=True)
 
 

@@ -13,6 +13,7 @@ import sys
 import threading
 
 from bridge import shutdown_app
+from bridge.auth import exposure_warning
 from bridge.config import load
 from bridge.errors import ConfigError
 
@@ -21,6 +22,10 @@ try:
 except ConfigError as exc:  # one line naming the key and the value, no traceback
     sys.exit(f"Invalid configuration: {exc}")
 bind = os.environ.get("BRIDGE_BIND", f"{_config.server.host}:{_config.server.port}")
+if not bind.startswith(("unix:", "fd://")):
+    _warning = exposure_warning(_config, bind.rpartition(":")[0] or bind)
+    if _warning:
+        print(f"\n{'!' * 78}\n{_warning}\n{'!' * 78}\n", file=sys.stderr)
 worker_class = "gthread"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))

@@ -36,6 +36,7 @@ def create_app(config: Any = None) -> Flask:
     """
     from bridge import api
     from bridge.api.health import started_marker
+    from bridge.auth import Authenticator
     from bridge.config import Config, from_dict, load
     from bridge.registry import PluginRegistry
     from bridge.runner import Runner
@@ -58,6 +59,7 @@ def create_app(config: Any = None) -> Flask:
         ipaddress.ip_network(p, strict=False) for p in cfg.server.trusted_proxies]
     app.extensions["bridge.started"] = started_marker()
 
+    Authenticator(cfg).init_app(app)
     tracker = create_tracker(cfg)
     tracker.init_app(app)
     PluginRegistry(cfg).init_app(app)

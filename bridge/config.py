@@ -116,6 +116,15 @@ class RunnerConfig:
     retry_on: list[str] = field(default_factory=lambda: ["timeout", "connection_error"])
     max_pending: int = 100
     retry_after: int = 1
+    # Default per-plugin share of max_workers when a plugin sets no max_concurrency;
+    # 0 means three quarters of max_workers, so one hung plugin leaves room for others.
+    plugin_max_concurrency: int = 0
+
+    @property
+    def default_plugin_limit(self) -> int:
+        if self.plugin_max_concurrency:
+            return self.plugin_max_concurrency
+        return max(1, (self.max_workers * 3) // 4)
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,26 @@ class TrackingConfig:
     # When set, wins over storage.sqlite.retention_days (see README).
     retention_days: int | None = None
     stale_check_interval: Duration = Duration(60)
+    # Keys whose values are stored as "[REDACTED]" (matched case-insensitively, ignoring
+    # "-" and "_", anywhere in a key's name), in stored input and output alike.
+    redact_fields: list[str] = field(default_factory=lambda: [
+        "password", "token", "secret", "authorization", "api_key"])
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    # Each: {name, key (or "env:NAME") | sha256, scopes: [read|write|admin]}.
+    api_keys: list[dict[str, Any]] = field(default_factory=list)
+    # When true, webhook routes also need a key with the `write` scope.
+    protect_webhooks: bool = False
+
+
+@dataclass(frozen=True)
+class IdempotencyConfig:
+    enabled: bool = True
+    window: Duration = Duration(24 * 3600)
+    headers: list[str] = field(default_factory=lambda: [
+        "Idempotency-Key", "X-GitHub-Delivery", "webhook-id"])
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     execution_tracking: TrackingConfig = field(default_factory=TrackingConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Where relative paths (plugin dirs, database) are resolved from.
     base_dir: str = "."
@@ -311,6 +342,9 @@ def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = "."
 
     for name, settings in config.plugins.settings.items():
         PluginSettings.from_overrides(settings, f"plugins.settings.{name}")
+    from bridge.auth import parse_keys
+
+    parse_keys(config.auth.api_keys)
     return config
 
 

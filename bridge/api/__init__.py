@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from apispec import BasePlugin
 from flask import Blueprint, Flask, send_from_directory
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
@@ -10,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from bridge import __version__
 from bridge.api import errors, executions, health, plugins, webhook
 from bridge.api.schemas import ErrorSchema
+from bridge.auth import PROTECTED, SECURITY_SCHEMES
 
 DOCS_ASSETS = "/docs/assets/"
 
@@ -21,6 +25,32 @@ class BridgeApi(Api):
 
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
         return errors.handle_http_exception(error)
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+class SecurityDocs(BasePlugin):
+    """Marks every management route as needing an API key, with its 401 and 403."""
+
+    prefixes = tuple(f"/api/v1/{name}" for name in PROTECTED)
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None,
+                         **kwargs: Any) -> None:
+        if not path or not operations or not path.startswith(self.prefixes):
+            return
+        for method, operation in operations.items():
+            scope = "read" if method in ("get", "head", "options") else "admin"
+            operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", _error_response(
+                "No API key, or not a valid one (not sent to loopback clients while no key "
+                "is configured)"))
+            responses.setdefault("403", _error_response(
+                f"The key lacks the '{scope}' scope, or no key is configured and the client "
+                "is not local"))
 
 
 def _docs_assets() -> Blueprint:
@@ -47,7 +77,9 @@ def init_app(app: Flask) -> None:
             "info": {"description": "Run Python plugins from webhooks; every run is tracked."},
         },
     )
-    api = BridgeApi(app)
+    api = BridgeApi(app, spec_kwargs={"extra_plugins": [SecurityDocs()]})
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
     for module in (webhook, plugins, executions, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(_docs_assets())
