@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from bridge.config import ERROR_TYPES, parse_duration
 from bridge.errors import ConfigError
+from bridge.signatures import SignatureSpec
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -30,6 +31,10 @@ class BasePlugin:
     methods: ClassVar[list[str] | None] = None
     backoff: ClassVar[float | str | None] = None
     retry_on: ClassVar[list[str] | None] = None
+    # At most this many deliveries run at once; more get 429 with Retry-After.
+    max_concurrency: ClassVar[int | None] = None
+    # {type, secret, header, encoding, tolerance}: see bridge.signatures and the README.
+    signature: ClassVar[dict[str, Any] | None] = None
 
     def __init__(
         self,
@@ -119,8 +124,11 @@ class PluginSettings:
     methods: tuple[str, ...] | None = None
     backoff: float | None = None
     retry_on: tuple[str, ...] | None = None
+    max_concurrency: int | None = None
+    signature: SignatureSpec | None = None
 
-    KEYS: ClassVar[tuple[str, ...]] = ("timeout", "max_attempts", "methods", "backoff", "retry_on")
+    KEYS: ClassVar[tuple[str, ...]] = ("timeout", "max_attempts", "methods", "backoff",
+                                       "retry_on", "max_concurrency", "signature")
 
     @classmethod
     def from_overrides(cls, raw: dict[str, Any], where: str) -> PluginSettings:
@@ -161,7 +169,10 @@ def _check_setting(where: str, key: str, value: Any) -> Any:
         if key == "timeout" and seconds <= 0:
             raise ConfigError(where, value, "must be > 0")
         return seconds
-    if key == "max_attempts":
+    if key == "signature":
+        return value if isinstance(value, SignatureSpec) else SignatureSpec.from_mapping(
+            value, where)
+    if key in ("max_attempts", "max_concurrency"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(where, value, "expected a whole number >= 1")
         return value

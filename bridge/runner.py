@@ -24,7 +24,13 @@ from flask import Flask
 
 from bridge import clock
 from bridge.config import Config
-from bridge.errors import ExecutionCanceled, PluginReportedError, PluginTimeout, RunnerSaturated
+from bridge.errors import (
+    ExecutionCanceled,
+    PluginBusy,
+    PluginReportedError,
+    PluginTimeout,
+    RunnerSaturated,
+)
 from bridge.registry import LoadedPlugin
 from bridge.storage.base import AttemptRecord, Status
 from bridge.tracking.classify import classify
@@ -74,6 +80,7 @@ class Outcome:
 
 @dataclass
 class _Call:
+    plugin: str = ""
     finished: bool = False
     abandoned: bool = False
     traceback: str = ""
@@ -154,11 +161,15 @@ class Runner:
         self.default_attempts = config.runner.max_attempts
         self.default_backoff = float(config.runner.backoff)
         self.default_retry_on = tuple(config.runner.retry_on)
+        self.default_plugin_limit = config.runner.default_plugin_limit
         self.tracker = tracker
         self._slots = threading.Semaphore(self.max_workers)
         self._pool = DaemonPool(self.max_workers, "plugin")
         self._async_pool = DaemonPool(self.max_pending, "async")
         self._lock = threading.Lock()
+        self._share_freed = threading.Condition(self._lock)
+        self._plugin_busy: dict[str, int] = {}
+        self._busy_rejections = 0
         self._busy = 0
         self._abandoned = 0
         self._pending = 0
@@ -170,15 +181,41 @@ class Runner:
         app.extensions["bridge.runner"] = self
 
     # -- slots -------------------------------------------------------------
-    def _acquire(self, wait: float | None) -> None:
-        acquired = (self._slots.acquire(blocking=False) if wait is None
-                    else self._slots.acquire(timeout=wait))
-        if not acquired:
-            with self._lock:
-                self._saturated += 1
-            raise RunnerSaturated(self.retry_after)
+    def plugin_limit(self, plugin: LoadedPlugin) -> int:
+        s = plugin.settings
+        return s.max_concurrency if s and s.max_concurrency else self.default_plugin_limit
+
+    def _acquire(self, plugin: LoadedPlugin, wait: float | None) -> None:
+        """Take the plugin's share, then a runner slot; both are held until the plugin
+        thread returns (even after a timeout), so a hung plugin uses up only its share."""
+        name, limit = plugin.name, self.plugin_limit(plugin)
+        deadline = None if wait is None else time.monotonic() + wait
         with self._lock:
+            while self._plugin_busy.get(name, 0) >= limit:
+                remaining = 0.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    self._busy_rejections += 1
+                    raise PluginBusy(name, limit, self.retry_after)
+                self._share_freed.wait(remaining)
+            self._plugin_busy[name] = self._plugin_busy.get(name, 0) + 1
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        acquired = (self._slots.acquire(blocking=False) if remaining is None
+                    else self._slots.acquire(timeout=remaining))
+        with self._lock:
+            if not acquired:
+                self._saturated += 1
+                self._give_back_share(name)
+                raise RunnerSaturated(self.retry_after)
             self._busy += 1
+
+    def _give_back_share(self, name: str) -> None:
+        """With the lock held."""
+        left = self._plugin_busy.get(name, 1) - 1
+        if left:
+            self._plugin_busy[name] = left
+        else:
+            self._plugin_busy.pop(name, None)
+        self._share_freed.notify_all()
 
     def _release(self, call: _Call) -> None:
         with self._lock:
@@ -186,6 +223,7 @@ class Runner:
             self._busy -= 1
             if call.abandoned:
                 self._abandoned -= 1
+            self._give_back_share(call.plugin)
         self._slots.release()
 
     def snapshot(self) -> dict[str, Any]:
@@ -196,6 +234,8 @@ class Runner:
                 "abandoned": self._abandoned,
                 "pending": self._pending,
                 "saturated_rejections": self._saturated,
+                "plugin_limit_rejections": self._busy_rejections,
+                "plugins_running": dict(self._plugin_busy),
                 "closing": self._stop.is_set(),
             }
 
@@ -204,11 +244,11 @@ class Runner:
         """Run now in the caller's request, or raise RunnerSaturated without recording."""
         if self._stop.is_set():
             raise ExecutionCanceled(inv.plugin.name)
-        self._acquire(wait=None)
+        self._acquire(inv.plugin, wait=None)
         try:
             self.tracker.start(inv, Status.RUNNING)
         except BaseException:
-            self._release(_Call())
+            self._release(_Call(inv.plugin.name))
             raise
         outcome = self._attempts(inv, first_slot_held=True)
         self.tracker.finish(inv, outcome)
@@ -235,9 +275,9 @@ class Runner:
         try:
             while not self._stop.is_set():
                 try:
-                    self._acquire(wait=0.5)
+                    self._acquire(inv.plugin, wait=0.5)
                     break
-                except RunnerSaturated:
+                except (RunnerSaturated, PluginBusy):
                     continue
             if self._stop.is_set():
                 now = clock.utcnow()
@@ -267,16 +307,16 @@ class Runner:
         attempts: list[AttemptRecord] = []
         start, t0 = clock.utcnow(), time.perf_counter_ns()
         result: dict[str, Any] | None = None
-        output_json, error, call = "", None, _Call()
+        output_json, error, call = "", None, _Call(inv.plugin.name)
         status = Status.FAILED
         for number in range(1, max_attempts + 1):
             if number > 1 or not first_slot_held:
                 try:
-                    self._acquire(wait=timeout)
-                except RunnerSaturated as exc:
+                    self._acquire(inv.plugin, wait=timeout)
+                except (RunnerSaturated, PluginBusy) as exc:
                     error = exc
                     break
-            cancel, call = threading.Event(), _Call()
+            cancel, call = threading.Event(), _Call(inv.plugin.name)
             with self._lock:
                 self._active.add(cancel)
             data = inv.data if number == 1 else copy.deepcopy(inv.data)
@@ -323,7 +363,7 @@ class Runner:
             if self._stop.wait(delay):
                 status = Status.CANCELED
                 break
-        if isinstance(error, RunnerSaturated):
+        if isinstance(error, RunnerSaturated | PluginBusy):
             status = Status.FAILED
         detail = ""
         if error is not None:

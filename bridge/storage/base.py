@@ -62,6 +62,10 @@ class ExecutionRecord:
     updated_at: datetime | None = None
     # Which process runs it ("host:pid"), to close its rows if that process dies.
     worker: str = ""
+    # The delivery's Idempotency-Key (or X-GitHub-Delivery, webhook-id), if it sent one,
+    # and how many repeated deliveries were answered with this run's result.
+    idempotency_key: str = ""
+    replays: int = 0
     attempt_records: list[AttemptRecord] = field(default_factory=list)
 
 
@@ -81,6 +85,14 @@ class Page:
     total: int
     total_is_estimate: bool
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """Who holds an idempotency key: `execution_id`, claimed `age_s` seconds ago."""
+
+    execution_id: str
+    age_s: float
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,22 @@ class ExecutionStore(Protocol):
 
     def close_own(self, worker: str, status: Status, error: str, error_type: str,
                   now: datetime) -> int: ...
+
+    def claim_delivery(self, plugin: str, key: str, execution_id: str, now: datetime,
+                       window_s: float) -> DeliveryClaim | None:
+        """Claim (plugin, key) for `execution_id`; None when claimed, else the holder."""
+        ...
+
+    def take_over_delivery(self, plugin: str, key: str, holder: str, execution_id: str,
+                           now: datetime) -> bool:
+        """Move the key from `holder` (a failed or lost run) to `execution_id`, once."""
+        ...
+
+    def release_delivery(self, plugin: str, key: str, execution_id: str) -> None: ...
+
+    def mark_replayed(self, execution_id: str, now: datetime) -> None: ...
+
+    def purge_deliveries(self, before: datetime) -> int: ...
 
     def info(self) -> dict[str, Any]: ...
 

@@ -26,6 +26,7 @@ from bridge.errors import InvalidCursor, StorageError
 from bridge.storage.base import (
     AttemptRecord,
     CleanupResult,
+    DeliveryClaim,
     ExecutionFilter,
     ExecutionRecord,
     Page,
@@ -107,13 +108,25 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("create_bridge_state", """
         CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     """),
+    ("add_idempotency", """
+        ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE executions ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE deliveries (
+            plugin_name  TEXT NOT NULL,
+            key          TEXT NOT NULL,
+            execution_id TEXT NOT NULL,
+            created_at   INTEGER NOT NULL,
+            PRIMARY KEY (plugin_name, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_deliveries_created ON deliveries (created_at);
+    """),
 ]
 
 _COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "status", "input",
             "output", "error", "error_type", "duration", "attempts", "retry_count",
             "trace_id", "user_agent", "remote_ip", "tags", "metadata", "created_at",
-            "updated_at", "worker")
-_SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM executions"
+            "updated_at", "worker", "idempotency_key")
+_SELECT = f"SELECT seq, replays, {', '.join(_COLUMNS)} FROM executions"
 
 
 def to_us(value: datetime | None) -> int | None:
@@ -237,7 +250,7 @@ class SQLiteStore:
                 r.status.value, r.input, r.output, r.error, r.error_type, r.duration,
                 r.attempts, r.retry_count, r.trace_id, r.user_agent, r.remote_ip, r.tags,
                 r.metadata, to_us(r.created_at or r.start_time),
-                to_us(r.updated_at or r.start_time), r.worker)
+                to_us(r.updated_at or r.start_time), r.worker, r.idempotency_key)
 
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
@@ -269,7 +282,7 @@ class SQLiteStore:
         for key in ("start_time", "end_time", "created_at", "updated_at"):
             data[key] = from_us(data[key])
         data["status"] = Status(data["status"])
-        return ExecutionRecord(**data)
+        return ExecutionRecord(**data, replays=row["replays"])
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         def fn(conn: sqlite3.Connection) -> ExecutionRecord | None:
@@ -493,6 +506,49 @@ class SQLiteStore:
             ).rowcount
 
         return self._write(op)
+
+    # -- idempotency -------------------------------------------------------
+    def claim_delivery(self, plugin: str, key: str, execution_id: str, now: datetime,
+                       window_s: float) -> DeliveryClaim | None:
+        now_us = to_us(now) or 0
+        expired_before = now_us - int(window_s * 1_000_000)
+
+        def op(conn: sqlite3.Connection) -> DeliveryClaim | None:
+            conn.execute(
+                "INSERT INTO deliveries (plugin_name, key, execution_id, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (plugin_name, key) DO UPDATE SET "
+                "execution_id = excluded.execution_id, created_at = excluded.created_at "
+                "WHERE deliveries.created_at < ?",
+                (plugin, key, execution_id, now_us, expired_before))
+            holder, created = conn.execute(
+                "SELECT execution_id, created_at FROM deliveries WHERE plugin_name = ? AND "
+                "key = ?", (plugin, key)).fetchone()
+            if holder == execution_id:
+                return None
+            return DeliveryClaim(holder, max(0.0, (now_us - created) / 1e6))
+
+        return self._write(op)
+
+    def take_over_delivery(self, plugin: str, key: str, holder: str, execution_id: str,
+                           now: datetime) -> bool:
+        return self._write(lambda c: c.execute(
+            "UPDATE deliveries SET execution_id = ?, created_at = ? WHERE plugin_name = ? "
+            "AND key = ? AND execution_id = ?",
+            (execution_id, to_us(now), plugin, key, holder)).rowcount == 1)
+
+    def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:
+        self._write(lambda c: c.execute(
+            "DELETE FROM deliveries WHERE plugin_name = ? AND key = ? AND execution_id = ?",
+            (plugin, key, execution_id)))
+
+    def mark_replayed(self, execution_id: str, now: datetime) -> None:
+        self._write(lambda c: c.execute(
+            "UPDATE executions SET replays = replays + 1, updated_at = ? WHERE id = ?",
+            (to_us(now), execution_id)), wait=False)
+
+    def purge_deliveries(self, before: datetime) -> int:
+        return self._write(lambda c: c.execute(
+            "DELETE FROM deliveries WHERE created_at < ?", (to_us(before),)).rowcount)
 
     def info(self) -> dict[str, Any]:
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
