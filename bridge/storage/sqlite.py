@@ -326,10 +326,21 @@ class SQLiteStore:
 
     @staticmethod
     def decode_cursor(cursor: str) -> tuple[int, int]:
+        """`(start_us, seq)` from a cursor `encode_cursor` made; anything else is invalid."""
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
             start_text, seq_text = raw.split(":")
             return int(start_text), int(seq_text)
+        start_text, _, seq_text = raw.partition(":")
+        # Plain ASCII digits only (int() would take "1_0", " 1" and "+1"), and no more
+        # of them than SQLite's 64-bit INTEGER holds.
+        if not (start_text.removeprefix("-").isdigit() and seq_text.isdigit()
+                and len(start_text) <= 19 and len(seq_text) <= 19):
+            raise InvalidCursor(cursor)
+        start_us, seq = int(start_text), int(seq_text)
+        if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
+            raise InvalidCursor(cursor)
+        return start_us, seq
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidCursor(cursor) from None
 

@@ -33,8 +33,19 @@ PREVIEW_CHARS = 1024
 
 
 def truncate_json(text: str, limit: int) -> str:
+def utf8_json(text: str) -> str:
+    """JSON text SQLite can store: lone surrogates (`"\\ud800"` is valid JSON, but not
+    UTF-8) written back as the `\\uXXXX` escapes they came from."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
     """`text` if it fits in `limit` bytes, else a JSON object saying it was truncated."""
     size = len(text.encode("utf-8"))
+    text = utf8_json(text)
     if size <= limit:
         return text
     return json.dumps({
