@@ -329,8 +329,8 @@ class SQLiteStore:
         """`(start_us, seq)` from a cursor `encode_cursor` made; anything else is invalid."""
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-            start_text, seq_text = raw.split(":")
-            return int(start_text), int(seq_text)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor(cursor) from None
         start_text, _, seq_text = raw.partition(":")
         # Plain ASCII digits only (int() would take "1_0", " 1" and "+1"), and no more
         # of them than SQLite's 64-bit INTEGER holds.
@@ -341,8 +341,6 @@ class SQLiteStore:
         if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
             raise InvalidCursor(cursor)
         return start_us, seq
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor(cursor) from None
 
     def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page:
         """Newest first; `cursor` (keyset) replaces `offset` for deep pages."""

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 PREVIEW_CHARS = 1024
 
 
-def truncate_json(text: str, limit: int) -> str:
 def utf8_json(text: str) -> str:
     """JSON text SQLite can store: lone surrogates (`"\\ud800"` is valid JSON, but not
     UTF-8) written back as the `\\uXXXX` escapes they came from."""
@@ -43,9 +42,10 @@ def utf8_json(text: str) -> str:
     return text
 
 
+def truncate_json(text: str, limit: int) -> str:
     """`text` if it fits in `limit` bytes, else a JSON object saying it was truncated."""
-    size = len(text.encode("utf-8"))
     text = utf8_json(text)
+    size = len(text.encode("utf-8"))
     if size <= limit:
         return text
     return json.dumps({
