@@ -38,6 +38,7 @@ def create_app(config: Any = None) -> Flask:
     from bridge.api.health import started_marker
     from bridge.auth import Authenticator
     from bridge.config import Config, from_dict, load
+    from bridge.idempotency import Deliveries
     from bridge.registry import PluginRegistry
     from bridge.runner import Runner
     from bridge.scheduler import Scheduler
@@ -64,6 +65,7 @@ def create_app(config: Any = None) -> Flask:
     tracker.init_app(app)
     PluginRegistry(cfg).init_app(app)
     Runner(cfg, tracker).init_app(app)
+    Deliveries(cfg, tracker).init_app(app)
     api.init_app(app)
     Scheduler(cfg, tracker).init_app(app)
     atexit.register(shutdown_app, app)

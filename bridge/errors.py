@@ -177,3 +177,16 @@ class PluginBusy(BridgeError):
     def __init__(self, name: str, limit: int, retry_after: int) -> None:
         super().__init__(f"Plugin '{name}' is at its concurrency limit ({limit}); retry later")
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class DeliveryInProgress(BridgeError):
+    """A delivery with the same idempotency key is still running."""
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, retry_after: int) -> None:
+        super().__init__(f"A delivery with this idempotency key is still running as "
+                         f"execution '{execution_id}'; retry later for its result")
+        self.execution_id = execution_id
+        self.extra = {"execution_id": execution_id}
+        self.headers = {"Retry-After": str(retry_after)}

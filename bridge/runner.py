@@ -56,6 +56,8 @@ class Invocation:
     metadata: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     start_time: datetime = field(default_factory=clock.utcnow)
+    idempotency_key: str = ""
+    stored_input: str | None = None  # the redacted, truncated JSON the tracker stores
 
 
 @dataclass
@@ -301,6 +303,11 @@ class Runner:
         backoff = s.backoff if s and s.backoff is not None else self.default_backoff
         retry_on = s.retry_on if s and s.retry_on is not None else self.default_retry_on
         return timeout, attempts, backoff, retry_on
+
+    def longest_run(self, plugin: LoadedPlugin) -> float:
+        """Seconds a run of `plugin` can take at most: every attempt and its backoff."""
+        timeout, attempts, backoff, _ = self._settings(plugin)
+        return timeout * attempts + backoff * (2 ** max(0, attempts - 1))
 
     def _attempts(self, inv: Invocation, first_slot_held: bool) -> Outcome:
         timeout, max_attempts, backoff, retry_on = self._settings(inv.plugin)

@@ -112,6 +112,8 @@ class Scheduler:
         result = store.cleanup(self.config.retention_days, clock.utcnow())
         log.info("Cleanup deleted %d executions older than %s", result.deleted,
                  result.cutoff.isoformat())
+        window = float(self.config.idempotency.window)
+        store.purge_deliveries(clock.utcnow() - timedelta(seconds=window))
         return result.deleted
 
     def run_rollup(self) -> int:

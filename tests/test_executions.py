@@ -53,11 +53,11 @@ def test_bad_parameters_are_422_naming_the_field(client, query, field):
 
 
 def test_detail_and_unknown_id(client):
-    r = _run(client, "ok", secret="x")
+    r = _run(client, "ok", city="x")
     detail = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
     ex = detail["execution"]
-    assert json.loads(ex["input"]) == {"secret": "x"}
-    assert json.loads(ex["output"])["echo"] == {"secret": "x"}
+    assert json.loads(ex["input"]) == {"city": "x"}
+    assert json.loads(ex["output"])["echo"] == {"city": "x"}
     assert ex["duration"] > 0 and ex["start_time"].endswith("Z")
     assert len(detail["attempts"]) == 1
     assert client.get("/api/v1/executions/nope").status_code == 404

@@ -93,6 +93,10 @@ class WebhookResponseSchema(ma.Schema):
     trace_id = fields.String()
     attempts = fields.Integer()
     status_url = fields.String()
+    replayed = fields.Boolean(metadata={
+        "description": "True when this answers a repeated delivery (same idempotency key) "
+                       "with the first run's result; the header Idempotent-Replayed says so "
+                       "too"})
 
 
 # -- executions ------------------------------------------------------------
@@ -135,6 +139,10 @@ class ExecutionSchema(ma.Schema):
     metadata = fields.String(metadata={"description": "JSON object as text"})
     created_at = RFC3339()
     updated_at = RFC3339()
+    idempotency_key = fields.String(metadata={
+        "description": "The delivery's Idempotency-Key, X-GitHub-Delivery or webhook-id"})
+    replays = fields.Integer(metadata={
+        "description": "Repeated deliveries answered with this run's result"})
 
 
 class AttemptSchema(ma.Schema):

@@ -15,10 +15,22 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from bridge import clock
 from bridge.api.schemas import ErrorSchema, WebhookQuerySchema, WebhookResponseSchema, rfc3339
-from bridge.errors import BadPayload, MethodNotAllowed, WebhookFailed
+from bridge.errors import (
+    BadPayload,
+    DeliveryInProgress,
+    ExecutionCanceled,
+    MethodNotAllowed,
+    PluginBusy,
+    RunnerSaturated,
+    SignatureInvalid,
+    WebhookFailed,
+)
+from bridge.idempotency import Deliveries
 from bridge.registry import PluginRegistry
 from bridge.runner import Invocation, Outcome, Runner
-from bridge.storage.base import Status
+from bridge.signatures import verify
+from bridge.storage.base import ExecutionRecord, Status
+from bridge.tracking.tracker import Tracker
 
 blp = Blueprint("webhook", __name__, url_prefix="/api/v1/webhook",
                 description="Run a plugin: the request's data goes in, its result comes out.")
@@ -29,6 +41,9 @@ _TRACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _TAG = re.compile(r"\s*([^:=\s][^:=]*?)\s*[:=]\s*(.*?)\s*")
 _FAILURE_STATUS = {Status.TIMEOUT: 504, Status.CANCELED: 503}
+_SIGNATURE_401 = "Missing or invalid webhook signature (plugins with a signature setting)"
+_IN_PROGRESS_409 = "A delivery with the same idempotency key is still running"
+_BUSY_429 = "The plugin runs max_concurrency deliveries already; see Retry-After"
 
 
 def trace_id_from(headers: Any) -> str:
@@ -150,22 +165,49 @@ def _response_fields(inv: Invocation, outcome: Outcome, code: int, message: str)
     }
 
 
+def _replay(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]:
+    """The first run's answer, rebuilt from its record, for a repeated delivery."""
+    location = f"/api/v1/executions/{record.id}"
+    headers = {"X-Execution-ID": record.id, "Idempotent-Replayed": "true"}
+    body: dict[str, Any] = {
+        "plugin": record.plugin_name, "method": record.http_method, "replayed": True,
+        "request_id": record.trace_id, "execution_id": record.id, "trace_id": record.trace_id,
+    }
+    if async_mode or not record.status.is_final:
+        body.update(status_code=202, status_url=location,
+                    message="Replayed: this delivery was already accepted; poll status_url",
+                    timestamp=rfc3339(record.start_time))
+        return body, 202, {**headers, "Location": location}
+    try:
+        data = json.loads(record.output) if record.output else None
+    except ValueError:
+        data = None
+    body.update(status_code=200, data=data if isinstance(data, dict) else None,
+                message="Replayed: this delivery was already processed; this is the first "
+                        "run's result",
+                execution_time=round(record.duration / 1e9, 6), attempts=record.attempts,
+                timestamp=rfc3339(record.end_time or record.start_time))
+    return body, 200, headers
+
+
 @blp.route("/<plugin>")
 class WebhookView(MethodView):
     """Every method runs the same way; the plugin decides which methods it handles."""
 
     def _run(self, plugin_name: str, query: dict[str, Any]) -> Any:
-        registry: PluginRegistry = current_app.extensions["bridge.registry"]
-        runner: Runner = current_app.extensions["bridge.runner"]
-        config = current_app.extensions["bridge.config"]
+        ext = current_app.extensions
+        registry: PluginRegistry = ext["bridge.registry"]
+        runner: Runner = ext["bridge.runner"]
+        tracker: Tracker = ext["bridge.tracker"]
+        deliveries: Deliveries = ext["bridge.deliveries"]
+        config = ext["bridge.config"]
         g.trace_id = trace_id_from(request.headers)
         plugin = registry.get(plugin_name)
         method = request.method
         if method not in plugin.supported_methods:
             raise MethodNotAllowed(plugin.name, method, plugin.supported_methods)
-        data = parse_payload()
         inv = Invocation(
-            plugin=plugin, method=method, data=data, execution_id=str(uuid.uuid4()),
+            plugin=plugin, method=method, data={}, execution_id=str(uuid.uuid4()),
             trace_id=g.trace_id, user_agent=request.headers.get("User-Agent", "")[:512],
             remote_ip=client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
                                 current_app.extensions["bridge.trusted_proxies"]),
@@ -176,6 +218,33 @@ class WebhookView(MethodView):
         inv.metadata = {"content_type": request.mimetype or "",
                         "content_length": request.content_length or 0,
                         "async": _wants_async()}
+        spec = plugin.settings.signature if plugin.settings else None
+        if spec is not None:
+            try:  # on the raw bytes, before anything parses them
+                verify(spec, request.headers, request.get_data(cache=True))
+            except SignatureInvalid as exc:
+                inv.metadata["rejected"] = "signature"
+                tracker.reject(inv, exc, "unauthorized")
+                raise
+        inv.data = parse_payload()
+        inv.idempotency_key = deliveries.key_from(request.headers)
+        try:
+            replay = deliveries.claim(inv, 0 if _wants_async() else
+                                      runner.longest_run(plugin) + 5)
+        except DeliveryInProgress as exc:
+            if not _wants_async():
+                raise
+            replay = tracker.require_store().get(exc.execution_id)
+        if replay is not None:
+            return _replay(replay, _wants_async())
+        try:
+            return self._start(inv, runner, config)
+        except (PluginBusy, RunnerSaturated, ExecutionCanceled):
+            deliveries.release(inv)  # nothing ran: a retry of this delivery must run
+            raise
+
+    def _start(self, inv: Invocation, runner: Runner, config: Any) -> Any:
+        plugin, method = inv.plugin, inv.method
         headers = {"X-Execution-ID": inv.execution_id}
         if _wants_async():
             runner.run_async(inv)
@@ -207,8 +276,12 @@ class WebhookView(MethodView):
     @blp.arguments(WebhookQuerySchema, location="query")
     @blp.response(200, WebhookResponseSchema)
     @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
+    @blp.alt_response(400, schema=ErrorSchema, description="Invalid tag or idempotency key")
+    @blp.alt_response(401, schema=ErrorSchema, description=_SIGNATURE_401)
     @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
     @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
+    @blp.alt_response(409, schema=ErrorSchema, description=_IN_PROGRESS_409)
+    @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
     @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
     @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
     @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")
@@ -220,9 +293,13 @@ class WebhookView(MethodView):
     @blp.response(200, WebhookResponseSchema)
     @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
     @blp.alt_response(400, schema=ErrorSchema, description="Malformed or non-object JSON")
+    @blp.alt_response(401, schema=ErrorSchema, description=_SIGNATURE_401)
     @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
     @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
+    @blp.alt_response(409, schema=ErrorSchema, description=_IN_PROGRESS_409)
     @blp.alt_response(413, schema=ErrorSchema, description="Body over server.max_body_size")
+    @blp.alt_response(415, schema=ErrorSchema, description="Body neither JSON nor form fields")
+    @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
     @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
     @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
     @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")

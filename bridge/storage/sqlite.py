@@ -214,7 +214,15 @@ class SQLiteStore:
             finally:
                 conn.close()
         except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"failed to open database {self.path}: {exc}") from exc
+            # Say why where the error does not: SQLite answers "unable to open database
+            # file" for a read-only mount, mkdir "File exists" for a file in the way.
+            reason = str(exc)
+            if isinstance(exc, FileExistsError):
+                reason = f"{exc.filename} is a file, not a folder"
+            elif any(p.exists() and not os.access(p, os.W_OK)
+                     for p in (self.path, self.path.parent)):
+                reason += " (the database file or its folder is read-only)"
+            raise StorageError(f"failed to open database {self.path}: {reason}") from exc
         size = max(1, self.config.storage.sqlite.max_connections - 1)
         self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error)
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
@@ -553,7 +561,7 @@ class SQLiteStore:
     def mark_replayed(self, execution_id: str, now: datetime) -> None:
         self._write(lambda c: c.execute(
             "UPDATE executions SET replays = replays + 1, updated_at = ? WHERE id = ?",
-            (to_us(now), execution_id)), wait=False)
+            (to_us(now), execution_id)))
 
     def purge_deliveries(self, before: datetime) -> int:
         return self._write(lambda c: c.execute(
@@ -590,10 +598,14 @@ class SQLiteStore:
         return data
 
     def health(self) -> tuple[bool, str]:
+        """Whether records can be read, and whether the latest write was committed."""
         try:
             self._read(lambda c: c.execute("SELECT 1 FROM executions LIMIT 1").fetchall())
         except StorageError as exc:
             return False, str(exc)
+        failing = self._writer.failing
+        if failing is not None:
+            return False, f"database writes are failing: {failing}"
         return True, "ok"
 
     def explain(self, sql: str, params: Iterable[Any] = ()) -> list[str]:

@@ -49,6 +49,9 @@ class GroupCommitWriter:
         self._closed = False
         self.batches = 0
         self.writes = 0
+        # The error of the latest write if it failed, None once a write succeeds again:
+        # health reports a full disk while it lasts, and recovers when space is freed.
+        self.failing: BaseException | None = None
 
     def _ensure_started(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -111,6 +114,7 @@ class GroupCommitWriter:
                         conn.close()
                     conn = None
             for ticket in batch:
+                self.failing = ticket.error
                 if ticket.error is not None and not ticket.wait:
                     self._on_error("write a record", ticket.error)
                 if ticket.done is not None:

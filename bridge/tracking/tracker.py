@@ -23,6 +23,7 @@ from bridge.config import Config, TrackingConfig
 from bridge.errors import StorageUnavailable
 from bridge.storage.base import ExecutionRecord, ExecutionStore, Status
 from bridge.tracking.metrics import MetricsCache
+from bridge.tracking.redact import Redactor
 
 if TYPE_CHECKING:
     from bridge.runner import Invocation, Outcome
@@ -77,6 +78,7 @@ class Tracker:
         self.disabled_reason = disabled_reason
         self.metrics = MetricsCache()
         self.failures = WriteFailures()
+        self.redact = Redactor(self.settings.redact_fields)
         self._lock = threading.Lock()
         # Longest a run can legitimately stay `running`: beyond it the row is stale.
         self.max_run_seconds = float(config.plugins.timeout) * max(1, config.runner.max_attempts)
@@ -103,10 +105,13 @@ class Tracker:
 
     # -- lifecycle ---------------------------------------------------------
     def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
-        input_text = ""
-        if self.settings.track_input:
-            input_text = truncate_json(json.dumps(inv.data, ensure_ascii=False, default=str),
-                                       self.settings.max_input_size)
+        if inv.stored_input is None:  # computed once per run, at its start
+            inv.stored_input = ""
+            if self.settings.track_input:
+                text = json.dumps(inv.data, ensure_ascii=False, default=str)
+                inv.stored_input = truncate_json(self.redact.json(inv.data, text),
+                                                 self.settings.max_input_size)
+        input_text = inv.stored_input
         return ExecutionRecord(
             id=inv.execution_id, plugin_name=inv.plugin.name, http_method=inv.method,
             start_time=inv.start_time, status=status, input=input_text,
@@ -114,6 +119,7 @@ class Tracker:
             tags=json.dumps(inv.tags, ensure_ascii=False),
             metadata=json.dumps(inv.metadata, ensure_ascii=False, default=str),
             created_at=inv.start_time, updated_at=inv.start_time, worker=worker_id(),
+            idempotency_key=inv.idempotency_key,
         )
 
     def start(self, inv: Invocation, status: Status) -> None:
@@ -153,6 +159,7 @@ class Tracker:
         if self.settings.track_output and outcome.result is not None:
             text = outcome.output_json or json.dumps(outcome.result, ensure_ascii=False,
                                                      default=str)
+            text = self.redact.json(outcome.result, text)
             record.output = truncate_json(text, self.settings.max_output_size)
         if self.settings.track_errors:
             record.error = outcome.error_detail
@@ -163,6 +170,23 @@ class Tracker:
             self.store.update(record, wait=True)
         except Exception as exc:
             self.write_failed("record the end of a run", exc)
+
+    def reject(self, inv: Invocation, error: BaseException, error_type: str) -> None:
+        """A delivery refused before its plugin ran (a bad signature): counted, and recorded
+        without its payload, so that probing shows up in the history."""
+        now = clock.utcnow()
+        self.metrics.record(inv.plugin.name, Status.FAILED, 0, error_type, now)
+        if self.store is None:
+            return
+        record = self._record(inv, Status.FAILED)
+        record.input = ""
+        record.end_time = record.updated_at = now
+        record.error_type = error_type
+        record.error = f"{type(error).__name__}: {error}"
+        try:
+            self.store.update(record, wait=True)
+        except Exception as exc:
+            self.write_failed("record a rejected delivery", exc)
 
     # -- recovery ----------------------------------------------------------
     def recover_stale(self) -> int:
@@ -194,7 +218,8 @@ class Tracker:
             failures = {
                 "count": self.failures.count,
                 "last_error": self.failures.last_error,
-                "last_at": self.failures.last_at,
+                "last_at": (self.failures.last_at.isoformat(timespec="microseconds")
+                            .replace("+00:00", "Z") if self.failures.last_at else None),
             }
         return {"enabled": self.enabled, "disabled_reason": self.disabled_reason,
                 "write_failures": failures}
