@@ -44,23 +44,26 @@ def server(tmp_path, plugin_dir):
         cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, stdout=log,
         stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, \
-            (tmp_path / "gunicorn.log").read_text()
-        time.sleep(0.1)
-    yield base, proc, tmp_path
-    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 40
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        while True:
+            try:
+                if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.1)
+        yield base, proc, tmp_path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
 
 
 def test_webhooks_and_one_scheduler_under_gunicorn(server):
@@ -188,3 +191,27 @@ def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
 def _post_quietly(url: str, body: dict) -> None:
     with contextlib.suppress(requests.RequestException):
         requests.post(url, json=body, timeout=25)
+
+
+def test_duplicate_deliveries_across_workers_run_once(server):
+    base, _proc, tmp_path = server
+    runs = tmp_path / "runs.txt"
+    barrier = threading.Barrier(6)
+    answers: list[requests.Response] = []
+
+    def deliver() -> None:
+        barrier.wait(10)
+        answers.append(requests.post(
+            f"{base}/api/v1/webhook/counter", json={"log": str(runs), "seconds": 0.5},
+            headers={"X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+            timeout=30))
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    assert sorted(a.status_code for a in answers) == [200] * 6
+    assert len(runs.read_text().splitlines()) == 1
+    assert len({a.json()["execution_id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 5
