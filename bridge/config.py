@@ -321,6 +321,9 @@ def _validate(config: Config) -> None:
     check(tracking.metrics_aggregation_interval > 0,
           "execution_tracking.metrics_aggregation_interval",
           tracking.metrics_aggregation_interval, "must be > 0")
+    for i, header in enumerate(config.idempotency.headers):
+        check(bool(header.strip()) and header.isascii(), f"idempotency.headers[{i}]", header,
+              "expected a header name")
     level = config.logging.level.upper()
     check(logging.getLevelName(level) != f"Level {level}", "logging.level",
           config.logging.level, "unknown level")
