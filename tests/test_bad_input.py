@@ -37,6 +37,11 @@ def env(tmp_path_factory):
         "    def handle(self):\n"
         f"        Path({str(root / 'escaped')!r}).write_text('ran')\n"
         "        return {}\n")
+    (root / "plugins" / "echo_error.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n\n\n"
+        "class Plugin(BasePlugin):\n"
+        "    def handle(self):\n"
+        "        raise ValueError(f\"bad value {self.data.get('v')}\")\n")
     db = root / "data" / "ex.db"
     app = create_app({
         "plugins": {"dirs": [str(root / "plugins")]},
@@ -297,13 +302,28 @@ def test_the_openapi_document_states_every_bound(env):
 def test_lone_surrogate_in_json_is_run_and_recorded(env):
     client = env[0]
     response = client.post("/api/v1/webhook/ok", data=b'{"a": "\\ud800", "b": "\\u0000"}',
-                           content_type=JSON)
+                           content_type=JSON, headers={"X-Bridge-Tags": '{"k": "\\udfff"}'})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["data"]["echo"] == {"a": "\ud800", "b": "\x00"}
     record = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}")
     stored = record.get_json()["execution"]
     assert stored["status"] == "completed"
     assert json.loads(stored["input"]) == {"a": "\ud800", "b": "\x00"}
+    assert json.loads(stored["tags"]) == {"k": "\udfff"}
+
+
+def test_lone_surrogate_in_a_plugin_error_is_recorded(env):
+    client = env[0]
+    response = client.post("/api/v1/webhook/echo_error", data=b'{"v": "\\ud800"}',
+                           content_type=JSON)
+    assert response.status_code == 500 and response.get_json()["error_type"]
+    detail = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}")
+    stored = detail.get_json()
+    assert stored["execution"]["status"] == "failed"
+    assert "bad value \\ud800" in stored["execution"]["error"]
+    assert "bad value \\ud800" in stored["attempts"][0]["error"]
+    storage = client.get("/health").get_json()["checks"]["storage"]
+    assert storage["status"] == "healthy" and storage["write_failures"]["count"] == 0
 
 
 def test_hostile_trace_id_header_is_replaced(env):

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ PREVIEW_CHARS = 1024
 
 
 def utf8_json(text: str) -> str:
-    """JSON text SQLite can store: lone surrogates (`"\\ud800"` is valid JSON, but not
+    """Text SQLite can store: lone surrogates (`"\\ud800"` is valid JSON, but not
     UTF-8) written back as the `\\uXXXX` escapes they came from."""
     try:
         text.encode("utf-8")
@@ -54,6 +54,18 @@ def truncate_json(text: str, limit: int) -> str:
         "original_size": size,
         "preview": text[: min(PREVIEW_CHARS, max(limit // 2, 0))],
     }, ensure_ascii=False)
+
+
+def storable(record: ExecutionRecord) -> ExecutionRecord:
+    """The record with every text field storable: a payload's lone surrogate can reach
+    the tags, a plugin's error message or its traceback, not only the input."""
+    for field in fields(record):
+        value = getattr(record, field.name)
+        if isinstance(value, str):
+            setattr(record, field.name, utf8_json(value))
+    record.attempt_records = [replace(a, error=utf8_json(a.error))
+                              for a in record.attempt_records]
+    return record
 
 
 def worker_id() -> str:
@@ -127,7 +139,7 @@ class Tracker:
         if self.store is None:
             return
         try:
-            self.store.insert(self._record(inv, status))
+            self.store.insert(storable(self._record(inv, status)))
         except Exception as exc:
             self.write_failed("record the start of a run", exc)
 
@@ -137,7 +149,7 @@ class Tracker:
         record = self._record(inv, Status.RUNNING)
         record.updated_at = clock.utcnow()
         try:
-            self.store.update(record, wait=False)
+            self.store.update(storable(record), wait=False)
         except Exception as exc:
             self.write_failed("mark a run as running", exc)
 
@@ -167,7 +179,7 @@ class Tracker:
             for attempt in record.attempt_records:
                 attempt.error = ""
         try:
-            self.store.update(record, wait=True)
+            self.store.update(storable(record), wait=True)
         except Exception as exc:
             self.write_failed("record the end of a run", exc)
 
