@@ -245,6 +245,26 @@ class SQLiteStore:
         self._write(lambda c: c.execute(
             f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks})", values), wait)
 
+    def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
+        """Bulk path (imports, the benchmark's generator): the records and their attempts
+        in one transaction; returns how many were written."""
+        rows, attempts = [], []
+        for r in records:
+            rows.append(self._values(r))
+            attempts += [(r.id, a.number, to_us(a.start_time), to_us(a.end_time),
+                          a.status.value, a.error, a.error_type, a.duration)
+                         for a in r.attempt_records]
+        marks = ", ".join("?" * len(_COLUMNS))
+
+        def op(conn: sqlite3.Connection) -> int:
+            conn.executemany(f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
+                             f"VALUES ({marks})", rows)
+            conn.executemany("INSERT INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             attempts)
+            return len(rows)
+
+        return self._write(op)
+
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write the record's current state (inserting it if its start was lost)."""
         values = self._values(record)
