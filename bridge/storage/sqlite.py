@@ -32,7 +32,7 @@ from bridge.storage.base import (
     Status,
 )
 from bridge.storage.rollups import Aggregate, build_stats, day_range
-from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed
+from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,16 @@ _COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "statu
             "trace_id", "user_agent", "remote_ip", "tags", "metadata", "created_at",
             "updated_at", "worker")
 _SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM executions"
+_INSERT = (f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+# What a run's lifecycle changes after its row is written. Only these are set on conflict:
+# an UPDATE rewrites every index holding a column it sets, and the identity columns
+# (plugin, start time, trace id) are in most of them.
+_LIFECYCLE = ("end_time", "status", "output", "error", "error_type", "duration", "attempts",
+              "retry_count", "updated_at", "worker")
+_UPSERT = (f"{_INSERT} ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _LIFECYCLE))
+_ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def to_us(value: datetime | None) -> int | None:
@@ -203,7 +213,8 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"failed to open database {self.path}: {exc}") from exc
         size = max(1, self.config.storage.sqlite.max_connections - 1)
-        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error)
+        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error,
+                                         WriteLock(Path(f"{self.path}.write.lock")))
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
 
     def _check_fork(self) -> None:
@@ -241,9 +252,7 @@ class SQLiteStore:
 
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
-        marks = ", ".join("?" * len(_COLUMNS))
-        self._write(lambda c: c.execute(
-            f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks})", values), wait)
+        self._write(lambda c: c.execute(_INSERT, values), wait)
 
     def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
         """Bulk path (imports, the benchmark's generator): the records and their attempts
@@ -254,13 +263,10 @@ class SQLiteStore:
             attempts += [(r.id, a.number, to_us(a.start_time), to_us(a.end_time),
                           a.status.value, a.error, a.error_type, a.duration)
                          for a in r.attempt_records]
-        marks = ", ".join("?" * len(_COLUMNS))
 
         def op(conn: sqlite3.Connection) -> int:
-            conn.executemany(f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
-                             f"VALUES ({marks})", rows)
-            conn.executemany("INSERT INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             attempts)
+            conn.executemany(_INSERT, rows)
+            conn.executemany(_ATTEMPT, attempts)
             return len(rows)
 
         return self._write(op)
@@ -271,15 +277,13 @@ class SQLiteStore:
         attempts = [(record.id, a.number, to_us(a.start_time), to_us(a.end_time),
                      a.status.value, a.error, a.error_type, a.duration)
                     for a in record.attempt_records]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:] if c != "created_at")
-        marks = ", ".join("?" * len(_COLUMNS))
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks}) "
-                         f"ON CONFLICT (id) DO UPDATE SET {sets}", values)
-            if attempts:
-                conn.executemany("INSERT OR REPLACE INTO execution_attempts VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?)", attempts)
+            conn.execute(_UPSERT, values)
+            if len(attempts) == 1:
+                conn.execute(_ATTEMPT, attempts[0])
+            elif attempts:
+                conn.executemany(_ATTEMPT, attempts)
 
         self._write(op, wait)
 
@@ -479,7 +483,8 @@ class SQLiteStore:
     def _checkpoint(self) -> None:
         """Hand the WAL back to the main file and truncate it (outside any transaction)."""
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            with self._writer.lock.held():  # it needs the write lock: queue for it
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
         try:
             self._read(fn)
