@@ -9,6 +9,7 @@ import pytest
 
 from bridge import clock
 from bridge.storage.base import ExecutionRecord, Status
+from bridge.storage.sqlite import MIGRATIONS
 
 
 def _run(client, plugin="ok", **kw):
@@ -110,7 +111,7 @@ def test_rollups_keep_stats_after_cleanup(app, client):
     assert stats["total_executions"] == 4 and stats["successful_executions"] == 3
     info = client.get("/api/v1/executions/storage/info").get_json()
     assert info["last_cleanup"]["deleted"] == 4
-    assert info["journal_mode"] == "wal" and info["schema_version"] == 4
+    assert info["journal_mode"] == "wal" and info["schema_version"] == len(MIGRATIONS)
 
 
 def test_cleanup_never_deletes_running(app, client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, Writ
 log = logging.getLogger(__name__)
 
 CLEANUP_BATCH = 500
+VACUUM_PAGES = 2000  # pages freed per incremental-vacuum write: keeps each write short
+EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
+ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -107,6 +111,30 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("create_bridge_state", """
         CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     """),
+    # Days merged from the hourly rollups, per plugin and for all plugins ('*'), so that
+    # 90-day stats merge 90 rows instead of 43,200. Filled by the next rollup.
+    ("create_execution_metrics_daily", """
+        CREATE TABLE execution_metrics_daily (
+            plugin_name  TEXT NOT NULL,
+            day_start    INTEGER NOT NULL,
+            total        INTEGER NOT NULL,
+            completed    INTEGER NOT NULL,
+            failed       INTEGER NOT NULL,
+            timeout      INTEGER NOT NULL,
+            canceled     INTEGER NOT NULL,
+            duration_sum INTEGER NOT NULL,
+            duration_min INTEGER NOT NULL,
+            duration_max INTEGER NOT NULL,
+            histogram    TEXT NOT NULL,
+            error_types  TEXT NOT NULL,
+            PRIMARY KEY (plugin_name, day_start)
+        ) WITHOUT ROWID;
+    """),
+    # Covers the list's estimated totals: sums over hours without reading histograms.
+    ("index_execution_metrics_counts", """
+        CREATE INDEX ix_execution_metrics_counts ON execution_metrics
+            (hour_start, plugin_name, total, completed, failed, timeout, canceled, error_types);
+    """),
 ]
 
 _COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "status", "input",
@@ -145,6 +173,10 @@ def rfc3339_text(value: datetime) -> str:
 def _hour(us: int) -> int:
     """Start of the UTC hour holding `us`, in seconds."""
     return (us // 3_600_000_000) * 3600
+
+
+def _day_start(seconds: int) -> int:
+    return seconds - seconds % 86400
 
 
 def connect(path: str | Path, config: Config) -> sqlite3.Connection:
@@ -196,6 +228,7 @@ class SQLiteStore:
         self.config = config
         self.path = config.database_path
         self.retention_days = config.retention_days
+        self.exact_count_limit = EXACT_COUNT_LIMIT
         self._pid = os.getpid()
         self._on_error = on_error
         self._lock = threading.Lock()
@@ -345,32 +378,91 @@ class SQLiteStore:
             raise InvalidCursor(cursor) from None
 
     def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page:
-        """Newest first; `cursor` (keyset) replaces `offset` for deep pages."""
+        """Newest first; `cursor` (keyset) replaces `offset` for deep pages. `total` is
+        exact up to `exact_count_limit` matches, above it an estimate from the rollups
+        (counting a million index entries takes longer than the whole page should)."""
         clauses, params = self._where(flt)
-        count_sql = "SELECT count(*) FROM executions"
-        if clauses:
-            count_sql += " WHERE " + " AND ".join(clauses)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        count_sql = f"SELECT count(*) FROM (SELECT 1 FROM executions{where} LIMIT ?)"
         page_clauses, page_params = list(clauses), list(params)
         if cursor:
             start_us, seq = self.decode_cursor(cursor)
-            page_clauses.append("(start_time, seq) < (?, ?)")
-            page_params += [start_us, seq]
+            # Spelled out (not a row value) so the start_time index bounds the scan.
+            page_clauses.append("start_time <= ? AND (start_time < ? OR seq < ?)")
+            page_params += [start_us, start_us, seq]
             offset = 0
         sql = _SELECT
         if page_clauses:
             sql += " WHERE " + " AND ".join(page_clauses)
         sql += " ORDER BY start_time DESC, seq DESC LIMIT ? OFFSET ?"
+        cap = self.exact_count_limit
 
         def fn(conn: sqlite3.Connection) -> Page:
-            rows = conn.execute(sql, [*page_params, limit + 1, offset]).fetchall()
-            total = conn.execute(count_sql, params).fetchone()[0]
+            with _snapshot(conn):
+                rows = conn.execute(sql, [*page_params, limit + 1, offset]).fetchall()
+                total = conn.execute(count_sql, [*params, cap + 1]).fetchone()[0]
+                estimate = total > cap
+                if estimate:
+                    total = max(total, self._estimate(conn, flt) or 0)
             more = len(rows) > limit
             rows = rows[:limit]
             next_cursor = (self.encode_cursor(rows[-1]["start_time"], rows[-1]["seq"])
                            if more and rows else None)
-            return Page([self._record(r) for r in rows], total, False, next_cursor)
+            return Page([self._record(r) for r in rows], total, estimate, next_cursor)
 
         return self._read(fn)
+
+    def _estimate(self, conn: sqlite3.Connection, flt: ExecutionFilter) -> int | None:
+        """Matches counted from rollups before the watermark plus raw rows after it; None
+        for what rollups do not count (trace ids, open runs)."""
+        if flt.trace_id is not None or (flt.status is not None and not flt.status.is_final):
+            return None
+        expr = {None: "total", Status.COMPLETED: "completed", Status.FAILED: "failed",
+                Status.TIMEOUT: "timeout", Status.CANCELED: "canceled"}[flt.status]
+        args: list[Any] = []
+        if flt.error_type is not None:  # counted per error type, whatever the status
+            expr = "json_extract(error_types, ?)"
+            args.append(f'$."{flt.error_type}"')
+        watermark = self._state(conn, "rollup_watermark") or 0
+        oldest = conn.execute("SELECT min(start_time) FROM executions").fetchone()[0]
+        if oldest is None:
+            return 0
+        lo = _hour(oldest)  # rollups outlive raw rows: count only hours still held
+        if flt.since is not None:
+            lo = max(lo, -(-(to_us(flt.since) or 0) // 3_600_000_000) * 3600)
+        hi = watermark
+        if flt.until is not None:
+            hi = min(hi, _hour(to_us(flt.until) or 0))
+        rolled = self._rolled_sum(conn, expr, args, flt.plugin, lo, hi) if lo < hi else 0
+        raw_clauses, raw_params = self._where(flt)
+        raw_clauses.append("start_time >= ?")
+        raw_params.append(watermark * 1_000_000)
+        raw = conn.execute("SELECT count(*) FROM executions WHERE " + " AND ".join(raw_clauses),
+                           raw_params).fetchone()[0]
+        return rolled + raw
+
+    def _rolled_sum(self, conn: sqlite3.Connection, expr: str, args: list[Any],
+                    plugin: str | None, lo: int, hi: int) -> int:
+        """sum(expr) over [lo, hi) seconds: daily rows for whole days, hourly at the edges."""
+        daily_upto = self._state(conn, "daily_watermark") or 0
+        first_day = -(-lo // 86400) * 86400
+        last_day = min(_day_start(hi), _day_start(daily_upto))
+        spans = [(lo, hi)]
+        total = 0
+        if first_day < last_day:
+            total += conn.execute(
+                f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics_daily "
+                "WHERE plugin_name = ? AND day_start >= ? AND day_start < ?",
+                [*args, plugin or ALL_PLUGINS, first_day, last_day]).fetchone()[0]
+            spans = [(lo, first_day), (last_day, hi)]
+        for a, b in spans:
+            if a < b:
+                total += conn.execute(
+                    f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics "
+                    "INDEXED BY ix_execution_metrics_counts WHERE hour_start >= ? AND "
+                    "hour_start < ?" + (" AND plugin_name = ?" if plugin else ""),
+                    [*args, a, b, *([plugin] if plugin else [])]).fetchone()[0]
+        return int(total)
 
     # -- stats and rollups -------------------------------------------------
     def _state(self, conn: sqlite3.Connection, key: str) -> Any:
@@ -383,30 +475,45 @@ class SQLiteStore:
                      (key, json.dumps(value)))
 
     def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]:
-        """Rollups for hours already rolled up, raw rows only after the watermark."""
+        """Daily rollups, then hourly ones past them, then raw rows after the watermark."""
         window = day_range(days, now)
         start_s = int(datetime(window[0].year, window[0].month, window[0].day,
                                tzinfo=UTC).timestamp())
 
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
-            watermark = self._state(conn, "rollup_watermark") or 0
             per_day: dict[date, Aggregate] = defaultdict(Aggregate)
             plugins: set[str] = set()
-            sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
-                   + (" AND plugin_name = ?" if plugin else ""))
-            args: list[Any] = [start_s, watermark] + ([plugin] if plugin else [])
-            for row in conn.execute(sql, args):
-                per_day[_day(row["hour_start"] * 1_000_000)].merge(_aggregate_from_row(row))
-                plugins.add(row["plugin_name"])
-            raw_from = max(start_s, watermark) * 1_000_000
-            sql = ("SELECT plugin_name, start_time, status, error_type, duration FROM executions"
-                   " WHERE start_time >= ? AND status NOT IN (?, ?)"
-                   + (" AND plugin_name = ?" if plugin else ""))
-            args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
-            for row in conn.execute(sql, args):
-                per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
-                                                     row["duration"])
-                plugins.add(row["plugin_name"])
+            with _snapshot(conn):
+                watermark = self._state(conn, "rollup_watermark") or 0
+                daily_upto = min(self._state(conn, "daily_watermark") or 0, watermark)
+                hourly_from = max(start_s, daily_upto)
+                if start_s < daily_upto:
+                    for row in conn.execute(
+                            "SELECT * FROM execution_metrics_daily WHERE plugin_name = ? AND "
+                            "day_start >= ? AND day_start < ?",
+                            (plugin or ALL_PLUGINS, start_s, daily_upto)):
+                        per_day[_day(row["day_start"] * 1_000_000)].merge(
+                            _aggregate_from_row(row))
+                    plugins.update(r[0] for r in conn.execute(
+                        "SELECT DISTINCT plugin_name FROM execution_metrics_daily WHERE "
+                        "plugin_name != ? AND day_start >= ? AND day_start < ?"
+                        + (" AND plugin_name = ?" if plugin else ""),
+                        [ALL_PLUGINS, start_s, daily_upto] + ([plugin] if plugin else [])))
+                sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
+                       + (" AND plugin_name = ?" if plugin else ""))
+                args: list[Any] = [hourly_from, watermark] + ([plugin] if plugin else [])
+                for row in conn.execute(sql, args):
+                    per_day[_day(row["hour_start"] * 1_000_000)].merge(_aggregate_from_row(row))
+                    plugins.add(row["plugin_name"])
+                raw_from = max(start_s, watermark) * 1_000_000
+                sql = ("SELECT plugin_name, start_time, status, error_type, duration "
+                       "FROM executions WHERE start_time >= ? AND status NOT IN (?, ?)"
+                       + (" AND plugin_name = ?" if plugin else ""))
+                args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
+                for row in conn.execute(sql, args):
+                    per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
+                                                         row["duration"])
+                    plugins.add(row["plugin_name"])
             return build_stats(per_day, window, len(plugins))
 
         return self._read(fn)
@@ -442,7 +549,17 @@ class SQLiteStore:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
                 written += len(rows)
             chunk_start = chunk_end
-        self._write(lambda c: self._set_state(c, "rollup_watermark", upto_s))
+
+        def finish(conn: sqlite3.Connection) -> None:
+            daily_upto = self._state(conn, "daily_watermark")
+            if daily_upto is None:  # first rollup since the daily table came: every day
+                daily_upto = conn.execute(
+                    "SELECT min(hour_start) FROM execution_metrics").fetchone()[0] or start_s
+            _rebuild_days(conn, _day_start(min(start_s, daily_upto)), upto_s)
+            self._set_state(conn, "daily_watermark", upto_s)
+            self._set_state(conn, "rollup_watermark", upto_s)
+
+        self._write(finish)
         return written
 
     # -- maintenance -------------------------------------------------------
@@ -471,7 +588,10 @@ class SQLiteStore:
             deleted += n
             if n < CLEANUP_BATCH:
                 break
-        self._write(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
+        # Hand freed pages back a few at a time: one big vacuum would hold the write lock
+        # (and every webhook waiting on it) for seconds.
+        while self._write(lambda c: _vacuum_step(c, VACUUM_PAGES)):
+            pass
         self._checkpoint()
         finished = datetime.now(UTC)
         result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
@@ -566,6 +686,38 @@ class SQLiteStore:
         self._reads.close()
 
 
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction, so every SELECT inside sees the same rollup watermark."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _vacuum_step(conn: sqlite3.Connection, pages: int) -> bool:
+    """Free up to `pages` pages; whether more remain."""
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    return conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+
+
+def _rebuild_days(conn: sqlite3.Connection, start_s: int, end_s: int) -> None:
+    """Re-merge the daily rows (per plugin and '*') of the days in [start_s, end_s)."""
+    groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    for row in conn.execute("SELECT * FROM execution_metrics WHERE hour_start >= ? AND "
+                            "hour_start < ?", (start_s, end_s)):
+        agg = _aggregate_from_row(row)
+        day = _day_start(row["hour_start"])
+        groups[(row["plugin_name"], day)].merge(agg)
+        groups[(ALL_PLUGINS, day)].merge(agg)
+    conn.execute("DELETE FROM execution_metrics_daily WHERE day_start >= ? AND day_start < ?",
+                 (start_s, end_s))
+    conn.executemany("INSERT INTO execution_metrics_daily VALUES "
+                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [_metrics_row(plugin, day, a) for (plugin, day), a in groups.items()])
+
+
 def _day(us: int) -> date:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).date()
 
@@ -608,10 +760,11 @@ def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> li
         (start_s * 1_000_000, end_s * 1_000_000, *OPEN_STATUSES),
     ):
         groups[(row[0], _hour(row[1]))].add(row[2], row[3], row[4])
-    return [
-        (plugin, hour, a.total, a.completed, a.failed, a.timeout, a.canceled, a.duration_sum,
-         a.duration_min or 0, a.duration_max,
-         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
-         json.dumps(dict(a.error_types)))
-        for (plugin, hour), a in groups.items()
-    ]
+    return [_metrics_row(plugin, hour, a) for (plugin, hour), a in groups.items()]
+
+
+def _metrics_row(plugin: str, start_s: int, a: Aggregate) -> tuple:
+    return (plugin, start_s, a.total, a.completed, a.failed, a.timeout, a.canceled,
+            a.duration_sum, a.duration_min or 0, a.duration_max,
+            json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+            json.dumps(dict(a.error_types)))
