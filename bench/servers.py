@@ -22,7 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
-OUT = Path(__file__).resolve().parent / "out"
+# Logs, configs, bodies and database copies; the smoke test points it at a temporary folder.
+OUT = Path(os.environ.get("BENCH_OUT") or Path(__file__).resolve().parent / "out")
 
 
 def free_port() -> int:

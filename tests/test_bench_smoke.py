@@ -6,6 +6,7 @@ section ran and the table was written is checked here. `make bench` is the real 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "BENCH_OUT": str(tmp_path / "out")})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = output.read_text()
     for section in ("1 webhook", "1 durability", "2 history", "3 cleanup", "4 memory",

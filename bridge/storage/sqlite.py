@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,8 @@ from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, Writ
 log = logging.getLogger(__name__)
 
 CLEANUP_BATCH = 500
-VACUUM_PAGES = 2000  # pages freed per incremental-vacuum write: keeps each write short
+VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
+VACUUM_BUDGET_S = 15.0  # longest a cleanup spends handing pages back to the OS
 EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
 ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
@@ -258,10 +259,11 @@ class SQLiteStore:
                     self._pid = os.getpid()
                     self._open()
 
-    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True) -> Any:
+    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True,
+               bulk: bool = False) -> Any:
         self._check_fork()
         try:
-            return self._writer.submit(op, wait=wait,
+            return self._writer.submit(op, wait=wait, bulk=bulk,
                                        timeout=float(self.config.storage.sqlite.busy_timeout) + 25)
         except WriteFailed as exc:
             raise StorageError(f"database write failed: {exc}") from exc
@@ -302,7 +304,7 @@ class SQLiteStore:
             conn.executemany(_ATTEMPT, attempts)
             return len(rows)
 
-        return self._write(op)
+        return self._write(op, bulk=True)
 
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write the record's current state (inserting it if its start was lost)."""
@@ -492,8 +494,8 @@ class SQLiteStore:
                             "SELECT * FROM execution_metrics_daily WHERE plugin_name = ? AND "
                             "day_start >= ? AND day_start < ?",
                             (plugin or ALL_PLUGINS, start_s, daily_upto)):
-                        per_day[_day(row["day_start"] * 1_000_000)].merge(
-                            _aggregate_from_row(row))
+                        _merge_day(per_day, _day(row["day_start"] * 1_000_000),
+                                   _aggregate_from_row(row))
                     plugins.update(r[0] for r in conn.execute(
                         "SELECT DISTINCT plugin_name FROM execution_metrics_daily WHERE "
                         "plugin_name != ? AND day_start >= ? AND day_start < ?"
@@ -503,7 +505,8 @@ class SQLiteStore:
                        + (" AND plugin_name = ?" if plugin else ""))
                 args: list[Any] = [hourly_from, watermark] + ([plugin] if plugin else [])
                 for row in conn.execute(sql, args):
-                    per_day[_day(row["hour_start"] * 1_000_000)].merge(_aggregate_from_row(row))
+                    _merge_day(per_day, _day(row["hour_start"] * 1_000_000),
+                               _aggregate_from_row(row))
                     plugins.add(row["plugin_name"])
                 raw_from = max(start_s, watermark) * 1_000_000
                 sql = ("SELECT plugin_name, start_time, status, error_type, duration "
@@ -570,27 +573,32 @@ class SQLiteStore:
         cutoff = now - timedelta(days=older_than_days)
         cutoff_us = to_us(cutoff)
 
+        # One statement per table and batch, not one per row: under load every statement
+        # costs the writer thread a wait for the GIL.
+        expired = ("SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
+                   "ORDER BY start_time LIMIT ?")
+        args = (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH)
+
         def batch(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(
-                "SELECT seq, id FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
-                "ORDER BY start_time LIMIT ?", (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH),
-            ).fetchall()
-            if rows:
-                conn.executemany("DELETE FROM execution_attempts WHERE execution_id = ?",
-                                 [(r["id"],) for r in rows])
-                conn.executemany("DELETE FROM executions WHERE seq = ?",
-                                 [(r["seq"],) for r in rows])
-            return len(rows)
+            conn.execute("DELETE FROM execution_attempts WHERE execution_id IN "
+                         f"(SELECT id FROM executions WHERE seq IN ({expired}))", args)
+            return conn.execute(f"DELETE FROM executions WHERE seq IN ({expired})",
+                                args).rowcount
 
         deleted = 0
         while True:
-            n = self._write(batch)
+            n = self._write(batch, bulk=True)
             deleted += n
             if n < CLEANUP_BATCH:
                 break
+        log.info("Cleanup deleted %d executions in %.1fs", deleted, time.perf_counter() - t0)
         # Hand freed pages back a few at a time: one big vacuum would hold the write lock
-        # (and every webhook waiting on it) for seconds.
-        while self._write(lambda c: _vacuum_step(c, VACUUM_PAGES)):
+        # (and every webhook waiting on it) for seconds. Moving pages is slow (~1,000/s
+        # under load), so it stops after a budget: pages still free are reused by new
+        # rows, and the next cleanup carries on.
+        deadline = time.perf_counter() + VACUUM_BUDGET_S
+        while (self._write(lambda c: _vacuum_step(c, VACUUM_PAGES), bulk=True)
+               and time.perf_counter() < deadline):
             pass
         self._checkpoint()
         finished = datetime.now(UTC)
@@ -742,13 +750,21 @@ def _close(conn: sqlite3.Connection, rows: list[tuple[str, str]], status: Status
 
 
 def _aggregate_from_row(row: sqlite3.Row) -> Aggregate:
-    agg = Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
-                    timeout=row["timeout"], canceled=row["canceled"],
-                    duration_sum=row["duration_sum"], duration_min=row["duration_min"],
-                    duration_max=row["duration_max"])
-    agg.histogram.update({int(k): v for k, v in json.loads(row["histogram"]).items()})
-    agg.error_types.update(json.loads(row["error_types"]))
-    return agg
+    return Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
+                     timeout=row["timeout"], canceled=row["canceled"],
+                     duration_sum=row["duration_sum"], duration_min=row["duration_min"],
+                     duration_max=row["duration_max"],
+                     histogram=Counter({int(k): v for k, v in
+                                        json.loads(row["histogram"]).items()}),
+                     error_types=Counter(json.loads(row["error_types"])))
+
+
+def _merge_day(per_day: dict[date, Aggregate], day: date, agg: Aggregate) -> None:
+    """Merge into the day's aggregate; the first one for a day is taken as it is."""
+    if day in per_day:
+        per_day[day].merge(agg)
+    else:
+        per_day[day] = agg
 
 
 def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> list[tuple]:

@@ -33,11 +33,12 @@ class WriteFailed(Exception):
 
 
 class _Ticket:
-    __slots__ = ("done", "error", "op", "result", "wait")
+    __slots__ = ("bulk", "done", "error", "op", "result", "wait")
 
-    def __init__(self, op: Op, wait: bool) -> None:
+    def __init__(self, op: Op, wait: bool, bulk: bool = False) -> None:
         self.op = op
         self.wait = wait
+        self.bulk = bulk
         self.done = threading.Event() if wait else None
         self.error: BaseException | None = None
         self.result: Any = None
@@ -118,10 +119,13 @@ class GroupCommitWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, op: Op, *, wait: bool, timeout: float = 30.0) -> Any:
-        """Queue `op`; with `wait`, block until it is committed and return its result."""
+    def submit(self, op: Op, *, wait: bool, timeout: float = 30.0, bulk: bool = False) -> Any:
+        """Queue `op`; with `wait`, block until it is committed and return its result.
+
+        A `bulk` op (a cleanup batch, say) gets a transaction of its own after the small
+        writes queued with it, so a webhook never waits for more than one bulk op."""
         self._ensure_started()
-        ticket = _Ticket(op, wait)
+        ticket = _Ticket(op, wait, bulk)
         self._queue.put(ticket)
         if not wait:
             return None
@@ -149,29 +153,37 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(item)
-            try:
-                if conn is None:
-                    conn = self._connect()
-                self._commit(conn, batch)
-            except BaseException as exc:
-                for ticket in batch:
-                    ticket.error = ticket.error or exc
-                with contextlib.suppress(Exception):
-                    if conn is not None and conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                if conn is not None and not _is_usable(conn):
-                    with contextlib.suppress(Exception):
-                        conn.close()
-                    conn = None
-            for ticket in batch:
-                if ticket.error is not None and not ticket.wait:
-                    self._on_error("write a record", ticket.error)
-                if ticket.done is not None:
-                    ticket.done.set()
+            small = [t for t in batch if not t.bulk]
+            groups = ([small] if small else []) + [[t] for t in batch if t.bulk]
+            for group in groups:
+                conn = self._run(conn, group)
             if stop:
                 break
         if conn is not None:
             conn.close()
+
+    def _run(self, conn: Any, batch: list[_Ticket]) -> Any:
+        """Commit one group and wake its callers; returns the connection to use next."""
+        try:
+            if conn is None:
+                conn = self._connect()
+            self._commit(conn, batch)
+        except BaseException as exc:
+            for ticket in batch:
+                ticket.error = ticket.error or exc
+            with contextlib.suppress(Exception):
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            if conn is not None and not _is_usable(conn):
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+        for ticket in batch:
+            if ticket.error is not None and not ticket.wait:
+                self._on_error("write a record", ticket.error)
+            if ticket.done is not None:
+                ticket.done.set()
+        return conn
 
     def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
         """All ops in one transaction. Ops almost never fail, so they first run without a

@@ -44,9 +44,16 @@ def truncate_json(text: str, limit: int) -> str:
     }, ensure_ascii=False)
 
 
+_worker: tuple[int, str] = (0, "")
+
+
 def worker_id() -> str:
     """This process as "host:pid", checked again after a fork."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    global _worker
+    pid = os.getpid()
+    if _worker[0] != pid:
+        _worker = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker[1]
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Tracker:
         self.metrics = MetricsCache()
         self.failures = WriteFailures()
         self._lock = threading.Lock()
+        self._serialized: dict[str, tuple[str, str, str]] = {}
         # Longest a run can legitimately stay `running`: beyond it the row is stale.
         self.max_run_seconds = float(config.plugins.timeout) * max(1, config.runner.max_attempts)
 
@@ -91,18 +99,32 @@ class Tracker:
         log.error("Execution tracking could not %s: %s", action, exc)
 
     # -- lifecycle ---------------------------------------------------------
-    def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
-        input_text = ""
-        if self.settings.track_input:
-            input_text = truncate_json(json.dumps(inv.data, ensure_ascii=False, default=str),
-                                       self.settings.max_input_size)
+    def _texts(self, inv: Invocation, done: bool = False) -> tuple[str, str, str]:
+        """Input, tags and metadata as stored: serialized once per run, at its start."""
+        texts = self._serialized.pop(inv.execution_id, None) if done else \
+            self._serialized.get(inv.execution_id)
+        if texts is None:
+            input_text = ""
+            if self.settings.track_input:
+                input_text = truncate_json(
+                    json.dumps(inv.data, ensure_ascii=False, default=str),
+                    self.settings.max_input_size)
+            texts = (input_text, json.dumps(inv.tags, ensure_ascii=False),
+                     json.dumps(inv.metadata, ensure_ascii=False, default=str))
+            if not done:
+                if len(self._serialized) >= 10_000:  # runs that never finished: drop
+                    self._serialized.clear()
+                self._serialized[inv.execution_id] = texts
+        return texts
+
+    def _record(self, inv: Invocation, status: Status, done: bool = False) -> ExecutionRecord:
+        input_text, tags, metadata = self._texts(inv, done)
         return ExecutionRecord(
             id=inv.execution_id, plugin_name=inv.plugin.name, http_method=inv.method,
             start_time=inv.start_time, status=status, input=input_text,
             trace_id=inv.trace_id, user_agent=inv.user_agent, remote_ip=inv.remote_ip,
-            tags=json.dumps(inv.tags, ensure_ascii=False),
-            metadata=json.dumps(inv.metadata, ensure_ascii=False, default=str),
-            created_at=inv.start_time, updated_at=inv.start_time, worker=worker_id(),
+            tags=tags, metadata=metadata, created_at=inv.start_time,
+            updated_at=inv.start_time, worker=worker_id(),
         )
 
     def start(self, inv: Invocation, status: Status) -> None:
@@ -130,7 +152,7 @@ class Tracker:
                             outcome.error_type, outcome.end_time)
         if self.store is None:
             return
-        record = self._record(inv, outcome.status)
+        record = self._record(inv, outcome.status, done=True)
         record.start_time = min(inv.start_time, outcome.start_time)
         record.end_time = outcome.end_time
         record.updated_at = outcome.end_time
