@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Op = Callable[[Any], Any]
 MAX_BATCH = 256
+LINGER_S = 0.002  # longest a batch of writes nobody waits for is held for company
 
 
 class WriteFailed(Exception):
@@ -144,11 +145,20 @@ class GroupCommitWriter:
                 break
             batch = [first]
             stop = False
+            linger = True
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    # Nobody waits for these writes (a run's start row): wait a moment for
+                    # the write someone does wait for (its end) to share the commit.
+                    if not linger or any(t.wait for t in batch):
+                        break
+                    linger = False
+                    try:
+                        item = self._queue.get(timeout=LINGER_S)
+                    except queue.Empty:
+                        break
                 if item is None:
                     stop = True
                     break
