@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def _settings(smoke: bool) -> dict[str, int]:
     defaults = ({"rows": 2_000, "duration": 1, "runs": 1, "calls": 5, "mem_rounds": 1}
                 if smoke else
-                {"rows": 1_000_000, "duration": 10, "runs": 3, "calls": 50, "mem_rounds": 3})
+                {"rows": 1_000_000, "duration": 8, "runs": 5, "calls": 50, "mem_rounds": 3})
     for key in ("rows", "duration", "runs", "calls"):
         value = os.environ.get(f"BENCH_{key.upper()}")
         if value:

@@ -92,6 +92,9 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
                ratio_off >= 0.92)
     report.add(sec, "tracked p99 / bare Flask p99", f"{p99_ratio:.2f}x", "<= 2x",
                p99_ratio <= 2.0)
+    for s in servers:
+        report.note(f"{s.label}, req/s of each run (median taken): "
+                    + ", ".join(f"{r.rps:,.0f}" for r in s.results))
     errors = sum(r.errors + r.non_2xx for s in servers for r in s.results)
     report.add(sec, "socket errors + non-2xx (all runs)", f"{errors}")
     report.add("1 durability", "answered 2xx vs committed after SIGKILL",
