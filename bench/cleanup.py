@@ -84,5 +84,18 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
                "<= 1000 ms", busy.max_ms <= 1000)
     report.add(sec, "errors + non-2xx during cleanup", f"{busy.errors + busy.non_2xx}",
                "0", busy.errors + busy.non_2xx == 0)
+    if ratio > 3.0 or busy.max_ms > 1000:
+        report.note(
+            f"Cleanup under load: {answer['deleted']:,} rows took {took:.0f}s "
+            f"({took / max(answer['deleted'], 1) * 1e6:.0f} us a row: the random-keyed "
+            "indexes (id, trace id, attempts) dirty a page per row). Each 150-row batch "
+            "is one transaction on the single writer; a webhook whose write queues behind "
+            "it waits for it, which is what lifts the p99.")
+    if after >= before:
+        report.note(
+            "File size: freed pages are handed back by incremental vacuum for at most "
+            "15 s per cleanup; under load it moves ~1,000 pages (4 MB) a second, while "
+            "the load keeps adding rows (into freed pages). The pages stay free for new "
+            "rows and the next cleanup continues.")
     report.add(sec, "database file before / after", f"{before / 1e6:,.0f} / {after / 1e6:,.0f} MB"
                f" (WAL after: {wal_size(server.db) / 1e6:,.0f} MB)", "shrinks", after < before)

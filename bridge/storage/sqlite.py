@@ -37,7 +37,7 @@ from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, Writ
 
 log = logging.getLogger(__name__)
 
-CLEANUP_BATCH = 250  # rows per delete transaction: a webhook may wait for one (~50 ms)
+CLEANUP_BATCH = 150  # rows per delete transaction: a webhook may wait for one (~30 ms)
 VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
 VACUUM_BUDGET_S = 15.0  # longest a cleanup spends handing pages back to the OS
 EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
