@@ -94,7 +94,7 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
     if after >= before:
         report.note(
             "File size: freed pages are handed back by incremental vacuum for at most "
-            "15 s per cleanup; under load it moves ~1,000 pages (4 MB) a second, while "
+            "30 s per cleanup; under load it moves ~1,000 pages (4 MB) a second, while "
             "the load keeps adding rows (into freed pages). The pages stay free for new "
             "rows and the next cleanup continues.")
     report.add(sec, "database file before / after", f"{before / 1e6:,.0f} / {after / 1e6:,.0f} MB"

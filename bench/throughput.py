@@ -108,6 +108,14 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
             "`running` row, then the final one, 7 indexes) through the group-commit writer; "
             "on 2 shared cores its CPU (about 0.4-0.5 ms per run, half of it SQLite commits) "
             "competes with the request threads.")
+    spread = max(max(r.rps for r in s.results) / max(min(r.rps for r in s.results), 1e-9)
+                 for s in servers)
+    if spread > 1.5:
+        report.note(
+            f"Runs of one server differ up to {spread:.1f}x: gunicorn's two workers split "
+            "wrk's 16 keep-alive connections unevenly, run by run, and a worker holding most "
+            "of them is held to one core by the GIL. Medians of alternated runs damp this; "
+            "the ratios still move by ~0.1-0.2 between runs of `make bench`.")
     for s in servers:
         report.note(f"{s.label}, req/s of each run (median taken): "
                     + ", ".join(f"{r.rps:,.0f}" for r in s.results))

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 CLEANUP_BATCH = 150  # rows per delete transaction: a webhook may wait for one (~30 ms)
 VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
-VACUUM_BUDGET_S = 15.0  # longest a cleanup spends handing pages back to the OS
+VACUUM_BUDGET_S = 30.0  # longest a cleanup spends handing pages back to the OS
 EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
 ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
