@@ -100,8 +100,8 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
             " its p99, so most of the gap is the bridge's request path, not tracking: "
             "flask-smorest argument and response schemas on the webhook route, the plugin "
             "registry's reload check, the hand-off of every run to the plugin thread pool "
-            "and back, headers copied per run (bridge/api/webhook.py, bridge/runner.py, "
-            "left to their owner; see the recommendations in the final report).")
+            "and back, headers copied per run (bridge/api/webhook.py and bridge/runner.py, "
+            "left to their owner).")
     if ratio_off < 0.92:
         report.note(
             f"Tracking on vs off: {ratio_off:.2f}x. Tracking writes two rows per run (the "
