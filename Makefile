@@ -28,6 +28,10 @@ test: $(VENV)/.dev  ## install dev dependencies and run every test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+bench: $(VENV)/.runtime  ## the benchmark (a few minutes); figures in bench/RESULTS.md
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

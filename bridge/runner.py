@@ -57,7 +57,8 @@ class Invocation:
     headers: dict[str, str] = field(default_factory=dict)
     start_time: datetime = field(default_factory=clock.utcnow)
     idempotency_key: str = ""
-    stored_input: str | None = None  # the redacted, truncated JSON the tracker stores
+    # Input, tags and metadata as the tracker stores them (input redacted and truncated).
+    stored: tuple[str, str, str] | None = None
 
 
 @dataclass

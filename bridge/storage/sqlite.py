@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ from bridge.storage.base import (
     Status,
 )
 from bridge.storage.rollups import Aggregate, build_stats, day_range
-from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed
+from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, WriteLock
 
 log = logging.getLogger(__name__)
 
-CLEANUP_BATCH = 500
+CLEANUP_BATCH = 150  # rows per delete transaction: a webhook may wait for one (~30 ms)
+VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
+VACUUM_BUDGET_S = 30.0  # longest a cleanup spends handing pages back to the OS
+EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
+ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -120,6 +125,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE INDEX ix_deliveries_created ON deliveries (created_at);
     """),
+    # Days merged from the hourly rollups, per plugin and for all plugins ('*'), so that
+    # 90-day stats merge 90 rows instead of 43,200. Filled by the next rollup.
+    ("create_execution_metrics_daily", """
+        CREATE TABLE execution_metrics_daily (
+            plugin_name  TEXT NOT NULL,
+            day_start    INTEGER NOT NULL,
+            total        INTEGER NOT NULL,
+            completed    INTEGER NOT NULL,
+            failed       INTEGER NOT NULL,
+            timeout      INTEGER NOT NULL,
+            canceled     INTEGER NOT NULL,
+            duration_sum INTEGER NOT NULL,
+            duration_min INTEGER NOT NULL,
+            duration_max INTEGER NOT NULL,
+            histogram    TEXT NOT NULL,
+            error_types  TEXT NOT NULL,
+            PRIMARY KEY (plugin_name, day_start)
+        ) WITHOUT ROWID;
+    """),
+    # Covers the list's estimated totals: sums over hours without reading histograms.
+    ("index_execution_metrics_counts", """
+        CREATE INDEX ix_execution_metrics_counts ON execution_metrics
+            (hour_start, plugin_name, total, completed, failed, timeout, canceled, error_types);
+    """),
 ]
 
 _COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "status", "input",
@@ -127,6 +156,16 @@ _COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "statu
             "trace_id", "user_agent", "remote_ip", "tags", "metadata", "created_at",
             "updated_at", "worker", "idempotency_key")
 _SELECT = f"SELECT seq, replays, {', '.join(_COLUMNS)} FROM executions"
+_INSERT = (f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+# What a run's lifecycle changes after its row is written. Only these are set on conflict:
+# an UPDATE rewrites every index holding a column it sets, and the identity columns
+# (plugin, start time, trace id) are in most of them.
+_LIFECYCLE = ("end_time", "status", "output", "error", "error_type", "duration", "attempts",
+              "retry_count", "updated_at", "worker")
+_UPSERT = (f"{_INSERT} ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _LIFECYCLE))
+_ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def to_us(value: datetime | None) -> int | None:
@@ -148,6 +187,10 @@ def rfc3339_text(value: datetime) -> str:
 def _hour(us: int) -> int:
     """Start of the UTC hour holding `us`, in seconds."""
     return (us // 3_600_000_000) * 3600
+
+
+def _day_start(seconds: int) -> int:
+    return seconds - seconds % 86400
 
 
 def connect(path: str | Path, config: Config) -> sqlite3.Connection:
@@ -199,6 +242,7 @@ class SQLiteStore:
         self.config = config
         self.path = config.database_path
         self.retention_days = config.retention_days
+        self.exact_count_limit = EXACT_COUNT_LIMIT
         self._pid = os.getpid()
         self._on_error = on_error
         self._lock = threading.Lock()
@@ -224,7 +268,8 @@ class SQLiteStore:
                 reason += " (the database file or its folder is read-only)"
             raise StorageError(f"failed to open database {self.path}: {reason}") from exc
         size = max(1, self.config.storage.sqlite.max_connections - 1)
-        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error)
+        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error,
+                                         WriteLock(Path(f"{self.path}.write.lock")))
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
 
     def _check_fork(self) -> None:
@@ -235,10 +280,11 @@ class SQLiteStore:
                     self._pid = os.getpid()
                     self._open()
 
-    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True) -> Any:
+    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True,
+               bulk: bool = False) -> Any:
         self._check_fork()
         try:
-            return self._writer.submit(op, wait=wait,
+            return self._writer.submit(op, wait=wait, bulk=bulk,
                                        timeout=float(self.config.storage.sqlite.busy_timeout) + 25)
         except WriteFailed as exc:
             raise StorageError(f"database write failed: {exc}") from exc
@@ -262,9 +308,24 @@ class SQLiteStore:
 
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
-        marks = ", ".join("?" * len(_COLUMNS))
-        self._write(lambda c: c.execute(
-            f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks})", values), wait)
+        self._write(lambda c: c.execute(_INSERT, values), wait)
+
+    def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
+        """Bulk path (imports, the benchmark's generator): the records and their attempts
+        in one transaction; returns how many were written."""
+        rows, attempts = [], []
+        for r in records:
+            rows.append(self._values(r))
+            attempts += [(r.id, a.number, to_us(a.start_time), to_us(a.end_time),
+                          a.status.value, a.error, a.error_type, a.duration)
+                         for a in r.attempt_records]
+
+        def op(conn: sqlite3.Connection) -> int:
+            conn.executemany(_INSERT, rows)
+            conn.executemany(_ATTEMPT, attempts)
+            return len(rows)
+
+        return self._write(op, bulk=True)
 
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write the record's current state (inserting it if its start was lost)."""
@@ -272,15 +333,13 @@ class SQLiteStore:
         attempts = [(record.id, a.number, to_us(a.start_time), to_us(a.end_time),
                      a.status.value, a.error, a.error_type, a.duration)
                     for a in record.attempt_records]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:] if c != "created_at")
-        marks = ", ".join("?" * len(_COLUMNS))
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({marks}) "
-                         f"ON CONFLICT (id) DO UPDATE SET {sets}", values)
-            if attempts:
-                conn.executemany("INSERT OR REPLACE INTO execution_attempts VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?)", attempts)
+            conn.execute(_UPSERT, values)
+            if len(attempts) == 1:
+                conn.execute(_ATTEMPT, attempts[0])
+            elif attempts:
+                conn.executemany(_ATTEMPT, attempts)
 
         self._write(op, wait)
 
@@ -351,32 +410,91 @@ class SQLiteStore:
         return start_us, seq
 
     def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page:
-        """Newest first; `cursor` (keyset) replaces `offset` for deep pages."""
+        """Newest first; `cursor` (keyset) replaces `offset` for deep pages. `total` is
+        exact up to `exact_count_limit` matches, above it an estimate from the rollups
+        (counting a million index entries takes longer than the whole page should)."""
         clauses, params = self._where(flt)
-        count_sql = "SELECT count(*) FROM executions"
-        if clauses:
-            count_sql += " WHERE " + " AND ".join(clauses)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        count_sql = f"SELECT count(*) FROM (SELECT 1 FROM executions{where} LIMIT ?)"
         page_clauses, page_params = list(clauses), list(params)
         if cursor:
             start_us, seq = self.decode_cursor(cursor)
-            page_clauses.append("(start_time, seq) < (?, ?)")
-            page_params += [start_us, seq]
+            # Spelled out (not a row value) so the start_time index bounds the scan.
+            page_clauses.append("start_time <= ? AND (start_time < ? OR seq < ?)")
+            page_params += [start_us, start_us, seq]
             offset = 0
         sql = _SELECT
         if page_clauses:
             sql += " WHERE " + " AND ".join(page_clauses)
         sql += " ORDER BY start_time DESC, seq DESC LIMIT ? OFFSET ?"
+        cap = self.exact_count_limit
 
         def fn(conn: sqlite3.Connection) -> Page:
-            rows = conn.execute(sql, [*page_params, limit + 1, offset]).fetchall()
-            total = conn.execute(count_sql, params).fetchone()[0]
+            with _snapshot(conn):
+                rows = conn.execute(sql, [*page_params, limit + 1, offset]).fetchall()
+                total = conn.execute(count_sql, [*params, cap + 1]).fetchone()[0]
+                estimate = total > cap
+                if estimate:
+                    total = max(total, self._estimate(conn, flt) or 0)
             more = len(rows) > limit
             rows = rows[:limit]
             next_cursor = (self.encode_cursor(rows[-1]["start_time"], rows[-1]["seq"])
                            if more and rows else None)
-            return Page([self._record(r) for r in rows], total, False, next_cursor)
+            return Page([self._record(r) for r in rows], total, estimate, next_cursor)
 
         return self._read(fn)
+
+    def _estimate(self, conn: sqlite3.Connection, flt: ExecutionFilter) -> int | None:
+        """Matches counted from rollups before the watermark plus raw rows after it; None
+        for what rollups do not count (trace ids, open runs)."""
+        if flt.trace_id is not None or (flt.status is not None and not flt.status.is_final):
+            return None
+        expr = {None: "total", Status.COMPLETED: "completed", Status.FAILED: "failed",
+                Status.TIMEOUT: "timeout", Status.CANCELED: "canceled"}[flt.status]
+        args: list[Any] = []
+        if flt.error_type is not None:  # counted per error type, whatever the status
+            expr = "json_extract(error_types, ?)"
+            args.append(f'$."{flt.error_type}"')
+        watermark = self._state(conn, "rollup_watermark") or 0
+        oldest = conn.execute("SELECT min(start_time) FROM executions").fetchone()[0]
+        if oldest is None:
+            return 0
+        lo = _hour(oldest)  # rollups outlive raw rows: count only hours still held
+        if flt.since is not None:
+            lo = max(lo, -(-(to_us(flt.since) or 0) // 3_600_000_000) * 3600)
+        hi = watermark
+        if flt.until is not None:
+            hi = min(hi, _hour(to_us(flt.until) or 0))
+        rolled = self._rolled_sum(conn, expr, args, flt.plugin, lo, hi) if lo < hi else 0
+        raw_clauses, raw_params = self._where(flt)
+        raw_clauses.append("start_time >= ?")
+        raw_params.append(watermark * 1_000_000)
+        raw = conn.execute("SELECT count(*) FROM executions WHERE " + " AND ".join(raw_clauses),
+                           raw_params).fetchone()[0]
+        return rolled + raw
+
+    def _rolled_sum(self, conn: sqlite3.Connection, expr: str, args: list[Any],
+                    plugin: str | None, lo: int, hi: int) -> int:
+        """sum(expr) over [lo, hi) seconds: daily rows for whole days, hourly at the edges."""
+        daily_upto = self._state(conn, "daily_watermark") or 0
+        first_day = -(-lo // 86400) * 86400
+        last_day = min(_day_start(hi), _day_start(daily_upto))
+        spans = [(lo, hi)]
+        total = 0
+        if first_day < last_day:
+            total += conn.execute(
+                f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics_daily "
+                "WHERE plugin_name = ? AND day_start >= ? AND day_start < ?",
+                [*args, plugin or ALL_PLUGINS, first_day, last_day]).fetchone()[0]
+            spans = [(lo, first_day), (last_day, hi)]
+        for a, b in spans:
+            if a < b:
+                total += conn.execute(
+                    f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics "
+                    "INDEXED BY ix_execution_metrics_counts WHERE hour_start >= ? AND "
+                    "hour_start < ?" + (" AND plugin_name = ?" if plugin else ""),
+                    [*args, a, b, *([plugin] if plugin else [])]).fetchone()[0]
+        return int(total)
 
     # -- stats and rollups -------------------------------------------------
     def _state(self, conn: sqlite3.Connection, key: str) -> Any:
@@ -389,30 +507,46 @@ class SQLiteStore:
                      (key, json.dumps(value)))
 
     def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]:
-        """Rollups for hours already rolled up, raw rows only after the watermark."""
+        """Daily rollups, then hourly ones past them, then raw rows after the watermark."""
         window = day_range(days, now)
         start_s = int(datetime(window[0].year, window[0].month, window[0].day,
                                tzinfo=UTC).timestamp())
 
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
-            watermark = self._state(conn, "rollup_watermark") or 0
             per_day: dict[date, Aggregate] = defaultdict(Aggregate)
             plugins: set[str] = set()
-            sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
-                   + (" AND plugin_name = ?" if plugin else ""))
-            args: list[Any] = [start_s, watermark] + ([plugin] if plugin else [])
-            for row in conn.execute(sql, args):
-                per_day[_day(row["hour_start"] * 1_000_000)].merge(_aggregate_from_row(row))
-                plugins.add(row["plugin_name"])
-            raw_from = max(start_s, watermark) * 1_000_000
-            sql = ("SELECT plugin_name, start_time, status, error_type, duration FROM executions"
-                   " WHERE start_time >= ? AND status NOT IN (?, ?)"
-                   + (" AND plugin_name = ?" if plugin else ""))
-            args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
-            for row in conn.execute(sql, args):
-                per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
-                                                     row["duration"])
-                plugins.add(row["plugin_name"])
+            with _snapshot(conn):
+                watermark = self._state(conn, "rollup_watermark") or 0
+                daily_upto = min(self._state(conn, "daily_watermark") or 0, watermark)
+                hourly_from = max(start_s, daily_upto)
+                if start_s < daily_upto:
+                    for row in conn.execute(
+                            "SELECT * FROM execution_metrics_daily WHERE plugin_name = ? AND "
+                            "day_start >= ? AND day_start < ?",
+                            (plugin or ALL_PLUGINS, start_s, daily_upto)):
+                        _merge_day(per_day, _day(row["day_start"] * 1_000_000),
+                                   _aggregate_from_row(row))
+                    plugins.update(r[0] for r in conn.execute(
+                        "SELECT DISTINCT plugin_name FROM execution_metrics_daily WHERE "
+                        "plugin_name != ? AND day_start >= ? AND day_start < ?"
+                        + (" AND plugin_name = ?" if plugin else ""),
+                        [ALL_PLUGINS, start_s, daily_upto] + ([plugin] if plugin else [])))
+                sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
+                       + (" AND plugin_name = ?" if plugin else ""))
+                args: list[Any] = [hourly_from, watermark] + ([plugin] if plugin else [])
+                for row in conn.execute(sql, args):
+                    _merge_day(per_day, _day(row["hour_start"] * 1_000_000),
+                               _aggregate_from_row(row))
+                    plugins.add(row["plugin_name"])
+                raw_from = max(start_s, watermark) * 1_000_000
+                sql = ("SELECT plugin_name, start_time, status, error_type, duration "
+                       "FROM executions WHERE start_time >= ? AND status NOT IN (?, ?)"
+                       + (" AND plugin_name = ?" if plugin else ""))
+                args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
+                for row in conn.execute(sql, args):
+                    per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
+                                                         row["duration"])
+                    plugins.add(row["plugin_name"])
             return build_stats(per_day, window, len(plugins))
 
         return self._read(fn)
@@ -448,7 +582,17 @@ class SQLiteStore:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
                 written += len(rows)
             chunk_start = chunk_end
-        self._write(lambda c: self._set_state(c, "rollup_watermark", upto_s))
+
+        def finish(conn: sqlite3.Connection) -> None:
+            daily_upto = self._state(conn, "daily_watermark")
+            if daily_upto is None:  # first rollup since the daily table came: every day
+                daily_upto = conn.execute(
+                    "SELECT min(hour_start) FROM execution_metrics").fetchone()[0] or start_s
+            _rebuild_days(conn, _day_start(min(start_s, daily_upto)), upto_s)
+            self._set_state(conn, "daily_watermark", upto_s)
+            self._set_state(conn, "rollup_watermark", upto_s)
+
+        self._write(finish)
         return written
 
     # -- maintenance -------------------------------------------------------
@@ -459,25 +603,33 @@ class SQLiteStore:
         cutoff = now - timedelta(days=older_than_days)
         cutoff_us = to_us(cutoff)
 
+        # One statement per table and batch, not one per row: under load every statement
+        # costs the writer thread a wait for the GIL.
+        expired = ("SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
+                   "ORDER BY start_time LIMIT ?")
+        args = (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH)
+
         def batch(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(
-                "SELECT seq, id FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
-                "ORDER BY start_time LIMIT ?", (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH),
-            ).fetchall()
-            if rows:
-                conn.executemany("DELETE FROM execution_attempts WHERE execution_id = ?",
-                                 [(r["id"],) for r in rows])
-                conn.executemany("DELETE FROM executions WHERE seq = ?",
-                                 [(r["seq"],) for r in rows])
-            return len(rows)
+            conn.execute("DELETE FROM execution_attempts WHERE execution_id IN "
+                         f"(SELECT id FROM executions WHERE seq IN ({expired}))", args)
+            return conn.execute(f"DELETE FROM executions WHERE seq IN ({expired})",
+                                args).rowcount
 
         deleted = 0
         while True:
-            n = self._write(batch)
+            n = self._write(batch, bulk=True)
             deleted += n
             if n < CLEANUP_BATCH:
                 break
-        self._write(lambda c: c.execute("PRAGMA incremental_vacuum").fetchall())
+        log.info("Cleanup deleted %d executions in %.1fs", deleted, time.perf_counter() - t0)
+        # Hand freed pages back a few at a time: one big vacuum would hold the write lock
+        # (and every webhook waiting on it) for seconds. Moving pages is slow (~1,000/s
+        # under load), so it stops after a budget: pages still free are reused by new
+        # rows, and the next cleanup carries on.
+        deadline = time.perf_counter() + VACUUM_BUDGET_S
+        while (self._write(lambda c: _vacuum_step(c, VACUUM_PAGES), bulk=True)
+               and time.perf_counter() < deadline):
+            pass
         self._checkpoint()
         finished = datetime.now(UTC)
         result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
@@ -489,7 +641,8 @@ class SQLiteStore:
     def _checkpoint(self) -> None:
         """Hand the WAL back to the main file and truncate it (outside any transaction)."""
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            with self._writer.lock.held():  # it needs the write lock: queue for it
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
         try:
             self._read(fn)
@@ -618,6 +771,38 @@ class SQLiteStore:
         self._reads.close()
 
 
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction, so every SELECT inside sees the same rollup watermark."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _vacuum_step(conn: sqlite3.Connection, pages: int) -> bool:
+    """Free up to `pages` pages; whether more remain."""
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    return conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+
+
+def _rebuild_days(conn: sqlite3.Connection, start_s: int, end_s: int) -> None:
+    """Re-merge the daily rows (per plugin and '*') of the days in [start_s, end_s)."""
+    groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    for row in conn.execute("SELECT * FROM execution_metrics WHERE hour_start >= ? AND "
+                            "hour_start < ?", (start_s, end_s)):
+        agg = _aggregate_from_row(row)
+        day = _day_start(row["hour_start"])
+        groups[(row["plugin_name"], day)].merge(agg)
+        groups[(ALL_PLUGINS, day)].merge(agg)
+    conn.execute("DELETE FROM execution_metrics_daily WHERE day_start >= ? AND day_start < ?",
+                 (start_s, end_s))
+    conn.executemany("INSERT INTO execution_metrics_daily VALUES "
+                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [_metrics_row(plugin, day, a) for (plugin, day), a in groups.items()])
+
+
 def _day(us: int) -> date:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).date()
 
@@ -642,13 +827,21 @@ def _close(conn: sqlite3.Connection, rows: list[tuple[str, str]], status: Status
 
 
 def _aggregate_from_row(row: sqlite3.Row) -> Aggregate:
-    agg = Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
-                    timeout=row["timeout"], canceled=row["canceled"],
-                    duration_sum=row["duration_sum"], duration_min=row["duration_min"],
-                    duration_max=row["duration_max"])
-    agg.histogram.update({int(k): v for k, v in json.loads(row["histogram"]).items()})
-    agg.error_types.update(json.loads(row["error_types"]))
-    return agg
+    return Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
+                     timeout=row["timeout"], canceled=row["canceled"],
+                     duration_sum=row["duration_sum"], duration_min=row["duration_min"],
+                     duration_max=row["duration_max"],
+                     histogram=Counter({int(k): v for k, v in
+                                        json.loads(row["histogram"]).items()}),
+                     error_types=Counter(json.loads(row["error_types"])))
+
+
+def _merge_day(per_day: dict[date, Aggregate], day: date, agg: Aggregate) -> None:
+    """Merge into the day's aggregate; the first one for a day is taken as it is."""
+    if day in per_day:
+        per_day[day].merge(agg)
+    else:
+        per_day[day] = agg
 
 
 def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> list[tuple]:
@@ -660,10 +853,11 @@ def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> li
         (start_s * 1_000_000, end_s * 1_000_000, *OPEN_STATUSES),
     ):
         groups[(row[0], _hour(row[1]))].add(row[2], row[3], row[4])
-    return [
-        (plugin, hour, a.total, a.completed, a.failed, a.timeout, a.canceled, a.duration_sum,
-         a.duration_min or 0, a.duration_max,
-         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
-         json.dumps(dict(a.error_types)))
-        for (plugin, hour), a in groups.items()
-    ]
+    return [_metrics_row(plugin, hour, a) for (plugin, hour), a in groups.items()]
+
+
+def _metrics_row(plugin: str, start_s: int, a: Aggregate) -> tuple:
+    return (plugin, start_s, a.total, a.completed, a.failed, a.timeout, a.canceled,
+            a.duration_sum, a.duration_min or 0, a.duration_max,
+            json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+            json.dumps(dict(a.error_types)))

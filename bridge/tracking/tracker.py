@@ -36,6 +36,8 @@ PREVIEW_CHARS = 1024
 def utf8_json(text: str) -> str:
     """Text SQLite can store: lone surrogates (`"\\ud800"` is valid JSON, but not
     UTF-8) written back as the `\\uXXXX` escapes they came from."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -46,7 +48,8 @@ def utf8_json(text: str) -> str:
 def truncate_json(text: str, limit: int) -> str:
     """`text` if it fits in `limit` bytes, else a JSON object saying it was truncated."""
     text = utf8_json(text)
-    size = len(text.encode("utf-8"))
+    # ASCII text is as many bytes as characters: no copy of a 1 MB payload to count them.
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size <= limit:
         return text
     return json.dumps({
@@ -68,9 +71,16 @@ def storable(record: ExecutionRecord) -> ExecutionRecord:
     return record
 
 
+_worker: tuple[int, str] = (0, "")
+
+
 def worker_id() -> str:
     """This process as "host:pid", checked again after a fork."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    global _worker
+    pid = os.getpid()
+    if _worker[0] != pid:
+        _worker = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker[1]
 
 
 @dataclass
@@ -116,21 +126,27 @@ class Tracker:
         log.error("Execution tracking could not %s: %s", action, exc)
 
     # -- lifecycle ---------------------------------------------------------
-    def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
-        if inv.stored_input is None:  # computed once per run, at its start
-            inv.stored_input = ""
+    def _texts(self, inv: Invocation) -> tuple[str, str, str]:
+        """Input, tags and metadata as stored: serialized (and redacted) once per run,
+        at its start."""
+        if inv.stored is None:
+            input_text = ""
             if self.settings.track_input:
                 text = json.dumps(inv.data, ensure_ascii=False, default=str)
-                inv.stored_input = truncate_json(self.redact.json(inv.data, text),
-                                                 self.settings.max_input_size)
-        input_text = inv.stored_input
+                input_text = truncate_json(self.redact.json(inv.data, text),
+                                           self.settings.max_input_size)
+            inv.stored = (input_text, json.dumps(inv.tags, ensure_ascii=False),
+                          json.dumps(inv.metadata, ensure_ascii=False, default=str))
+        return inv.stored
+
+    def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
+        input_text, tags, metadata = self._texts(inv)
         return ExecutionRecord(
             id=inv.execution_id, plugin_name=inv.plugin.name, http_method=inv.method,
             start_time=inv.start_time, status=status, input=input_text,
             trace_id=inv.trace_id, user_agent=inv.user_agent, remote_ip=inv.remote_ip,
-            tags=json.dumps(inv.tags, ensure_ascii=False),
-            metadata=json.dumps(inv.metadata, ensure_ascii=False, default=str),
-            created_at=inv.start_time, updated_at=inv.start_time, worker=worker_id(),
+            tags=tags, metadata=metadata, created_at=inv.start_time,
+            updated_at=inv.start_time, worker=worker_id(),
             idempotency_key=inv.idempotency_key,
         )
 

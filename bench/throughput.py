@@ -1,0 +1,148 @@
+"""Figures 1 and 5: webhook throughput and latency of bare Flask, the bridge without and
+with tracking (same gunicorn settings, runs alternated); then durability after SIGKILL
+and bytes per stored execution."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.load import LoadResult, run_load
+from bench.report import Report, median
+from bench.servers import OUT, Server, bridge_config
+
+PATH = "/api/v1/webhook/noop"
+
+
+def body_file(size: int, name: str) -> Path:
+    """A JSON object of exactly `size` bytes with many small fields, as senders send."""
+    n = size // 60
+    while True:
+        items = [{"id": i, "name": f"item-{i}", "value": i * 7 % 1000, "ok": i % 2 == 0}
+                 for i in range(n)]
+        text = json.dumps({"event": "push", "items": items}, separators=(",", ":"))
+        if len(text) <= size:
+            break
+        n = int(n * size / len(text)) - 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
+    path.write_text(text + " " * (size - len(text)))
+    return path
+
+
+@dataclass
+class Contender:
+    name: str
+    label: str
+    server: Server
+    results: list[LoadResult] = field(default_factory=list)
+    acknowledged: int = 0
+
+    def run(self, body: Path, seconds: float, keep: bool = True) -> LoadResult:
+        result = run_load(self.server.base + PATH, body, seconds)
+        self.acknowledged += result.acknowledged
+        if keep:
+            self.results.append(result)
+        return result
+
+    def median(self, attr: str) -> float:
+        return median([getattr(r, attr) for r in self.results])
+
+
+def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
+    body = body_file(1024, "body-1k.json")
+    servers = [
+        Contender("bare", "bare Flask", Server("bare", bridge_config("bare", tracking=False),
+                                             app="bench.bare:create_app()")),
+        Contender("off", "bridge, tracking off",
+                Server("off", bridge_config("off", tracking=False))),
+        Contender("on", "bridge, tracking on", Server("on", bridge_config("on", tracking=True))),
+    ]
+    for s in servers:
+        s.server.db.unlink(missing_ok=True)
+    try:
+        for s in servers:
+            s.server.start()
+            s.run(body, warmup, keep=False)
+        for i in range(runs):
+            order = servers[i % 3:] + servers[: i % 3]  # rotate who goes first
+            for s in order:
+                s.run(body, seconds)
+        bare, off, on = servers
+        # Durability: SIGKILL the tracked server at once, then count what was committed.
+        on.server.kill()
+        committed = _completed(on.server.db)
+    finally:
+        for s in servers:
+            s.server.stop()
+
+    sec = "1 webhook 16c 1KB"
+    for s in servers:
+        report.add(sec, f"{s.label}: req/s", f"{s.median('rps'):,.0f}")
+        report.add(sec, f"{s.label}: p50 / p99 ms",
+                   f"{s.median('p50_ms'):.2f} / {s.median('p99_ms'):.2f}")
+    ratio_bare = on.median("rps") / max(bare.median("rps"), 1e-9)
+    ratio_off = on.median("rps") / max(off.median("rps"), 1e-9)
+    p99_ratio = on.median("p99_ms") / max(bare.median("p99_ms"), 1e-9)
+    report.add(sec, "tracked / bare Flask throughput", f"{ratio_bare:.2f}x", ">= 0.80x",
+               ratio_bare >= 0.80)
+    report.add(sec, "tracked / tracking-off throughput", f"{ratio_off:.2f}x", ">= 0.92x",
+               ratio_off >= 0.92)
+    report.add(sec, "tracked p99 / bare Flask p99", f"{p99_ratio:.2f}x", "<= 2x",
+               p99_ratio <= 2.0)
+    own = off.median("rps") / max(bare.median("rps"), 1e-9)
+    if ratio_bare < 0.80 or p99_ratio > 2.0:
+        report.note(
+            f"Bridge vs bare Flask: with tracking OFF the bridge reaches {own:.2f}x bare "
+            f"Flask's req/s and {off.median('p99_ms') / max(bare.median('p99_ms'), 1e-9):.2f}x"
+            " its p99, so most of the gap is the bridge's request path, not tracking: "
+            "flask-smorest argument and response schemas on the webhook route, the plugin "
+            "registry's reload check, the hand-off of every run to the plugin thread pool "
+            "and back, headers copied per run (bridge/api/webhook.py and bridge/runner.py, "
+            "left to their owner).")
+    if ratio_off < 0.92:
+        report.note(
+            f"Tracking on vs off: {ratio_off:.2f}x. Tracking writes two rows per run (the "
+            "`running` row, then the final one, 7 indexes) through the group-commit writer; "
+            "on 2 shared cores its CPU (about 0.4-0.5 ms per run, half of it SQLite commits) "
+            "competes with the request threads.")
+    spread = max(max(r.rps for r in s.results) / max(min(r.rps for r in s.results), 1e-9)
+                 for s in servers)
+    if spread > 1.5:
+        report.note(
+            f"Runs of one server differ up to {spread:.1f}x: gunicorn's two workers split "
+            "wrk's 16 keep-alive connections unevenly, run by run, and a worker holding most "
+            "of them is held to one core by the GIL. Medians of alternated runs damp this; "
+            "the ratios still move by ~0.1-0.2 between runs of `make bench`.")
+    for s in servers:
+        report.note(f"{s.label}, req/s of each run (median taken): "
+                    + ", ".join(f"{r.rps:,.0f}" for r in s.results))
+    errors = sum(r.errors + r.non_2xx for s in servers for r in s.results)
+    report.add(sec, "socket errors + non-2xx (all runs)", f"{errors}")
+    report.add("1 durability", "answered 2xx vs committed after SIGKILL",
+               f"{on.acknowledged:,} / {committed:,}", "every answered run committed",
+               committed >= on.acknowledged)
+    report.add("5 disk", "bytes per stored execution (1 KB body)",
+               f"{_bytes_per_row(on.server.db):,.0f}")
+
+
+def _completed(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM executions WHERE status = 'completed'"
+                            ).fetchone()[0]
+
+
+def _bytes_per_row(db: Path) -> float:
+    """Pages in use (tables and indexes, WAL folded in) per execution row."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    return (pages - free) * size / max(rows, 1)

@@ -1,0 +1,33 @@
+"""`python -m bench --smoke`: the benchmark runs end to end and produces its table.
+
+The figures of a smoke run mean nothing (2,000 rows, one 1 s run); only that every
+section ran and the table was written is checked here. `make bench` is the real run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "BENCH_OUT": str(tmp_path / "out")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = output.read_text()
+    for section in ("1 webhook", "1 durability", "2 history", "3 cleanup", "4 memory",
+                    "5 disk"):
+        assert f"| {section}" in text, section
+        assert f"| {section}" in done.stdout, section
+    assert "| bridge, tracking on: req/s" in text
+    assert "answered 2xx vs committed after SIGKILL" in text
+    assert "Machine:" in text and "Command: `python -m bench --smoke" in text

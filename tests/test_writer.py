@@ -1,0 +1,57 @@
+"""The group-commit writer: a failing write loses only itself; writers queue on a lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from bridge.storage.writer import GroupCommitWriter, WriteFailed, WriteLock
+
+
+def _connect(path):
+    return lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def test_a_failing_write_in_a_batch_loses_only_itself(tmp_path):
+    path = str(tmp_path / "w.db")
+    setup = _connect(path)()
+    setup.execute("CREATE TABLE t (v INTEGER UNIQUE)")
+    setup.close()
+    errors = []
+    writer = GroupCommitWriter(_connect(path), lambda action, exc: errors.append(exc))
+    gate = threading.Event()
+    writer.submit(lambda c: gate.wait(5), wait=False)  # hold the writer so a batch forms
+    for v in (1, 2, 1, 3):  # the second 1 breaks the UNIQUE constraint
+        writer.submit(lambda c, v=v: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=False)
+    gate.set()
+    with pytest.raises(WriteFailed):
+        writer.submit(lambda c: c.execute("INSERT INTO t VALUES (2)"), wait=True)
+    assert writer.submit(lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall(),
+                         wait=True) == [(1,), (2,), (3,)]
+    assert len(errors) == 1 and "UNIQUE" in str(errors[0])
+    writer.close()
+
+
+def test_write_lock_lets_one_holder_in_at_a_time(tmp_path):
+    locks = [WriteLock(tmp_path / "w.lock") for _ in range(2)]  # as two processes would
+    inside, overlaps = [], []
+
+    def hold(lock):
+        for _ in range(50):
+            with lock.held():
+                inside.append(1)
+                time.sleep(0.0005)  # hand the GIL over: without the lock, they would overlap
+                overlaps.append(len(inside))
+                inside.pop()
+
+    threads = [threading.Thread(target=hold, args=(lock,)) for lock in locks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(overlaps) == 1 and len(overlaps) == 100
+    for lock in locks:
+        lock.close()
