@@ -282,9 +282,6 @@ def test_concurrent_load_on_two_workers_never_reports_a_locked_database(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="webhook.parse_payload reads a chunked body only up "
-                   "to server.max_body_size and runs the plugin with what it got; it must "
-                   "answer 413 when the stream goes past the limit")
 def test_chunked_body_over_the_limit_is_413_not_truncated(tmp_path, plugin_dir):
     """A chunked body (no Content-Length) past the limit is refused, not run cut short."""
     limit = 64 * 1024

@@ -65,6 +65,10 @@ class PluginListSchema(ma.Schema):
 
 
 # -- webhooks --------------------------------------------------------------
+# What a tag looks like, as documented; bridge.api.webhook.parse_tags is the check.
+TAG_PATTERN = r"^\s*[^:=\s][^:=]{0,63}[:=].{0,256}$"
+
+
 class WebhookQuerySchema(ma.Schema):
     """Documented control parameters; every other query parameter goes to the plugin."""
 
@@ -74,8 +78,9 @@ class WebhookQuerySchema(ma.Schema):
     async_ = fields.Boolean(data_key="async", metadata={
         "description": "Answer 202 at once and run in the background (also "
                        "`Prefer: respond-async`)"})
-    tag = fields.List(fields.String(), metadata={
-        "description": "A `key:value` tag stored with the execution; repeatable"})
+    tag = fields.List(fields.String(metadata={"pattern": TAG_PATTERN}), metadata={
+        "description": "A `key:value` (or `key=value`) tag stored with the execution; "
+                       "key up to 64 characters, value up to 256; repeatable"})
 
 
 class WebhookResponseSchema(ma.Schema):
@@ -97,6 +102,11 @@ class WebhookResponseSchema(ma.Schema):
         "description": "True when this answers a repeated delivery (same idempotency key) "
                        "with the first run's result; the header Idempotent-Replayed says so "
                        "too"})
+
+
+class WebhookErrorSchema(ErrorSchema, WebhookResponseSchema):
+    """A run that failed, timed out or was canceled: the error shape, plus the run's
+    fields when it got as far as running (its execution id, error and error type)."""
 
 
 # -- executions ------------------------------------------------------------

@@ -11,10 +11,16 @@ from typing import Any
 from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from bridge import clock
-from bridge.api.schemas import ErrorSchema, WebhookQuerySchema, WebhookResponseSchema, rfc3339
+from bridge.api.schemas import (
+    ErrorSchema,
+    WebhookErrorSchema,
+    WebhookQuerySchema,
+    WebhookResponseSchema,
+    rfc3339,
+)
 from bridge.errors import (
     BadPayload,
     DeliveryInProgress,
@@ -44,6 +50,19 @@ _FAILURE_STATUS = {Status.TIMEOUT: 504, Status.CANCELED: 503}
 _SIGNATURE_401 = "Missing or invalid webhook signature (plugins with a signature setting)"
 _IN_PROGRESS_409 = "A delivery with the same idempotency key is still running"
 _BUSY_429 = "The plugin runs max_concurrency deliveries already; see Retry-After"
+_OBJECT = {"type": "object", "additionalProperties": True}
+# The body is free-form: what the plugin reads. Documented so that clients and the docs
+# page know what is accepted; parse_payload is what checks it.
+REQUEST_BODY = {
+    "required": False,
+    "description": "The plugin's data: a JSON object, or form fields (urlencoded or "
+                   "multipart/form-data). Its keys overlay the query parameters'. A JSON array or scalar gets 400; other content "
+                   "types 415 (text/plain holding a JSON object is read as JSON); more than server.max_body_size bytes 413.",
+    "content": {
+        "application/json": {"schema": _OBJECT, "example": {"event": "push", "ref": "main"}},
+        "application/x-www-form-urlencoded": {"schema": _OBJECT},
+    },
+}
 
 
 def trace_id_from(headers: Any) -> str:
@@ -109,6 +128,17 @@ def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
     return tags
 
 
+def raw_body() -> bytes:
+    """The request body, whole. A chunked body (no Content-Length) is read only up to
+    server.max_body_size, so one that reaches the limit is refused rather than run cut
+    short; the form parser reads these cached bytes too."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
 def parse_payload() -> dict[str, Any]:
     """The plugin's data: query parameters, overlaid by a JSON object or form fields."""
     data: dict[str, Any] = {}
@@ -122,7 +152,7 @@ def parse_payload() -> dict[str, Any]:
             values = request.form.getlist(key)
             data[key] = values[0] if len(values) == 1 else values
         return data
-    raw = request.get_data(cache=True)
+    raw = raw_body()
     if not raw.strip():
         return data
     if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")
@@ -203,6 +233,7 @@ class WebhookView(MethodView):
         config = ext["bridge.config"]
         g.trace_id = trace_id_from(request.headers)
         plugin = registry.get(plugin_name)
+        body = raw_body()  # before anything parses it or checks its signature
         method = request.method
         if method not in plugin.supported_methods:
             raise MethodNotAllowed(plugin.name, method, plugin.supported_methods)
@@ -221,7 +252,7 @@ class WebhookView(MethodView):
         spec = plugin.settings.signature if plugin.settings else None
         if spec is not None:
             try:  # on the raw bytes, before anything parses them
-                verify(spec, request.headers, request.get_data(cache=True))
+                verify(spec, request.headers, body)
             except SignatureInvalid as exc:
                 inv.metadata["rejected"] = "signature"
                 tracker.reject(inv, exc, "unauthorized")
@@ -282,9 +313,9 @@ class WebhookView(MethodView):
     @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
     @blp.alt_response(409, schema=ErrorSchema, description=_IN_PROGRESS_409)
     @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
-    @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
-    @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
-    @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")
+    @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
+    @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated")
+    @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
     def get(self, query: dict[str, Any], plugin: str) -> Any:
         """Run a plugin with the query parameters as its data."""
         return self._run(plugin, query)
@@ -300,9 +331,10 @@ class WebhookView(MethodView):
     @blp.alt_response(413, schema=ErrorSchema, description="Body over server.max_body_size")
     @blp.alt_response(415, schema=ErrorSchema, description="Body neither JSON nor form fields")
     @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
-    @blp.alt_response(500, schema=ErrorSchema, description="The plugin failed")
-    @blp.alt_response(503, schema=ErrorSchema, description="Runner saturated")
-    @blp.alt_response(504, schema=ErrorSchema, description="The plugin timed out")
+    @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
+    @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated")
+    @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
+    @blp.doc(requestBody=REQUEST_BODY)
     def post(self, query: dict[str, Any], plugin: str) -> Any:
         """Run a plugin with the JSON object (or form fields) and query parameters."""
         return self._run(plugin, query)
