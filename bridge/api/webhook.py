@@ -56,8 +56,10 @@ _OBJECT = {"type": "object", "additionalProperties": True}
 REQUEST_BODY = {
     "required": False,
     "description": "The plugin's data: a JSON object, or form fields (urlencoded or "
-                   "multipart/form-data). Its keys overlay the query parameters'. A JSON array or scalar gets 400; other content "
-                   "types 415 (text/plain holding a JSON object is read as JSON); more than server.max_body_size bytes 413.",
+                   "multipart/form-data). Its keys overlay the query parameters'. A JSON "
+                   "array or scalar gets 400; other content types 415 (text/plain holding "
+                   "a JSON object is read as JSON); more than server.max_body_size bytes "
+                   "413.",
     "content": {
         "application/json": {"schema": _OBJECT, "example": {"event": "push", "ref": "main"}},
         "application/x-www-form-urlencoded": {"schema": _OBJECT},
