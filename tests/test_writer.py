@@ -35,6 +35,36 @@ def test_a_failing_write_in_a_batch_loses_only_itself(tmp_path):
     writer.close()
 
 
+def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
+    """A run's start row and its final row in one batch: only the final one is written;
+    a write someone waits for is never skipped."""
+    path = str(tmp_path / "w.db")
+    setup = _connect(path)()
+    setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
+    setup.close()
+    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    gate = threading.Event()
+    writer.submit(lambda c: gate.wait(5), wait=False)  # hold the writer so a batch forms
+
+    def put(key, value):
+        return lambda c: c.execute("INSERT INTO t VALUES (?, ?)", (key, value))
+
+    writer.submit(put("a", "running"), wait=False, key="a")
+    writer.submit(put("b", "running"), wait=False, key="b")
+    writer.submit(put("a", "completed"), wait=False, key="a")
+    waiter = threading.Thread(target=lambda: writer.submit(put("c", "first"), wait=True,
+                                                           key="c"))
+    waiter.start()
+    time.sleep(0.1)
+    writer.submit(put("c", "second"), wait=False, key="c")
+    gate.set()
+    waiter.join(5)
+    rows = writer.submit(lambda c: c.execute("SELECT k, v FROM t ORDER BY k, v").fetchall(),
+                         wait=True)
+    assert rows == [("a", "completed"), ("b", "running"), ("c", "first"), ("c", "second")]
+    writer.close()
+
+
 def test_write_lock_lets_one_holder_in_at_a_time(tmp_path):
     locks = [WriteLock(tmp_path / "w.lock") for _ in range(2)]  # as two processes would
     inside, overlaps = [], []

@@ -281,10 +281,10 @@ class SQLiteStore:
                     self._open()
 
     def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True,
-               bulk: bool = False) -> Any:
+               bulk: bool = False, key: str | None = None) -> Any:
         self._check_fork()
         try:
-            return self._writer.submit(op, wait=wait, bulk=bulk,
+            return self._writer.submit(op, wait=wait, bulk=bulk, key=key,
                                        timeout=float(self.config.storage.sqlite.busy_timeout) + 25)
         except WriteFailed as exc:
             raise StorageError(f"database write failed: {exc}") from exc
@@ -308,7 +308,8 @@ class SQLiteStore:
 
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
-        self._write(lambda c: c.execute(_INSERT, values), wait)
+        # Keyed by the record: the run's final upsert replaces it if both share a commit.
+        self._write(lambda c: c.execute(_INSERT, values), wait, key=record.id)
 
     def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
         """Bulk path (imports, the benchmark's generator): the records and their attempts
@@ -341,7 +342,7 @@ class SQLiteStore:
             elif attempts:
                 conn.executemany(_ATTEMPT, attempts)
 
-        self._write(op, wait)
+        self._write(op, wait, key=record.id)
 
     @staticmethod
     def _record(row: sqlite3.Row) -> ExecutionRecord:

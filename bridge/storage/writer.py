@@ -34,12 +34,13 @@ class WriteFailed(Exception):
 
 
 class _Ticket:
-    __slots__ = ("bulk", "done", "error", "op", "result", "wait")
+    __slots__ = ("bulk", "done", "error", "key", "op", "result", "wait")
 
-    def __init__(self, op: Op, wait: bool, bulk: bool = False) -> None:
+    def __init__(self, op: Op, wait: bool, bulk: bool = False, key: str | None = None) -> None:
         self.op = op
         self.wait = wait
         self.bulk = bulk
+        self.key = key
         self.done = threading.Event() if wait else None
         self.error: BaseException | None = None
         self.result: Any = None
@@ -123,13 +124,18 @@ class GroupCommitWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, op: Op, *, wait: bool, timeout: float = 30.0, bulk: bool = False) -> Any:
+    def submit(self, op: Op, *, wait: bool, timeout: float = 30.0, bulk: bool = False,
+               key: str | None = None) -> Any:
         """Queue `op`; with `wait`, block until it is committed and return its result.
 
         A `bulk` op (a cleanup batch, say) gets a transaction of its own after the small
-        writes queued with it, so a webhook never waits for more than one bulk op."""
+        writes queued with it, so a webhook never waits for more than one bulk op.
+
+        Ops with the same `key` write the same row, each whole: when several are in one
+        batch, only the last runs (a fast run's `running` row and its final state are
+        one insert, not an insert and an update). Ops someone waits for always run."""
         self._ensure_started()
-        ticket = _Ticket(op, wait, bulk)
+        ticket = _Ticket(op, wait, bulk, key)
         self._queue.put(ticket)
         if not wait:
             return None
@@ -166,6 +172,7 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(item)
+            batch = _superseded_dropped(batch)
             small = [t for t in batch if not t.bulk]
             groups = ([small] if small else []) + [[t] for t in batch if t.bulk]
             for group in groups:
@@ -232,6 +239,18 @@ class GroupCommitWriter:
             self._queue.put(None)
             thread.join(timeout)
         self.lock.close()
+
+
+def _superseded_dropped(batch: list[_Ticket]) -> list[_Ticket]:
+    """The batch without the keyed ops that a later op on the same key rewrites whole."""
+    last: dict[str, int] = {}
+    for i, ticket in enumerate(batch):
+        if ticket.key is not None:
+            last[ticket.key] = i
+    if len(last) == sum(1 for t in batch if t.key is not None):
+        return batch
+    return [t for i, t in enumerate(batch)
+            if t.key is None or t.wait or last[t.key] == i]
 
 
 def _is_usable(conn: Any) -> bool:
