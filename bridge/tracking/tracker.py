@@ -59,15 +59,20 @@ def truncate_json(text: str, limit: int) -> str:
     }, ensure_ascii=False)
 
 
+# ExecutionRecord's text fields; storable() checks these on every write.
+_TEXT_FIELDS = tuple(f.name for f in fields(ExecutionRecord) if f.type in ("str", str))
+
+
 def storable(record: ExecutionRecord) -> ExecutionRecord:
     """The record with every text field storable: a payload's lone surrogate can reach
     the tags, a plugin's error message or its traceback, not only the input."""
-    for field in fields(record):
-        value = getattr(record, field.name)
-        if isinstance(value, str):
-            setattr(record, field.name, utf8_json(value))
-    record.attempt_records = [replace(a, error=utf8_json(a.error))
-                              for a in record.attempt_records]
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if not value.isascii():
+            setattr(record, name, utf8_json(value))
+    if not all(a.error.isascii() for a in record.attempt_records):
+        record.attempt_records = [replace(a, error=utf8_json(a.error))
+                                  for a in record.attempt_records]
     return record
 
 
@@ -132,7 +137,9 @@ class Tracker:
         if inv.stored is None:
             input_text = ""
             if self.settings.track_input:
-                text = json.dumps(inv.data, ensure_ascii=False, default=str)
+                text = inv.input_json
+                if text is None:
+                    text = json.dumps(inv.data, ensure_ascii=False, default=str)
                 input_text = truncate_json(self.redact.json(inv.data, text),
                                            self.settings.max_input_size)
             inv.stored = (input_text, json.dumps(inv.tags, ensure_ascii=False),
