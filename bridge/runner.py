@@ -57,6 +57,8 @@ class Invocation:
     headers: dict[str, str] = field(default_factory=dict)
     start_time: datetime = field(default_factory=clock.utcnow)
     idempotency_key: str = ""
+    # The request body's JSON text when it is the whole of `data`: stored as it came.
+    input_json: str | None = None
     # Input, tags and metadata as the tracker stores them (input redacted and truncated).
     stored: tuple[str, str, str] | None = None
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 
 def test_ok_plugin_answers_with_result_and_ids(client):
     r = client.post("/api/v1/webhook/ok?source=q", json={"a": 1},
@@ -104,6 +106,17 @@ def test_legacy_and_compat_import(client):
     assert r.get_json()["data"] == {"legacy": True, "name": "Ada"}
     r = client.post("/api/v1/webhook/post_only", json={})
     assert r.get_json()["data"] == {"result": "created"}
+
+
+@pytest.mark.parametrize("query,status", [("async=maybe", 422), ("async=on", 202),
+                                          ("async=false&tag=env:prod", 200),
+                                          ("tag=no-separator", 400)])
+def test_control_parameters_are_validated(client, query, status):
+    r = client.post(f"/api/v1/webhook/ok?{query}", json={"k": 1})
+    assert r.status_code == status, r.get_json()
+    assert r.mimetype == "application/json"
+    if status == 422:
+        assert r.get_json()["errors"] == {"async": ["Not a valid boolean."]}
 
 
 def test_async_mode_returns_202_and_completes(client):

@@ -167,6 +167,23 @@ def test_redacted_fields_reach_the_plugin_but_not_the_store(client):
     assert stored["items"][0]["access_token"] == "[REDACTED]"
 
 
+def test_a_body_is_stored_as_sent_and_escapes_do_not_hide_a_field(client):
+    sent = b'{"user":  "ann",\n "note": "caf\xc3\xa9"}'
+    response = client.post("/api/v1/webhook/ok", data=sent,
+                           headers={"Content-Type": "application/json"})
+    record = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}").get_json()
+    assert record["execution"]["input"] == sent.decode("utf-8")
+    # "\u0070assword" is "password": the stored text must not be the body as sent.
+    escaped = b'{"\\u0070assword": "hunter2", "user": "ann"}'
+    response = client.post("/api/v1/webhook/ok", data=escaped,
+                           headers={"Content-Type": "application/json"})
+    assert response.get_json()["data"]["echo"]["password"] == "hunter2"
+    record = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}").get_json()
+    assert "hunter2" not in json.dumps(record)
+    assert json.loads(record["execution"]["input"]) == {"password": "[REDACTED]",
+                                                        "user": "ann"}
+
+
 def test_redact_fields_are_configurable(make_app):
     client = make_app(execution_tracking={"redact_fields": ["card"]}).test_client()
     response = client.post("/api/v1/webhook/ok", json={"card_number": "4242", "token": "t"})

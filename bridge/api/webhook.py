@@ -6,11 +6,13 @@ import ipaddress
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from bridge import clock
@@ -50,6 +52,7 @@ _FAILURE_STATUS = {Status.TIMEOUT: 504, Status.CANCELED: 503}
 _SIGNATURE_401 = "Missing or invalid webhook signature (plugins with a signature setting)"
 _IN_PROGRESS_409 = "A delivery with the same idempotency key is still running"
 _BUSY_429 = "The plugin runs max_concurrency deliveries already; see Retry-After"
+_QUERY = WebhookQuerySchema()
 _OBJECT = {"type": "object", "additionalProperties": True}
 # The body is free-form: what the plugin reads. Documented so that clients and the docs
 # page know what is accepted; parse_payload is what checks it.
@@ -141,8 +144,10 @@ def raw_body() -> bytes:
     return raw
 
 
-def parse_payload() -> dict[str, Any]:
-    """The plugin's data: query parameters, overlaid by a JSON object or form fields."""
+def parse_payload() -> tuple[dict[str, Any], str | None]:
+    """The plugin's data: query parameters, overlaid by a JSON object or form fields;
+    and the body's JSON text when the data is that body alone and its text can be
+    stored as it came (no `\\u` escapes, which could hide a field to redact)."""
     data: dict[str, Any] = {}
     for key in request.args:
         if key not in RESERVED_QUERY:
@@ -153,17 +158,18 @@ def parse_payload() -> dict[str, Any]:
         for key in request.form:
             values = request.form.getlist(key)
             data[key] = values[0] if len(values) == 1 else values
-        return data
+        return data, None
     raw = raw_body()
     if not raw.strip():
-        return data
+        return data, None
     if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")
                          or mimetype == "text/plain"):
         raise UnsupportedMediaType(
             f"Unsupported content type {mimetype!r}: send JSON (application/json) or form "
             "fields")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        body = json.loads(text)
     except UnicodeDecodeError:
         raise BadPayload("The request body is not valid UTF-8") from None
     except RecursionError:
@@ -172,13 +178,15 @@ def parse_payload() -> dict[str, Any]:
         raise BadPayload(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadPayload(f"The JSON body must be an object, not {type(body).__name__}")
+    if not data and "\\u" not in text:
+        return body, text.strip()
     data.update(body)
-    return data
+    return data, None
 
 
 def _wants_async() -> bool:
-    flag = request.args.get("async", "").lower()
-    return flag in ("1", "true", "yes") or "respond-async" in request.headers.get("Prefer", "")
+    return bool(parse_query().get("async_")) or \
+        "respond-async" in request.headers.get("Prefer", "")
 
 
 def _response_fields(inv: Invocation, outcome: Outcome, code: int, message: str) -> dict:
@@ -222,11 +230,70 @@ def _replay(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]
     return body, 200, headers
 
 
+_ANSWERS: dict[int, tuple[Any, str]] = {
+    202: (WebhookResponseSchema, "Accepted (async mode)"),
+    400: (ErrorSchema, ""),
+    401: (ErrorSchema, _SIGNATURE_401),
+    404: (ErrorSchema, "Unknown plugin"),
+    405: (ErrorSchema, "Method the plugin does not handle"),
+    409: (ErrorSchema, _IN_PROGRESS_409),
+    413: (ErrorSchema, "Body over server.max_body_size"),
+    415: (ErrorSchema, "Body neither JSON nor form fields"),
+    429: (ErrorSchema, _BUSY_429),
+    500: (WebhookErrorSchema, "The plugin failed"),
+    503: (WebhookErrorSchema, "Runner saturated"),
+    504: (WebhookErrorSchema, "The plugin timed out"),
+}
+
+
+def _answers(*codes: int, bad: str) -> list[Callable[[Any], Any]]:
+    return [blp.alt_response(code, schema=_ANSWERS[code][0],
+                             description=_ANSWERS[code][1] or bad) for code in codes]
+
+
+def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """flask-smorest decorators applied for the OpenAPI document only.
+
+    The webhook route is the hot path: each decorator adds a wrapper per call, the query
+    schema is built per call, and the response is dumped through marshmallow. The view
+    validates its few control parameters itself (parse_query) and answers with JSON it
+    builds (_json); the document is the same as with the decorators applied."""
+    def decorator(func: Any) -> Any:
+        probe = func
+        for apply in reversed(decorators):
+            probe = apply(probe)
+        func._apidoc = probe._apidoc
+        return func
+    return decorator
+
+
+def parse_query() -> dict[str, Any]:
+    """The control parameters (`async`, `tag`), validated as the document says; every
+    other query parameter is the plugin's."""
+    args = request.args
+    if "async" not in args and "tag" not in args:
+        return {}
+    if "webhook_query" in g:
+        return g.webhook_query
+    present = {key: args.getlist(key) if key == "tag" else args[key]
+               for key in RESERVED_QUERY if key in args}
+    try:
+        g.webhook_query = _QUERY.load(present)
+    except ValidationError as exc:
+        abort(422, errors={"query": exc.messages})
+    return g.webhook_query
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
+    text = json.dumps(body, default=str, separators=(",", ":"))
+    return current_app.response_class(text, status, headers, mimetype="application/json")
+
+
 @blp.route("/<plugin>")
 class WebhookView(MethodView):
     """Every method runs the same way; the plugin decides which methods it handles."""
 
-    def _run(self, plugin_name: str, query: dict[str, Any]) -> Any:
+    def _run(self, plugin_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         ext = current_app.extensions
         registry: PluginRegistry = ext["bridge.registry"]
         runner: Runner = ext["bridge.runner"]
@@ -244,7 +311,7 @@ class WebhookView(MethodView):
             trace_id=g.trace_id, user_agent=request.headers.get("User-Agent", "")[:512],
             remote_ip=client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
                                 current_app.extensions["bridge.trusted_proxies"]),
-            tags=parse_tags(request.headers.get("X-Bridge-Tags"), query.get("tag") or []),
+            tags=parse_tags(request.headers.get("X-Bridge-Tags"), parse_query().get("tag") or []),
             headers={k: v for k, v in request.headers.items()},
             start_time=clock.utcnow(),
         )
@@ -259,7 +326,7 @@ class WebhookView(MethodView):
                 inv.metadata["rejected"] = "signature"
                 tracker.reject(inv, exc, "unauthorized")
                 raise
-        inv.data = parse_payload()
+        inv.data, inv.input_json = parse_payload()
         inv.idempotency_key = deliveries.key_from(request.headers)
         try:
             replay = deliveries.claim(inv, 0 if _wants_async() else
@@ -276,7 +343,8 @@ class WebhookView(MethodView):
             deliveries.release(inv)  # nothing ran: a retry of this delivery must run
             raise
 
-    def _start(self, inv: Invocation, runner: Runner, config: Any) -> Any:
+    def _start(self, inv: Invocation, runner: Runner,
+               config: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
         plugin, method = inv.plugin, inv.method
         headers = {"X-Execution-ID": inv.execution_id}
         if _wants_async():
@@ -306,40 +374,25 @@ class WebhookView(MethodView):
             headers["Retry-After"] = str(config.runner.retry_after)
         raise WebhookFailed(code, message, fields, headers)
 
-    @blp.arguments(WebhookQuerySchema, location="query")
-    @blp.response(200, WebhookResponseSchema)
-    @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
-    @blp.alt_response(400, schema=ErrorSchema, description="Invalid tag or idempotency key")
-    @blp.alt_response(401, schema=ErrorSchema, description=_SIGNATURE_401)
-    @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
-    @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
-    @blp.alt_response(409, schema=ErrorSchema, description=_IN_PROGRESS_409)
-    @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
-    @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
-    @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated")
-    @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
-    def get(self, query: dict[str, Any], plugin: str) -> Any:
+    @documented(
+        blp.arguments(WebhookQuerySchema, location="query"),
+        blp.response(200, WebhookResponseSchema),
+        *_answers(202, 400, 401, 404, 405, 409, 429, 500, 503, 504, bad="Invalid tag"),
+    )
+    def get(self, plugin: str) -> Response:
         """Run a plugin with the query parameters as its data."""
-        return self._run(plugin, query)
+        return _json(*self._run(plugin))
 
-    @blp.arguments(WebhookQuerySchema, location="query")
-    @blp.response(200, WebhookResponseSchema)
-    @blp.alt_response(202, schema=WebhookResponseSchema, description="Accepted (async mode)")
-    @blp.alt_response(400, schema=ErrorSchema, description="Malformed or non-object JSON")
-    @blp.alt_response(401, schema=ErrorSchema, description=_SIGNATURE_401)
-    @blp.alt_response(404, schema=ErrorSchema, description="Unknown plugin")
-    @blp.alt_response(405, schema=ErrorSchema, description="Method the plugin does not handle")
-    @blp.alt_response(409, schema=ErrorSchema, description=_IN_PROGRESS_409)
-    @blp.alt_response(413, schema=ErrorSchema, description="Body over server.max_body_size")
-    @blp.alt_response(415, schema=ErrorSchema, description="Body neither JSON nor form fields")
-    @blp.alt_response(429, schema=ErrorSchema, description=_BUSY_429)
-    @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
-    @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated")
-    @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
-    @blp.doc(requestBody=REQUEST_BODY)
-    def post(self, query: dict[str, Any], plugin: str) -> Any:
+    @documented(
+        blp.arguments(WebhookQuerySchema, location="query"),
+        blp.response(200, WebhookResponseSchema),
+        *_answers(202, 400, 401, 404, 405, 409, 413, 415, 429, 500, 503, 504,
+                  bad="Malformed or non-object JSON, or an invalid tag"),
+        blp.doc(requestBody=REQUEST_BODY),
+    )
+    def post(self, plugin: str) -> Response:
         """Run a plugin with the JSON object (or form fields) and query parameters."""
-        return self._run(plugin, query)
+        return _json(*self._run(plugin))
 
     put = post
     patch = post
