@@ -89,8 +89,8 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
             f"Cleanup under load: {answer['deleted']:,} rows took {took:.0f}s "
             f"({took / max(answer['deleted'], 1) * 1e6:.0f} us a row: the random-keyed "
             "indexes (id, trace id, attempts) dirty a page per row). Each 150-row batch "
-            "is one transaction on the single writer; a webhook whose write queues behind "
-            "it waits for it, which is what lifts the p99.")
+            "is one transaction on the worker's write connection; a webhook whose write "
+            "queues behind it waits for it, which is what lifts the p99.")
     if after >= before:
         report.note(
             "File size: freed pages are handed back by incremental vacuum for at most "

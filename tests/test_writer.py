@@ -65,6 +65,67 @@ def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
     writer.close()
 
 
+def _table(path):
+    setup = _connect(path)()
+    setup.execute("CREATE TABLE t (v INTEGER)")
+    setup.close()
+
+
+def _count(path):
+    conn = _connect(path)()
+    try:
+        return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_writers_arriving_during_a_commit_share_the_next_one(tmp_path):
+    path = str(tmp_path / "w.db")
+    _table(path)
+    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    gate, inside = threading.Event(), threading.Event()
+
+    def slow(c):
+        inside.set()
+        gate.wait(5)
+        c.execute("INSERT INTO t VALUES (0)")
+
+    leader = threading.Thread(target=lambda: writer.submit(slow, wait=True))
+    leader.start()
+    assert inside.wait(5)
+    followers = [threading.Thread(target=lambda v=v: writer.submit(
+        lambda c: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=True)) for v in range(1, 8)]
+    for t in followers:
+        t.start()
+    time.sleep(0.2)
+    assert _count(path) == 0  # nothing commits while the first commit is under way
+    gate.set()
+    for t in [leader, *followers]:
+        t.join(5)
+    assert _count(path) == 8  # each returned after its write was committed
+    assert (writer.batches, writer.writes) == (2, 8)
+    writer.close()
+
+
+def test_a_write_nobody_waits_for_is_committed_soon_and_at_close(tmp_path):
+    path = str(tmp_path / "w.db")
+    _table(path)
+    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    writer.submit(lambda c: c.execute("INSERT INTO t VALUES (1)"), wait=False)
+    deadline = time.monotonic() + 5
+    while _count(path) < 1:
+        assert time.monotonic() < deadline, "the flusher never committed the write"
+        time.sleep(0.01)
+    gate = threading.Event()
+    writer.submit(lambda c: gate.wait(5), wait=False)  # the flusher is busy with this
+    writer.submit(lambda c: c.execute("INSERT INTO t VALUES (2)"), wait=False)
+    threading.Timer(0.2, gate.set).start()
+    writer.close()
+    assert _count(path) == 2
+    with pytest.raises(WriteFailed, match="closed"):
+        writer.submit(lambda c: None, wait=True)
+
+
 def test_write_lock_lets_one_holder_in_at_a_time(tmp_path):
     locks = [WriteLock(tmp_path / "w.lock") for _ in range(2)]  # as two processes would
     inside, overlaps = [], []

@@ -1,8 +1,8 @@
 """The SQLite backend: every SQL statement of the embedded default store lives here.
 
 Times are stored as integer microseconds since the epoch (UTC): compact, and ordered
-for the indexes. Writes go through one group-commit writer thread; reads use a small
-bounded pool of connections, each held by one thread at a time.
+for the indexes. Writes are group-committed on one connection (writer.py); reads use a
+small bounded pool of connections, each held by one thread at a time.
 """
 
 from __future__ import annotations
@@ -605,7 +605,7 @@ class SQLiteStore:
         cutoff_us = to_us(cutoff)
 
         # One statement per table and batch, not one per row: under load every statement
-        # costs the writer thread a wait for the GIL.
+        # costs the committing thread a wait for the GIL.
         expired = ("SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
                    "ORDER BY start_time LIMIT ?")
         args = (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH)

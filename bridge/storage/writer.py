@@ -1,8 +1,9 @@
-"""One writer thread per process that commits many requests' writes in one transaction.
+"""Group commit: many requests' writes in one transaction, on one connection per process.
 
 Instead of every request thread fighting for SQLite's write lock (and sleeping in its
-busy handler), writes queue here; the writer takes all that are waiting, runs each in a
-savepoint inside one transaction, commits once, and then wakes each waiting caller.
+busy handler), writes queue here; the first waiting thread to find no commit under way
+takes all that are queued, runs them in one transaction, commits once, and wakes the
+others whose writes it took (see GroupCommitWriter).
 The writers of several processes (gunicorn workers) take turns through a file lock, so
 a waiting writer wakes the moment the lock is free instead of sleeping in SQLite's busy
 handler (1, 2, 5, 10 ... 100 ms naps: the cause of a slow tail). SQLite's own locking
@@ -18,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Op = Callable[[Any], Any]
 MAX_BATCH = 256
-LINGER_S = 0.002  # longest a batch of writes nobody waits for is held for company
+LINGER_S = 0.01  # longest a write nobody waits for is held for a commit to join
 
 
 class WriteFailed(Exception):
@@ -34,14 +36,14 @@ class WriteFailed(Exception):
 
 
 class _Ticket:
-    __slots__ = ("bulk", "done", "error", "key", "op", "result", "wait")
+    __slots__ = ("bulk", "error", "finished", "key", "op", "result", "wait")
 
     def __init__(self, op: Op, wait: bool, bulk: bool = False, key: str | None = None) -> None:
         self.op = op
         self.wait = wait
         self.bulk = bulk
         self.key = key
-        self.done = threading.Event() if wait else None
+        self.finished = False
         self.error: BaseException | None = None
         self.result: Any = None
 
@@ -91,7 +93,16 @@ class WriteLock:
 
 
 class GroupCommitWriter:
-    """Runs write operations `op(conn)` on its own connection, batched per commit."""
+    """Commits the writes of many threads in one transaction (group commit).
+
+    A thread that waits for its write and finds no commit under way leads one: it takes
+    every write queued so far, commits them in one transaction on the shared connection,
+    and wakes the threads whose writes it took. Threads arriving meanwhile queue; the
+    first of them leads the next commit. A lone request so commits in its own thread,
+    with no hand-off to another, and a busy process commits many requests at once.
+    Writes nobody waits for (a run's `running` row) ride with the next commit, or a
+    flusher thread commits them after LINGER_S.
+    """
 
     def __init__(self, connect: Callable[[], Any],
                  on_error: Callable[[str, BaseException], None],
@@ -99,9 +110,15 @@ class GroupCommitWriter:
         self._connect = connect
         self._on_error = on_error
         self.lock = lock or WriteLock(None)
-        self._queue: queue.SimpleQueue[_Ticket | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._turn = threading.Condition(self._mutex)  # waiting writers: a commit ended
+        self._unwaited_queued = threading.Condition(self._mutex)  # the flusher
+        self._queue: list[_Ticket] = []
+        self._unwaited = 0  # queued tickets nobody waits for
+        self._committing = False
+        self._conn: Any = None
+        self._flusher: threading.Thread | None = None
+        self._flusher_idle = False
         self._closed = False
         self.batches = 0
         self.writes = 0
@@ -109,81 +126,92 @@ class GroupCommitWriter:
         # health reports a full disk while it lasts, and recovers when space is freed.
         self.failing: BaseException | None = None
 
-    def _ensure_started(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._closed:
-                raise WriteFailed("the store is closed")
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="store-writer",
-                                                daemon=True)
-                self._thread.start()
-
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the write connection is open."""
+        return self._conn is not None
 
     def submit(self, op: Op, *, wait: bool, timeout: float = 30.0, bulk: bool = False,
                key: str | None = None) -> Any:
         """Queue `op`; with `wait`, block until it is committed and return its result.
 
-        A `bulk` op (a cleanup batch, say) gets a transaction of its own after the small
-        writes queued with it, so a webhook never waits for more than one bulk op.
+        A `bulk` op (a cleanup batch, say) gets a transaction of its own, led by its own
+        thread, so a webhook never commits or waits for someone else's bulk op.
 
         Ops with the same `key` write the same row, each whole: when several are in one
         batch, only the last runs (a fast run's `running` row and its final state are
         one insert, not an insert and an update). Ops someone waits for always run."""
-        self._ensure_started()
         ticket = _Ticket(op, wait, bulk, key)
-        self._queue.put(ticket)
-        if not wait:
-            return None
-        assert ticket.done is not None
-        if not ticket.done.wait(timeout):
-            raise WriteFailed(f"write not committed within {timeout:g}s")
+        with self._mutex:
+            if self._closed:
+                raise WriteFailed("the store is closed")
+            self._queue.append(ticket)
+            if not wait:
+                self._unwaited += 1
+                if self._flusher is None or not self._flusher.is_alive():
+                    self._flusher = threading.Thread(target=self._flush_loop,
+                                                     name="store-flusher", daemon=True)
+                    self._flusher.start()
+                elif self._flusher_idle:
+                    self._flusher_idle = False
+                    self._unwaited_queued.notify()
+                return None
+            deadline = time.monotonic() + timeout
+            while not ticket.finished:
+                if not self._committing:
+                    self._committing = True
+                    groups = self._take(ticket)
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if ticket in self._queue:  # never taken: it will not run either
+                        self._queue.remove(ticket)
+                    raise WriteFailed(f"write not committed within {timeout:g}s")
+                self._turn.wait(remaining)
+            else:
+                groups = []
+        if groups:
+            self._lead(groups)
         if ticket.error is not None:
             raise WriteFailed(str(ticket.error)) from ticket.error
         return ticket.result
 
-    def _loop(self) -> None:
-        conn = None
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            stop = False
-            linger = True
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    # Nobody waits for these writes (a run's start row): wait a moment for
-                    # the write someone does wait for (its end) to share the commit.
-                    if not linger or any(t.wait for t in batch):
-                        break
-                    linger = False
-                    try:
-                        item = self._queue.get(timeout=LINGER_S)
-                    except queue.Empty:
-                        break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            batch = _superseded_dropped(batch)
-            small = [t for t in batch if not t.bulk]
-            groups = ([small] if small else []) + [[t] for t in batch if t.bulk]
+    def _take(self, own: _Ticket | None) -> list[list[_Ticket]]:
+        """Under the mutex: what the next commit runs, as transactions. Small writes go
+        together; a bulk op gets its own, run by its owner (or, if nobody waits for it,
+        by the flusher)."""
+        small: list[_Ticket] = []
+        bulk: list[_Ticket] = []
+        rest: list[_Ticket] = []
+        for t in self._queue:
+            if not t.bulk:
+                (small if len(small) < MAX_BATCH or t is own else rest).append(t)
+            elif t is own or (own is None and not t.wait and not bulk):
+                bulk.append(t)
+            else:
+                rest.append(t)
+        self._queue = rest
+        self._unwaited = sum(1 for t in rest if not t.wait)
+        return ([small] if small else []) + [[t] for t in bulk]
+
+    def _lead(self, groups: list[list[_Ticket]]) -> None:
+        """Commit `groups` on the shared connection, then let the next writer lead."""
+        try:
+            conn = self._conn
             for group in groups:
-                conn = self._run(conn, group)
-            if stop:
-                break
-        if conn is not None:
-            conn.close()
+                conn = self._run(conn, _superseded_dropped(group))
+            self._conn = conn
+        finally:
+            with self._mutex:
+                self._committing = False
+                for group in groups:
+                    for ticket in group:
+                        if not ticket.finished:  # skipped, or the leader was interrupted
+                            ticket.finished = True
+                self._turn.notify_all()
 
     def _run(self, conn: Any, batch: list[_Ticket]) -> Any:
-        """Commit one group and wake its callers; returns the connection to use next."""
+        """Commit one transaction; returns the connection to use next."""
         try:
             if conn is None:
                 conn = self._connect()
@@ -202,8 +230,7 @@ class GroupCommitWriter:
             self.failing = ticket.error
             if ticket.error is not None and not ticket.wait:
                 self._on_error("write a record", ticket.error)
-            if ticket.done is not None:
-                ticket.done.set()
+            ticket.finished = True
         return conn
 
     def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
@@ -231,13 +258,46 @@ class GroupCommitWriter:
         self.batches += 1
         self.writes += len(batch)
 
+    def _flush_loop(self) -> None:
+        """Commit writes nobody waits for when no waiting writer took them in LINGER_S."""
+        while True:
+            with self._mutex:
+                while not self._unwaited and not self._closed:
+                    self._flusher_idle = True
+                    self._unwaited_queued.wait()
+                self._flusher_idle = False
+                if self._closed:
+                    return
+            time.sleep(LINGER_S)
+            with self._mutex:
+                if self._committing or not self._unwaited:
+                    continue  # a leader is at it: look again after another linger
+                self._committing = True
+                groups = self._take(None)
+            self._lead(groups)
+
     def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
+        """Commit what is queued, then close the connection; later writes fail."""
+        deadline = time.monotonic() + timeout
+        groups: list[list[_Ticket]] | None = None
+        with self._mutex:
             self._closed = True
-            thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)
-            thread.join(timeout)
+            self._unwaited_queued.notify_all()
+            while self._committing and time.monotonic() < deadline:
+                self._turn.wait(max(0.0, deadline - time.monotonic()))
+            if not self._committing:  # else a leader is stuck: the connection is its
+                self._committing = True
+                small = [t for t in self._queue if not t.bulk]
+                groups = ([small] if small else []) + [[t] for t in self._queue if t.bulk]
+                self._queue, self._unwaited = [], 0
+        if groups is not None:
+            self._lead(groups)
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+        if self._flusher is not None:
+            self._flusher.join(timeout)
         self.lock.close()
 
 
