@@ -23,9 +23,11 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def _settings(smoke: bool) -> dict[str, int]:
-    defaults = ({"rows": 2_000, "duration": 1, "runs": 1, "calls": 5, "mem_rounds": 1}
-                if smoke else
-                {"rows": 1_000_000, "duration": 8, "runs": 5, "calls": 50, "mem_rounds": 3})
+    defaults = (
+        {"rows": 2_000, "duration": 1, "runs": 1, "calls": 5, "mem_rounds": 1}
+        if smoke
+        else {"rows": 1_000_000, "duration": 8, "runs": 5, "calls": 50, "mem_rounds": 3}
+    )
     for key in ("rows", "duration", "runs", "calls"):
         value = os.environ.get(f"BENCH_{key.upper()}")
         if value:
@@ -35,19 +37,34 @@ def _settings(smoke: bool) -> dict[str, int]:
 
 def _history_server(db: Path) -> Server:
     """Tracking on; no background jobs, so only the timed calls touch the database."""
-    return Server("history", bridge_config(
-        "history", tracking=True, db=db,
-        extra={"scheduler": {"enabled": False},
-               "storage": {"sqlite": {"retention_days": 3650}}}))
+    return Server(
+        "history",
+        bridge_config(
+            "history",
+            tracking=True,
+            db=db,
+            extra={
+                "scheduler": {"enabled": False},
+                "storage": {"sqlite": {"retention_days": 3650}},
+            },
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes, one short run each: checks the benchmark works")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write the Markdown results (default: bench/RESULTS.md, "
-                             "or bench/out/RESULTS-smoke.md with --smoke)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one short run each: checks the benchmark works",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the Markdown results (default: bench/RESULTS.md, "
+        "or bench/out/RESULTS-smoke.md with --smoke)",
+    )
     args = parser.parse_args(argv)
     s = _settings(args.smoke)
     output = args.output or (OUT / "RESULTS-smoke.md" if args.smoke else RESULTS)
@@ -59,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:6.1f}s] {text}", flush=True)
 
     if not have_wrk():
-        report.note("wrk is not installed: load came from the slower Python fallback, so "
-                    "throughput figures are the fallback's, not the server's.")
+        report.note(
+            "wrk is not installed: load came from the slower Python fallback, so "
+            "throughput figures are the fallback's, not the server's."
+        )
     step(f"1/5 webhook throughput: 3 servers x {s['runs']} runs x {s['duration']}s")
     throughput.measure(report, s["duration"], s["runs"], warmup=min(2, s["duration"]))
 
@@ -83,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     memory.measure(report, s["mem_rounds"])
 
     elapsed = time.perf_counter() - started
-    settings = (f"rows={s['rows']:,}, duration={s['duration']}s, runs={s['runs']}, "
-                f"calls={s['calls']}, load={'wrk' if have_wrk() else 'python'}"
-                f"{', smoke' if args.smoke else ''}; gunicorn as `make run` ships it "
-                "(gunicorn.conf.py + config.yaml: 2 gthread workers x 8 threads)")
+    settings = (
+        f"rows={s['rows']:,}, duration={s['duration']}s, runs={s['runs']}, "
+        f"calls={s['calls']}, load={'wrk' if have_wrk() else 'python'}"
+        f"{', smoke' if args.smoke else ''}; gunicorn as `make run` ships it "
+        "(gunicorn.conf.py + config.yaml: 2 gthread workers x 8 threads)"
+    )
     text = markdown(report, command_line(), settings, elapsed)
     output.write_text(text)
     print()

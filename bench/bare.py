@@ -19,8 +19,12 @@ def create_app() -> Flask:
     @app.post("/api/v1/webhook/<plugin>")
     def webhook(plugin: str) -> tuple[dict[str, Any], int]:
         data = request.get_json()
-        return {"plugin": plugin, "status_code": 200, "data": {"ok": True},
-                "fields": len(data)}, 200
+        return {
+            "plugin": plugin,
+            "status_code": 200,
+            "data": {"ok": True},
+            "fields": len(data),
+        }, 200
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -31,8 +31,9 @@ def days_for_half(db: Path, rows: int) -> int:
     """`older_than_days` that expires about half of the generated rows (at least 1 day)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        median_us = conn.execute("SELECT start_time FROM executions ORDER BY start_time "
-                                 "LIMIT 1 OFFSET ?", (rows // 2,)).fetchone()[0]
+        median_us = conn.execute(
+            "SELECT start_time FROM executions ORDER BY start_time LIMIT 1 OFFSET ?", (rows // 2,)
+        ).fetchone()[0]
     finally:
         conn.close()
     age_s = datetime.now(UTC).timestamp() - median_us / 1e6
@@ -56,7 +57,8 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
 
     def clean() -> None:
         status, raw = server.request(
-            "DELETE", f"/api/v1/executions/cleanup?older_than_days={days}", timeout=1800)
+            "DELETE", f"/api/v1/executions/cleanup?older_than_days={days}", timeout=1800
+        )
         answer.update(json.loads(raw), http_status=status)
 
     load = BackgroundLoad(server.base + PATH, body)
@@ -72,30 +74,52 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
     sec = "3 cleanup under load"
     if answer.get("http_status") != 200:
         raise RuntimeError(f"cleanup failed: {answer}")
-    report.add(sec, f"deleted (older_than_days={days})",
-               f"{answer['deleted']:,} rows in {took:.1f}s")
-    report.add(sec, "webhook req/s without / during cleanup",
-               f"{quiet.rps:,.0f} / {busy.rps:,.0f}")
+    report.add(
+        sec, f"deleted (older_than_days={days})", f"{answer['deleted']:,} rows in {took:.1f}s"
+    )
+    report.add(sec, "webhook req/s without / during cleanup", f"{quiet.rps:,.0f} / {busy.rps:,.0f}")
     ratio = busy.p99_ms / max(quiet.p99_ms, 1e-9)
-    report.add(sec, "webhook p99 without / during cleanup",
-               f"{quiet.p99_ms:.1f} / {busy.p99_ms:.1f} ms ({ratio:.2f}x)", "<= 3x",
-               ratio <= 3.0)
-    report.add(sec, "longest webhook request during cleanup", f"{busy.max_ms:,.0f} ms",
-               "<= 1000 ms", busy.max_ms <= 1000)
-    report.add(sec, "errors + non-2xx during cleanup", f"{busy.errors + busy.non_2xx}",
-               "0", busy.errors + busy.non_2xx == 0)
+    report.add(
+        sec,
+        "webhook p99 without / during cleanup",
+        f"{quiet.p99_ms:.1f} / {busy.p99_ms:.1f} ms ({ratio:.2f}x)",
+        "<= 3x",
+        ratio <= 3.0,
+    )
+    report.add(
+        sec,
+        "longest webhook request during cleanup",
+        f"{busy.max_ms:,.0f} ms",
+        "<= 1000 ms",
+        busy.max_ms <= 1000,
+    )
+    report.add(
+        sec,
+        "errors + non-2xx during cleanup",
+        f"{busy.errors + busy.non_2xx}",
+        "0",
+        busy.errors + busy.non_2xx == 0,
+    )
     if ratio > 3.0 or busy.max_ms > 1000:
         report.note(
             f"Cleanup under load: {answer['deleted']:,} rows took {took:.0f}s "
             f"({took / max(answer['deleted'], 1) * 1e6:.0f} us a row: the random-keyed "
             "indexes (id, trace id, attempts) dirty a page per row). Each 150-row batch "
             "is one transaction on the worker's write connection; a webhook whose write "
-            "queues behind it waits for it, which is what lifts the p99.")
+            "queues behind it waits for it, which is what lifts the p99."
+        )
     if after >= before:
         report.note(
             "File size: freed pages are handed back by incremental vacuum for at most "
             "30 s per cleanup; under load it moves ~1,000 pages (4 MB) a second, while "
             "the load keeps adding rows (into freed pages). The pages stay free for new "
-            "rows and the next cleanup continues.")
-    report.add(sec, "database file before / after", f"{before / 1e6:,.0f} / {after / 1e6:,.0f} MB"
-               f" (WAL after: {wal_size(server.db) / 1e6:,.0f} MB)", "shrinks", after < before)
+            "rows and the next cleanup continues."
+        )
+    report.add(
+        sec,
+        "database file before / after",
+        f"{before / 1e6:,.0f} / {after / 1e6:,.0f} MB"
+        f" (WAL after: {wal_size(server.db) / 1e6:,.0f} MB)",
+        "shrinks",
+        after < before,
+    )

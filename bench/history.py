@@ -24,7 +24,9 @@ def _deep(history: History, depth: int) -> tuple[str, str]:
     try:
         start, seq, execution_id = conn.execute(
             "SELECT start_time, seq, id FROM executions ORDER BY start_time DESC, seq DESC "
-            "LIMIT 1 OFFSET ?", (max(0, depth - 1),)).fetchone()
+            "LIMIT 1 OFFSET ?",
+            (max(0, depth - 1),),
+        ).fetchone()
     finally:
         conn.close()
     return SQLiteStore.encode_cursor(start, seq), execution_id

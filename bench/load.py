@@ -46,6 +46,7 @@ def _ms(value: str, unit: str) -> float:
 
 def parse_wrk(text: str) -> LoadResult:
     """Read req/s, p50, p99, the longest request and error counts from wrk's output."""
+
     def find(pattern: str) -> re.Match[str]:
         match = re.search(pattern, text)
         if match is None:
@@ -57,28 +58,51 @@ def parse_wrk(text: str) -> LoadResult:
     p99 = find(rf"99%\s+{_DURATION}")
     requests = int(find(r"(\d+) requests in")[1])
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                        text)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     return LoadResult(
         rps=float(find(r"Requests/sec:\s+([\d.]+)")[1]),
-        p50_ms=_ms(p50[1], p50[2]), p99_ms=_ms(p99[1], p99[2]),
-        max_ms=_ms(latency[5], latency[6]), requests=requests,
+        p50_ms=_ms(p50[1], p50[2]),
+        p99_ms=_ms(p99[1], p99[2]),
+        max_ms=_ms(latency[5], latency[6]),
+        requests=requests,
         non_2xx=int(non_2xx[1]) if non_2xx else 0,
-        errors=sum(int(g) for g in sockets.groups()) if sockets else 0)
+        errors=sum(int(g) for g in sockets.groups()) if sockets else 0,
+    )
 
 
-def run_wrk(url: str, body_file: Path, seconds: float, connections: int = 16,
-            threads: int = 2) -> LoadResult:
+def run_wrk(
+    url: str, body_file: Path, seconds: float, connections: int = 16, threads: int = 2
+) -> LoadResult:
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "--timeout", "10s", "--latency", "-s", str(LUA), url],
-        env={**os.environ, "BENCH_BODY": str(body_file)}, capture_output=True, text=True,
-        check=True)
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        env={**os.environ, "BENCH_BODY": str(body_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return parse_wrk(out.stdout)
 
 
-def run_python(url: str, body_file: Path, seconds: float, connections: int = 16,
-               stop: threading.Event | None = None) -> LoadResult:
+def run_python(
+    url: str,
+    body_file: Path,
+    seconds: float,
+    connections: int = 16,
+    stop: threading.Event | None = None,
+) -> LoadResult:
     """The same measurement with keep-alive http.client threads (slower, needs nothing);
     ends after `seconds` or when `stop` is set."""
     match = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
@@ -98,8 +122,7 @@ def run_python(url: str, body_file: Path, seconds: float, connections: int = 16,
         while time.perf_counter() < deadline and not stop.is_set():
             t0 = time.perf_counter()
             try:
-                conn.request("POST", path, body=body,
-                             headers={"Content-Type": "application/json"})
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
                 response.read()
             except OSError:
@@ -125,8 +148,15 @@ def run_python(url: str, body_file: Path, seconds: float, connections: int = 16,
     if not latencies:
         return LoadResult(0.0, 0.0, 0.0, 0.0, 0, counts["non_2xx"], counts["errors"])
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return LoadResult(len(latencies) / elapsed, cuts[49], cuts[98], max(latencies),
-                      len(latencies), counts["non_2xx"], counts["errors"])
+    return LoadResult(
+        len(latencies) / elapsed,
+        cuts[49],
+        cuts[98],
+        max(latencies),
+        len(latencies),
+        counts["non_2xx"],
+        counts["errors"],
+    )
 
 
 def run_load(url: str, body_file: Path, seconds: float, connections: int = 16) -> LoadResult:
@@ -139,19 +169,34 @@ def run_load(url: str, body_file: Path, seconds: float, connections: int = 16) -
 class BackgroundLoad:
     """The same load, running until `stop()`: for figures taken while something else runs."""
 
-    def __init__(self, url: str, body_file: Path, connections: int = 16,
-                 limit_s: float = 1800) -> None:
+    def __init__(
+        self, url: str, body_file: Path, connections: int = 16, limit_s: float = 1800
+    ) -> None:
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._result: LoadResult | None = None
         if have_wrk():
             self._proc = subprocess.Popen(
-                ["wrk", "-t2", f"-c{connections}", f"-d{int(limit_s)}s", "--timeout", "10s",
-                 "--latency", "-s", str(LUA), url],
-                env={**os.environ, "BENCH_BODY": str(body_file)}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
+                [
+                    "wrk",
+                    "-t2",
+                    f"-c{connections}",
+                    f"-d{int(limit_s)}s",
+                    "--timeout",
+                    "10s",
+                    "--latency",
+                    "-s",
+                    str(LUA),
+                    url,
+                ],
+                env={**os.environ, "BENCH_BODY": str(body_file)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         else:
+
             def target() -> None:
                 self._result = run_python(url, body_file, limit_s, connections, self._stop)
 

@@ -50,8 +50,7 @@ def _peak(name: str, tracking: bool, body: bytes, rounds: int) -> Peak:
         def post() -> None:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
             try:
-                conn.request("POST", PATH, body=body,
-                             headers={"Content-Type": "application/json"})
+                conn.request("POST", PATH, body=body, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
                 response.read()
                 statuses.append(response.status)
@@ -72,8 +71,12 @@ def _peak(name: str, tracking: bool, body: bytes, rounds: int) -> Peak:
             peak[pid] = max(peak[pid], rss_kb(pid, "VmHWM"))
     finally:
         server.stop()
-    return Peak([idle[p] / 1024 for p in pids], [peak[p] / 1024 for p in pids],
-                sum(200 <= s < 300 for s in statuses), 16 * rounds)
+    return Peak(
+        [idle[p] / 1024 for p in pids],
+        [peak[p] / 1024 for p in pids],
+        sum(200 <= s < 300 for s in statuses),
+        16 * rounds,
+    )
 
 
 def measure(report: Report, rounds: int) -> None:
@@ -82,18 +85,31 @@ def measure(report: Report, rounds: int) -> None:
     on = _peak("memory-on", True, body, rounds)
     sec = "4 memory 16x1MB"
     for label, m in (("tracking on", on), ("tracking off", off)):
-        report.add(sec, f"{label}: idle / peak RSS per worker",
-                   " / ".join(f"{i:.0f}->{p:.0f} MB" for i, p in zip(m.idle_mb, m.peak_mb,
-                                                                       strict=True)))
+        report.add(
+            sec,
+            f"{label}: idle / peak RSS per worker",
+            " / ".join(f"{i:.0f}->{p:.0f} MB" for i, p in zip(m.idle_mb, m.peak_mb, strict=True)),
+        )
     report.add(sec, "tracking off: largest growth over idle", f"{off.growth_mb:.0f} MB")
-    report.add(sec, "tracking on: largest growth over idle", f"{on.growth_mb:.0f} MB",
-               f"<= {LIMIT_MB} MB", on.growth_mb <= LIMIT_MB)
+    report.add(
+        sec,
+        "tracking on: largest growth over idle",
+        f"{on.growth_mb:.0f} MB",
+        f"<= {LIMIT_MB} MB",
+        on.growth_mb <= LIMIT_MB,
+    )
     if on.growth_mb > LIMIT_MB:
         report.note(
             f"Memory: with tracking off a worker already grows {off.growth_mb:.0f} MB: each "
             "of up to 8 in-flight 1 MB bodies is held as bytes, as text and as parsed Python "
             "objects (a 1 MB JSON of small objects is ~8 MB of dicts) by the webhook path. "
             f"Tracking adds {on.growth_mb - off.growth_mb:.0f} MB in the busier worker: its "
-            "JSON copy of each input, made to store it (truncated to max_input_size).")
-    report.add(sec, "1 MB POSTs answered 2xx", f"{on.answered + off.answered} / "
-               f"{on.sent + off.sent}", "all", on.answered + off.answered == on.sent + off.sent)
+            "JSON copy of each input, made to store it (truncated to max_input_size)."
+        )
+    report.add(
+        sec,
+        "1 MB POSTs answered 2xx",
+        f"{on.answered + off.answered} / {on.sent + off.sent}",
+        "all",
+        on.answered + off.answered == on.sent + off.sent,
+    )

@@ -30,8 +30,9 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, section: str, figure: str, value: str, target: str = "",
-            met: bool | None = None) -> None:
+    def add(
+        self, section: str, figure: str, value: str, target: str = "", met: bool | None = None
+    ) -> None:
         self.rows.append(Row(section, figure, value, target, met))
 
     def note(self, text: str) -> None:
@@ -44,16 +45,16 @@ class Report:
     def table(self) -> str:
         """A GitHub-flavoured Markdown table: readable in a terminal, rendered on GitHub."""
         head = ("section", "figure", "value", "target", "result")
-        cells = [head] + [(r.section, r.figure, r.value, r.target, r.verdict)
-                          for r in self.rows]
+        cells = [head] + [(r.section, r.figure, r.value, r.target, r.verdict) for r in self.rows]
         widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
 
         def line(values: tuple[str, ...]) -> str:
-            return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths,
-                                                                   strict=True)) + " |"
+            return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
 
-        return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-                         + [line(c) for c in cells[1:]])
+        return "\n".join(
+            [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+            + [line(c) for c in cells[1:]]
+        )
 
 
 def machine() -> str:
@@ -65,15 +66,21 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs (nproc), {model}; Python {platform.python_version()}; "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {model}; Python {platform.python_version()}; "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def markdown(report: Report, command: str, settings: str, elapsed_s: float) -> str:
     missed = report.missed
-    summary = ("Every target met." if not missed else
-               "Targets missed: " + "; ".join(f"{r.figure} ({r.value}, target {r.target})"
-                                               for r in missed) + ".")
+    summary = (
+        "Every target met."
+        if not missed
+        else "Targets missed: "
+        + "; ".join(f"{r.figure} ({r.value}, target {r.target})" for r in missed)
+        + "."
+    )
     parts = [
         "# Benchmark results",
         "",

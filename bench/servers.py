@@ -32,8 +32,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bridge_config(name: str, *, tracking: bool, db: Path | None = None,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def bridge_config(
+    name: str, *, tracking: bool, db: Path | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The shipped config.yaml with only what the benchmark must change."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["server"]["port"] = free_port()
@@ -71,8 +72,12 @@ class Server:
         log = open(OUT / f"{self.name}.log", "wb")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app],
-            cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(config_path)},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT,
+            env={**os.environ, "BRIDGE_CONFIG": str(config_path)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -92,8 +97,9 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                timeout: float = 30.0) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 30.0
+    ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             headers = {"Content-Type": "application/json"} if body is not None else {}

@@ -20,8 +20,10 @@ def body_file(size: int, name: str) -> Path:
     """A JSON object of exactly `size` bytes with many small fields, as senders send."""
     n = size // 60
     while True:
-        items = [{"id": i, "name": f"item-{i}", "value": i * 7 % 1000, "ok": i % 2 == 0}
-                 for i in range(n)]
+        items = [
+            {"id": i, "name": f"item-{i}", "value": i * 7 % 1000, "ok": i % 2 == 0}
+            for i in range(n)
+        ]
         text = json.dumps({"event": "push", "items": items}, separators=(",", ":"))
         if len(text) <= size:
             break
@@ -54,10 +56,14 @@ class Contender:
 def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
     body = body_file(1024, "body-1k.json")
     servers = [
-        Contender("bare", "bare Flask", Server("bare", bridge_config("bare", tracking=False),
-                                             app="bench.bare:create_app()")),
-        Contender("off", "bridge, tracking off",
-                Server("off", bridge_config("off", tracking=False))),
+        Contender(
+            "bare",
+            "bare Flask",
+            Server("bare", bridge_config("bare", tracking=False), app="bench.bare:create_app()"),
+        ),
+        Contender(
+            "off", "bridge, tracking off", Server("off", bridge_config("off", tracking=False))
+        ),
         Contender("on", "bridge, tracking on", Server("on", bridge_config("on", tracking=True))),
     ]
     for s in servers:
@@ -67,7 +73,7 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
             s.server.start()
             s.run(body, warmup, keep=False)
         for i in range(runs):
-            order = servers[i % 3:] + servers[: i % 3]  # rotate who goes first
+            order = servers[i % 3 :] + servers[: i % 3]  # rotate who goes first
             for s in order:
                 s.run(body, seconds)
         bare, off, on = servers
@@ -81,17 +87,19 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
     sec = "1 webhook 16c 1KB"
     for s in servers:
         report.add(sec, f"{s.label}: req/s", f"{s.median('rps'):,.0f}")
-        report.add(sec, f"{s.label}: p50 / p99 ms",
-                   f"{s.median('p50_ms'):.2f} / {s.median('p99_ms'):.2f}")
+        report.add(
+            sec, f"{s.label}: p50 / p99 ms", f"{s.median('p50_ms'):.2f} / {s.median('p99_ms'):.2f}"
+        )
     ratio_bare = on.median("rps") / max(bare.median("rps"), 1e-9)
     ratio_off = on.median("rps") / max(off.median("rps"), 1e-9)
     p99_ratio = on.median("p99_ms") / max(bare.median("p99_ms"), 1e-9)
-    report.add(sec, "tracked / bare Flask throughput", f"{ratio_bare:.2f}x", ">= 0.80x",
-               ratio_bare >= 0.80)
-    report.add(sec, "tracked / tracking-off throughput", f"{ratio_off:.2f}x", ">= 0.92x",
-               ratio_off >= 0.92)
-    report.add(sec, "tracked p99 / bare Flask p99", f"{p99_ratio:.2f}x", "<= 2x",
-               p99_ratio <= 2.0)
+    report.add(
+        sec, "tracked / bare Flask throughput", f"{ratio_bare:.2f}x", ">= 0.80x", ratio_bare >= 0.80
+    )
+    report.add(
+        sec, "tracked / tracking-off throughput", f"{ratio_off:.2f}x", ">= 0.92x", ratio_off >= 0.92
+    )
+    report.add(sec, "tracked p99 / bare Flask p99", f"{p99_ratio:.2f}x", "<= 2x", p99_ratio <= 2.0)
     own = off.median("rps") / max(bare.median("rps"), 1e-9)
     if ratio_bare < 0.80 or p99_ratio > 2.0:
         report.note(
@@ -101,37 +109,49 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
             "flask-smorest argument and response schemas on the webhook route, the plugin "
             "registry's reload check, the hand-off of every run to the plugin thread pool "
             "and back, headers copied per run (bridge/api/webhook.py and bridge/runner.py, "
-            "left to their owner).")
+            "left to their owner)."
+        )
     if ratio_off < 0.92:
         report.note(
             f"Tracking on vs off: {ratio_off:.2f}x. Tracking writes two rows per run (the "
             "`running` row, then the final one, 7 indexes) through the group-commit writer; "
             "on 2 shared cores its CPU (about 0.4-0.5 ms per run, half of it SQLite commits) "
-            "competes with the request threads.")
-    spread = max(max(r.rps for r in s.results) / max(min(r.rps for r in s.results), 1e-9)
-                 for s in servers)
+            "competes with the request threads."
+        )
+    spread = max(
+        max(r.rps for r in s.results) / max(min(r.rps for r in s.results), 1e-9) for s in servers
+    )
     if spread > 1.5:
         report.note(
             f"Runs of one server differ up to {spread:.1f}x: gunicorn's two workers split "
             "wrk's 16 keep-alive connections unevenly, run by run, and a worker holding most "
             "of them is held to one core by the GIL. Medians of alternated runs damp this; "
-            "the ratios still move by ~0.1-0.2 between runs of `make bench`.")
+            "the ratios still move by ~0.1-0.2 between runs of `make bench`."
+        )
     for s in servers:
-        report.note(f"{s.label}, req/s of each run (median taken): "
-                    + ", ".join(f"{r.rps:,.0f}" for r in s.results))
+        report.note(
+            f"{s.label}, req/s of each run (median taken): "
+            + ", ".join(f"{r.rps:,.0f}" for r in s.results)
+        )
     errors = sum(r.errors + r.non_2xx for s in servers for r in s.results)
     report.add(sec, "socket errors + non-2xx (all runs)", f"{errors}")
-    report.add("1 durability", "answered 2xx vs committed after SIGKILL",
-               f"{on.acknowledged:,} / {committed:,}", "every answered run committed",
-               committed >= on.acknowledged)
-    report.add("5 disk", "bytes per stored execution (1 KB body)",
-               f"{_bytes_per_row(on.server.db):,.0f}")
+    report.add(
+        "1 durability",
+        "answered 2xx vs committed after SIGKILL",
+        f"{on.acknowledged:,} / {committed:,}",
+        "every answered run committed",
+        committed >= on.acknowledged,
+    )
+    report.add(
+        "5 disk", "bytes per stored execution (1 KB body)", f"{_bytes_per_row(on.server.db):,.0f}"
+    )
 
 
 def _completed(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM executions WHERE status = 'completed'"
-                            ).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM executions WHERE status = 'completed'"
+        ).fetchone()[0]
 
 
 def _bytes_per_row(db: Path) -> float:

@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 def _configure_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+        logging.basicConfig(format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     logging.getLogger("bridge").setLevel(level.upper())
     logging.getLogger("plugins").setLevel(level.upper())
 
@@ -57,7 +56,8 @@ def create_app(config: Any = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bridge.config"] = cfg
     app.extensions["bridge.trusted_proxies"] = [
-        ipaddress.ip_network(p, strict=False) for p in cfg.server.trusted_proxies]
+        ipaddress.ip_network(p, strict=False) for p in cfg.server.trusted_proxies
+    ]
     app.extensions["bridge.started"] = started_marker()
 
     Authenticator(cfg).init_app(app)

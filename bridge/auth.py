@@ -33,10 +33,17 @@ ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer",
-                   "description": "An API key from auth.api_keys or BRIDGE_API_KEY"},
-    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                     "description": "The same API key, in the X-API-Key header"},
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from auth.api_keys or BRIDGE_API_KEY",
+    },
+    "apiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The same API key, in the X-API-Key header",
+    },
 }
 
 
@@ -66,8 +73,7 @@ def resolve_env(value: str, where: str, environ: Mapping[str, str]) -> str:
     return resolved
 
 
-def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = None
-               ) -> list[ApiKey]:
+def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = None) -> list[ApiKey]:
     """Validated keys from `auth.api_keys` plus `$BRIDGE_API_KEY`; errors never show a key."""
     environ = os.environ if environ is None else environ
     keys: list[ApiKey] = []
@@ -93,18 +99,23 @@ def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = No
                 raise ConfigError(f"{where}.key", "<hidden>", "expected a string")
             value = resolve_env(value, f"{where}.key", environ)
             if len(value) < 16:
-                raise ConfigError(f"{where}.key", "<hidden>",
-                                  "too short: use at least 16 characters")
+                raise ConfigError(
+                    f"{where}.key", "<hidden>", "too short: use at least 16 characters"
+                )
             key_digest = digest(value)
         else:
             value = entry["sha256"]
             if not isinstance(value, str) or not _HEX64.fullmatch(value):
-                raise ConfigError(f"{where}.sha256", "<hidden>",
-                                  "expected 64 hex digits (sha256sum of the key)")
+                raise ConfigError(
+                    f"{where}.sha256", "<hidden>", "expected 64 hex digits (sha256sum of the key)"
+                )
             key_digest = bytes.fromhex(value)
         scopes = entry.get("scopes", ["read"])
-        if (not isinstance(scopes, list) or not scopes
-                or not all(isinstance(s, str) and s in SCOPES for s in scopes)):
+        if (
+            not isinstance(scopes, list)
+            or not scopes
+            or not all(isinstance(s, str) and s in SCOPES for s in scopes)
+        ):
             raise ConfigError(f"{where}.scopes", scopes, "expected a list of read, write, admin")
         keys.append(ApiKey(name, key_digest, max(SCOPES.index(s) for s in scopes)))
     env_key = environ.get(ENV_KEY, "")
@@ -127,9 +138,11 @@ def exposure_warning(config: Config, bind_host: str | None = None) -> str | None
     host = bind_host if bind_host is not None else config.server.host
     if config.auth.api_keys or os.environ.get(ENV_KEY) or is_loopback(host):
         return None
-    return (f"SECURITY WARNING: listening on {host} with no API key configured. The "
-            "management API (/api/v1/executions, /api/v1/plugins) will refuse every "
-            "non-loopback client with 403 until you set auth.api_keys or BRIDGE_API_KEY.")
+    return (
+        f"SECURITY WARNING: listening on {host} with no API key configured. The "
+        "management API (/api/v1/executions, /api/v1/plugins) will refuse every "
+        "non-loopback client with 403 until you set auth.api_keys or BRIDGE_API_KEY."
+    )
 
 
 def presented_key() -> str | None:
@@ -165,11 +178,14 @@ class Authenticator:
             relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
             if is_loopback(request.remote_addr or "") and not relayed:
                 return
-            raise Forbidden("The management API answers only local clients until an API "
-                            "key is configured (auth.api_keys or BRIDGE_API_KEY)")
+            raise Forbidden(
+                "The management API answers only local clients until an API "
+                "key is configured (auth.api_keys or BRIDGE_API_KEY)"
+            )
         if key is None:
-            raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' "
-                               "or 'X-API-Key: <key>'")
+            raise Unauthorized(
+                "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            )
         presented = digest(key)
         match = None
         for candidate in self.keys:  # no early exit: the time taken does not depend on which
@@ -178,6 +194,7 @@ class Authenticator:
         if match is None:
             raise Unauthorized("The API key is not valid")
         if match.scope < SCOPES.index(scope):
-            raise Forbidden(f"The API key '{match.name}' lacks the '{scope}' scope this "
-                            "request needs")
+            raise Forbidden(
+                f"The API key '{match.name}' lacks the '{scope}' scope this request needs"
+            )
         g.api_key = match.name

@@ -81,8 +81,11 @@ def format_duration(seconds: float) -> str:
     seconds_int = int(seconds)
     hours, rest = divmod(seconds_int, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
-             f"{secs}s" if secs else ""]
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
     return "".join(parts) or "0s"
 
 
@@ -159,8 +162,9 @@ class TrackingConfig:
     stale_check_interval: Duration = Duration(60)
     # Keys whose values are stored as "[REDACTED]" (matched case-insensitively, ignoring
     # "-" and "_", anywhere in a key's name), in stored input and output alike.
-    redact_fields: list[str] = field(default_factory=lambda: [
-        "password", "token", "secret", "authorization", "api_key"])
+    redact_fields: list[str] = field(
+        default_factory=lambda: ["password", "token", "secret", "authorization", "api_key"]
+    )
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,9 @@ class AuthConfig:
 class IdempotencyConfig:
     enabled: bool = True
     window: Duration = Duration(24 * 3600)
-    headers: list[str] = field(default_factory=lambda: [
-        "Idempotency-Key", "X-GitHub-Delivery", "webhook-id"])
+    headers: list[str] = field(
+        default_factory=lambda: ["Idempotency-Key", "X-GitHub-Delivery", "webhook-id"]
+    )
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,11 @@ class Config:
     def longest_timeout(self) -> float:
         """The longest plugin timeout that config sets (class attributes may differ)."""
         values = [float(self.plugins.timeout)]
-        values += [parse_duration(s["timeout"]) for s in self.plugins.settings.values()
-                   if s.get("timeout") is not None]
+        values += [
+            parse_duration(s["timeout"])
+            for s in self.plugins.settings.values()
+            if s.get("timeout") is not None
+        ]
         return max(values)
 
     @property
@@ -291,11 +299,19 @@ def _validate(config: Config) -> None:
         if not ok:
             raise ConfigError(key, value, why)
 
-    check(config.storage.type == "sqlite", "storage.type", config.storage.type,
-          "unsupported storage type (only 'sqlite' is available)")
+    check(
+        config.storage.type == "sqlite",
+        "storage.type",
+        config.storage.type,
+        "unsupported storage type (only 'sqlite' is available)",
+    )
     check(1 <= config.server.port <= 65535, "server.port", config.server.port, "out of range")
-    check(config.server.max_body_size > 0, "server.max_body_size",
-          config.server.max_body_size, "must be > 0")
+    check(
+        config.server.max_body_size > 0,
+        "server.max_body_size",
+        config.server.max_body_size,
+        "must be > 0",
+    )
     check(config.server.workers >= 1, "server.workers", config.server.workers, "must be >= 1")
     check(config.server.threads >= 1, "server.threads", config.server.threads, "must be >= 1")
     for i, proxy in enumerate(config.server.trusted_proxies):
@@ -304,32 +320,63 @@ def _validate(config: Config) -> None:
         except ValueError:
             raise ConfigError(f"server.trusted_proxies[{i}]", proxy, "invalid IP or CIDR") from None
     check(config.plugins.timeout > 0, "plugins.timeout", config.plugins.timeout, "must be > 0")
-    check(config.runner.max_workers >= 1, "runner.max_workers",
-          config.runner.max_workers, "must be >= 1")
-    check(config.runner.max_attempts >= 1, "runner.max_attempts",
-          config.runner.max_attempts, "must be >= 1")
+    check(
+        config.runner.max_workers >= 1,
+        "runner.max_workers",
+        config.runner.max_workers,
+        "must be >= 1",
+    )
+    check(
+        config.runner.max_attempts >= 1,
+        "runner.max_attempts",
+        config.runner.max_attempts,
+        "must be >= 1",
+    )
     for i, kind in enumerate(config.runner.retry_on):
         check(kind in ERROR_TYPES, f"runner.retry_on[{i}]", kind, "unknown error type")
-    check(config.storage.sqlite.max_connections >= 1, "storage.sqlite.max_connections",
-          config.storage.sqlite.max_connections, "must be >= 1")
-    check(config.storage.sqlite.synchronous.upper() in {"OFF", "NORMAL", "FULL", "EXTRA"},
-          "storage.sqlite.synchronous", config.storage.sqlite.synchronous,
-          "expected OFF, NORMAL, FULL or EXTRA")
+    check(
+        config.storage.sqlite.max_connections >= 1,
+        "storage.sqlite.max_connections",
+        config.storage.sqlite.max_connections,
+        "must be >= 1",
+    )
+    check(
+        config.storage.sqlite.synchronous.upper() in {"OFF", "NORMAL", "FULL", "EXTRA"},
+        "storage.sqlite.synchronous",
+        config.storage.sqlite.synchronous,
+        "expected OFF, NORMAL, FULL or EXTRA",
+    )
     tracking = config.execution_tracking
-    check(tracking.cleanup_interval > 0, "execution_tracking.cleanup_interval",
-          tracking.cleanup_interval, "must be > 0")
-    check(tracking.metrics_aggregation_interval > 0,
-          "execution_tracking.metrics_aggregation_interval",
-          tracking.metrics_aggregation_interval, "must be > 0")
+    check(
+        tracking.cleanup_interval > 0,
+        "execution_tracking.cleanup_interval",
+        tracking.cleanup_interval,
+        "must be > 0",
+    )
+    check(
+        tracking.metrics_aggregation_interval > 0,
+        "execution_tracking.metrics_aggregation_interval",
+        tracking.metrics_aggregation_interval,
+        "must be > 0",
+    )
     for i, header in enumerate(config.idempotency.headers):
-        check(bool(header.strip()) and header.isascii(), f"idempotency.headers[{i}]", header,
-              "expected a header name")
+        check(
+            bool(header.strip()) and header.isascii(),
+            f"idempotency.headers[{i}]",
+            header,
+            "expected a header name",
+        )
     level = config.logging.level.upper()
-    check(logging.getLevelName(level) != f"Level {level}", "logging.level",
-          config.logging.level, "unknown level")
+    check(
+        logging.getLevelName(level) != f"Level {level}",
+        "logging.level",
+        config.logging.level,
+        "unknown level",
+    )
     for name, settings in config.plugins.settings.items():
-        check(isinstance(settings, dict), f"plugins.settings.{name}", settings,
-              "expected a mapping")
+        check(
+            isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping"
+        )
 
 
 def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = ".") -> Config:

@@ -135,8 +135,9 @@ class ExecutionCanceled(BridgeError):
 class WebhookFailed(BridgeError):
     """A plugin run that ended badly; `extra` holds the webhook response fields."""
 
-    def __init__(self, http_status: int, message: str, fields: dict[str, Any],
-                 headers: dict[str, str]) -> None:
+    def __init__(
+        self, http_status: int, message: str, fields: dict[str, Any], headers: dict[str, str]
+    ) -> None:
         super().__init__(message)
         self.extra = {k: v for k, v in fields.items() if k != "message"}
         self.http_status = http_status
@@ -185,8 +186,10 @@ class DeliveryInProgress(BridgeError):
     http_status = 409
 
     def __init__(self, execution_id: str, retry_after: int) -> None:
-        super().__init__(f"A delivery with this idempotency key is still running as "
-                         f"execution '{execution_id}'; retry later for its result")
+        super().__init__(
+            f"A delivery with this idempotency key is still running as "
+            f"execution '{execution_id}'; retry later for its result"
+        )
         self.execution_id = execution_id
         self.extra = {"execution_id": execution_id}
         self.headers = {"Retry-After": str(retry_after)}

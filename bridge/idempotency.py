@@ -50,8 +50,7 @@ class Deliveries:
             if not value:
                 continue
             if len(value) > MAX_KEY_LENGTH or not value.isascii() or not value.isprintable():
-                raise BadPayload(f"{name} must be 1 to {MAX_KEY_LENGTH} printable ASCII "
-                                 "characters")
+                raise BadPayload(f"{name} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
             return value
         return ""
 
@@ -67,8 +66,9 @@ class Deliveries:
         deadline = time.monotonic() + wait_s
         try:
             while True:
-                holder = store.claim_delivery(plugin, key, inv.execution_id, clock.utcnow(),
-                                              self.window)
+                holder = store.claim_delivery(
+                    plugin, key, inv.execution_id, clock.utcnow(), self.window
+                )
                 if holder is None:
                     return None
                 record = store.get(holder.execution_id)
@@ -79,8 +79,9 @@ class Deliveries:
                 # A claim whose record never appeared belongs to a run that was lost.
                 lost = record is None and holder.age_s > max(wait_s, 60.0)
                 if finished_badly or lost:
-                    if store.take_over_delivery(plugin, key, holder.execution_id,
-                                                inv.execution_id, clock.utcnow()):
+                    if store.take_over_delivery(
+                        plugin, key, holder.execution_id, inv.execution_id, clock.utcnow()
+                    ):
                         return None
                     continue
                 if time.monotonic() >= deadline:

@@ -107,8 +107,7 @@ class BasePlugin:
             return [m.upper() for m in cls.methods]
         overrides_generic = cls.handle is not BasePlugin.handle or cls.run is not BasePlugin.run
         specific = [
-            m for m in HTTP_METHODS
-            if getattr(cls, m.lower()) is not getattr(BasePlugin, m.lower())
+            m for m in HTTP_METHODS if getattr(cls, m.lower()) is not getattr(BasePlugin, m.lower())
         ]
         if overrides_generic or not specific:
             return list(HTTP_METHODS)
@@ -127,8 +126,15 @@ class PluginSettings:
     max_concurrency: int | None = None
     signature: SignatureSpec | None = None
 
-    KEYS: ClassVar[tuple[str, ...]] = ("timeout", "max_attempts", "methods", "backoff",
-                                       "retry_on", "max_concurrency", "signature")
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "timeout",
+        "max_attempts",
+        "methods",
+        "backoff",
+        "retry_on",
+        "max_concurrency",
+        "signature",
+    )
 
     @classmethod
     def from_overrides(cls, raw: dict[str, Any], where: str) -> PluginSettings:
@@ -136,8 +142,9 @@ class PluginSettings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in cls.KEYS:
-                logging.getLogger(__name__).warning("Unknown plugin setting %s.%s ignored",
-                                                    where, key)
+                logging.getLogger(__name__).warning(
+                    "Unknown plugin setting %s.%s ignored", where, key
+                )
                 continue
             if value is None:
                 continue
@@ -145,18 +152,23 @@ class PluginSettings:
         return cls(**values)
 
     @classmethod
-    def for_plugin(cls, plugin_class: type[BasePlugin], name: str,
-                   overrides: dict[str, Any] | None) -> PluginSettings:
+    def for_plugin(
+        cls, plugin_class: type[BasePlugin], name: str, overrides: dict[str, Any] | None
+    ) -> PluginSettings:
         own = {key: getattr(plugin_class, key, None) for key in cls.KEYS}
         if own["methods"] is None and plugin_class.supported_methods() != list(HTTP_METHODS):
             own["methods"] = plugin_class.supported_methods()
         settings = cls.from_overrides(own, f"plugin {name}")
         if overrides:
             configured = cls.from_overrides(overrides, f"plugins.settings.{name}")
-            settings = replace(settings, **{
-                key: getattr(configured, key) for key in cls.KEYS
-                if getattr(configured, key) is not None
-            })
+            settings = replace(
+                settings,
+                **{
+                    key: getattr(configured, key)
+                    for key in cls.KEYS
+                    if getattr(configured, key) is not None
+                },
+            )
         return settings
 
 
@@ -170,8 +182,9 @@ def _check_setting(where: str, key: str, value: Any) -> Any:
             raise ConfigError(where, value, "must be > 0")
         return seconds
     if key == "signature":
-        return value if isinstance(value, SignatureSpec) else SignatureSpec.from_mapping(
-            value, where)
+        return (
+            value if isinstance(value, SignatureSpec) else SignatureSpec.from_mapping(value, where)
+        )
     if key in ("max_attempts", "max_concurrency"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(where, value, "expected a whole number >= 1")

@@ -78,8 +78,12 @@ def _find_plugin_class(module: Any) -> type[BasePlugin] | None:
     if inspect.isclass(candidate) and issubclass(candidate, BasePlugin):
         return candidate
     for value in vars(module).values():
-        if (inspect.isclass(value) and issubclass(value, BasePlugin)
-                and value is not BasePlugin and value.__module__ == module.__name__):
+        if (
+            inspect.isclass(value)
+            and issubclass(value, BasePlugin)
+            and value is not BasePlugin
+            and value.__module__ == module.__name__
+        ):
             return value
     return None
 
@@ -98,10 +102,10 @@ class PluginRegistry:
         app.extensions["bridge.registry"] = self
         for plugin in self.all():
             if plugin.error:
-                log.warning("Plugin %s unavailable: %s", plugin.name,
-                            plugin.error.splitlines()[0])
-        log.info("Loaded %d plugins from %s", len(self._plugins),
-                 ", ".join(str(d) for d in self.dirs))
+                log.warning("Plugin %s unavailable: %s", plugin.name, plugin.error.splitlines()[0])
+        log.info(
+            "Loaded %d plugins from %s", len(self._plugins), ", ".join(str(d) for d in self.dirs)
+        )
 
     def _locate(self, name: str) -> Path | None:
         for folder in self.dirs:
@@ -131,8 +135,9 @@ class PluginRegistry:
             plugin_class = None
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             log.debug("Plugin %s failed to load", name, exc_info=True)
-        return LoadedPlugin(name, path, stat.st_mtime_ns, stat.st_size,
-                            plugin_class, settings, error)
+        return LoadedPlugin(
+            name, path, stat.st_mtime_ns, stat.st_size, plugin_class, settings, error
+        )
 
     def lookup(self, name: str) -> LoadedPlugin | None:
         """The plugin called `name` as its file is now, reloading it if it changed."""
@@ -148,13 +153,21 @@ class PluginRegistry:
         except FileNotFoundError:
             return None
         cached = self._plugins.get(name)
-        if (cached is not None and cached.path == path and cached.mtime_ns == stat.st_mtime_ns
-                and cached.size == stat.st_size):
+        if (
+            cached is not None
+            and cached.path == path
+            and cached.mtime_ns == stat.st_mtime_ns
+            and cached.size == stat.st_size
+        ):
             return cached
         with self._lock:
             cached = self._plugins.get(name)
-            if (cached is None or cached.path != path or cached.mtime_ns != stat.st_mtime_ns
-                    or cached.size != stat.st_size):
+            if (
+                cached is None
+                or cached.path != path
+                or cached.mtime_ns != stat.st_mtime_ns
+                or cached.size != stat.st_size
+            ):
                 if cached is not None:
                     log.info("Reloading plugin %s (%s changed)", name, path)
                 cached = self._plugins[name] = self._load(name, path, stat)

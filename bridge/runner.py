@@ -112,8 +112,9 @@ class DaemonPool:
                 raise RuntimeError("the pool is shut down")
             if not self._started:
                 for i in range(self._size):
-                    threading.Thread(target=self._work, name=f"{self._name}-{i}",
-                                     daemon=True).start()
+                    threading.Thread(
+                        target=self._work, name=f"{self._name}-{i}", daemon=True
+                    ).start()
                 self._started = True
             self._queue.put((future, fn, args))
         return future
@@ -204,8 +205,11 @@ class Runner:
                 self._share_freed.wait(remaining)
             self._plugin_busy[name] = self._plugin_busy.get(name, 0) + 1
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        acquired = (self._slots.acquire(blocking=False) if remaining is None
-                    else self._slots.acquire(timeout=remaining))
+        acquired = (
+            self._slots.acquire(blocking=False)
+            if remaining is None
+            else self._slots.acquire(timeout=remaining)
+        )
         with self._lock:
             if not acquired:
                 self._saturated += 1
@@ -286,15 +290,25 @@ class Runner:
                     continue
             if self._stop.is_set():
                 now = clock.utcnow()
-                self.tracker.finish(inv, Outcome(Status.CANCELED, now, now, 0, [],
-                                                 error=ExecutionCanceled(inv.plugin.name),
-                                                 error_type="interrupted"))
+                self.tracker.finish(
+                    inv,
+                    Outcome(
+                        Status.CANCELED,
+                        now,
+                        now,
+                        0,
+                        [],
+                        error=ExecutionCanceled(inv.plugin.name),
+                        error_type="interrupted",
+                    ),
+                )
                 return
             self.tracker.mark_running(inv)
             self.tracker.finish(inv, self._attempts(inv, first_slot_held=True))
         except Exception:
-            log.exception("Async run %s of %s failed in the runner", inv.execution_id,
-                          inv.plugin.name)
+            log.exception(
+                "Async run %s of %s failed in the runner", inv.execution_id, inv.plugin.name
+            )
         finally:
             with self._lock:
                 self._pending -= 1
@@ -348,8 +362,12 @@ class Runner:
                             call.abandoned = True
                             self._abandoned += 1
                     error, status = PluginTimeout(inv.plugin.name, timeout), Status.TIMEOUT
-                    log.warning("Plugin %s timed out after %gs (execution %s)",
-                                inv.plugin.name, timeout, inv.execution_id)
+                    log.warning(
+                        "Plugin %s timed out after %gs (execution %s)",
+                        inv.plugin.name,
+                        timeout,
+                        inv.execution_id,
+                    )
                 except BaseException as exc:
                     error, status = exc, Status.FAILED
                     if self._stop.is_set():
@@ -359,17 +377,30 @@ class Runner:
                     self._active.discard(cancel)
             error_type = "" if error is None else classify(error)
             a_end = clock.utcnow()
-            attempts.append(AttemptRecord(
-                number=number, start_time=a_start, end_time=a_end, status=status,
-                error="" if error is None else f"{type(error).__name__}: {error}",
-                error_type=error_type, duration=time.perf_counter_ns() - a_t0))
+            attempts.append(
+                AttemptRecord(
+                    number=number,
+                    start_time=a_start,
+                    end_time=a_end,
+                    status=status,
+                    error="" if error is None else f"{type(error).__name__}: {error}",
+                    error_type=error_type,
+                    duration=time.perf_counter_ns() - a_t0,
+                )
+            )
             if error is None or status is Status.CANCELED:
                 break
             if error_type not in retry_on or number == max_attempts:
                 break
             delay = backoff * (2 ** (number - 1))
-            log.info("Retrying plugin %s (attempt %d of %d failed with %s) in %gs",
-                     inv.plugin.name, number, max_attempts, error_type, delay)
+            log.info(
+                "Retrying plugin %s (attempt %d of %d failed with %s) in %gs",
+                inv.plugin.name,
+                number,
+                max_attempts,
+                error_type,
+                delay,
+            )
             if self._stop.wait(delay):
                 status = Status.CANCELED
                 break
@@ -383,22 +414,35 @@ class Runner:
         if isinstance(error, PluginReportedError):
             result = error.result
         return Outcome(
-            status=status, start_time=start, end_time=clock.utcnow(),
-            duration=time.perf_counter_ns() - t0, attempts=attempts, result=result,
-            output_json=output_json, error=error,
-            error_type="" if error is None else (
-                "interrupted" if status is Status.CANCELED else classify(error)),
+            status=status,
+            start_time=start,
+            end_time=clock.utcnow(),
+            duration=time.perf_counter_ns() - t0,
+            attempts=attempts,
+            result=result,
+            output_json=output_json,
+            error=error,
+            error_type=""
+            if error is None
+            else ("interrupted" if status is Status.CANCELED else classify(error)),
             error_detail=detail,
         )
 
-    def _call(self, inv: Invocation, data: dict[str, Any], cancel: threading.Event,
-              attempt: int, call: _Call) -> tuple[dict[str, Any], str]:
+    def _call(
+        self,
+        inv: Invocation,
+        data: dict[str, Any],
+        cancel: threading.Event,
+        attempt: int,
+        call: _Call,
+    ) -> tuple[dict[str, Any], str]:
         """In a pool thread: build the plugin, run its handler, normalise the result."""
         try:
             plugin_class = inv.plugin.plugin_class
             assert plugin_class is not None
-            instance = plugin_class(data, logging.getLogger(f"plugins.{inv.plugin.name}"),
-                                    inv.method)
+            instance = plugin_class(
+                data, logging.getLogger(f"plugins.{inv.plugin.name}"), inv.method
+            )
             instance.cancel_event = cancel
             instance.context = {
                 "execution_id": inv.execution_id,

@@ -32,8 +32,9 @@ class Scheduler:
         self.config = config
         self.tracker = tracker
         self.enabled = config.scheduler.enabled and tracker.store is not None
-        self.lock_path = Path(config.scheduler.lock_path or
-                              f"{config.database_path}.scheduler.lock")
+        self.lock_path = Path(
+            config.scheduler.lock_path or f"{config.database_path}.scheduler.lock"
+        )
         self.takeover_interval = float(config.scheduler.takeover_interval)
         self._lock_file: Any = None
         self._scheduler: BackgroundScheduler | None = None
@@ -54,10 +55,10 @@ class Scheduler:
         if self._try_lock():
             self._start_jobs()
             return
-        log.info("Background jobs run in another worker; this one (pid %d) stands by",
-                 os.getpid())
-        self._standby = threading.Thread(target=self._stand_by, name="scheduler-standby",
-                                         daemon=True)
+        log.info("Background jobs run in another worker; this one (pid %d) stands by", os.getpid())
+        self._standby = threading.Thread(
+            target=self._stand_by, name="scheduler-standby", daemon=True
+        )
         self._standby.start()
 
     def _try_lock(self) -> bool:
@@ -83,17 +84,34 @@ class Scheduler:
 
     def _start_jobs(self) -> None:
         tracking = self.config.execution_tracking
-        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        )
         soon = clock.utcnow() + timedelta(seconds=1)
-        scheduler.add_job(self._job, "interval", args=["cleanup", self.run_cleanup],
-                          id="cleanup", seconds=float(tracking.cleanup_interval),
-                          next_run_time=soon)
-        scheduler.add_job(self._job, "interval", args=["rollup", self.run_rollup],
-                          id="rollup", seconds=float(tracking.metrics_aggregation_interval),
-                          next_run_time=soon)
-        scheduler.add_job(self._job, "interval", args=["stale", self.tracker.recover_stale],
-                          id="stale", seconds=float(tracking.stale_check_interval))
+        scheduler.add_job(
+            self._job,
+            "interval",
+            args=["cleanup", self.run_cleanup],
+            id="cleanup",
+            seconds=float(tracking.cleanup_interval),
+            next_run_time=soon,
+        )
+        scheduler.add_job(
+            self._job,
+            "interval",
+            args=["rollup", self.run_rollup],
+            id="rollup",
+            seconds=float(tracking.metrics_aggregation_interval),
+            next_run_time=soon,
+        )
+        scheduler.add_job(
+            self._job,
+            "interval",
+            args=["stale", self.tracker.recover_stale],
+            id="stale",
+            seconds=float(tracking.stale_check_interval),
+        )
         scheduler.start()
         self._scheduler = scheduler
         log.info("✅ Execution cleanup worker started")
@@ -110,8 +128,9 @@ class Scheduler:
     def run_cleanup(self) -> int:
         store = self.tracker.require_store()
         result = store.cleanup(self.config.retention_days, clock.utcnow())
-        log.info("Cleanup deleted %d executions older than %s", result.deleted,
-                 result.cutoff.isoformat())
+        log.info(
+            "Cleanup deleted %d executions older than %s", result.deleted, result.cutoff.isoformat()
+        )
         window = float(self.config.idempotency.window)
         store.purge_deliveries(clock.utcnow() - timedelta(seconds=window))
         return result.deleted
@@ -123,10 +142,21 @@ class Scheduler:
         jobs = []
         if self._scheduler is not None:
             for job in self._scheduler.get_jobs():
-                jobs.append({"id": job.id, "next_run_time": job.next_run_time.isoformat()
-                             if job.next_run_time else None})
-        return {"enabled": self.enabled, "leader": self.is_leader, "pid": os.getpid(),
-                "jobs": jobs, "last_runs": dict(self.last_runs)}
+                jobs.append(
+                    {
+                        "id": job.id,
+                        "next_run_time": job.next_run_time.isoformat()
+                        if job.next_run_time
+                        else None,
+                    }
+                )
+        return {
+            "enabled": self.enabled,
+            "leader": self.is_leader,
+            "pid": os.getpid(),
+            "jobs": jobs,
+            "last_runs": dict(self.last_runs),
+        }
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -53,17 +53,22 @@ class SignatureSpec:
             raise ConfigError(where, type(raw).__name__, "expected a mapping, got")
         for key in raw:
             if key not in KEYS:
-                raise ConfigError(f"{where}.{key}", str(key),
-                                  f"unknown key (expected {', '.join(KEYS)}), got")
+                raise ConfigError(
+                    f"{where}.{key}", str(key), f"unknown key (expected {', '.join(KEYS)}), got"
+                )
         kind = raw.get("type")
         if kind not in TYPES:
             raise ConfigError(f"{where}.type", kind, f"expected one of {', '.join(TYPES)}, got")
         for key, types in _ONLY_FOR.items():
             if raw.get(key) is not None and kind not in types:
-                raise ConfigError(f"{where}.{key}", raw[key],
-                                  f"not used by type {kind} (only by {', '.join(types)}):")
-        secrets = _secrets(raw.get("secret"), f"{where}.secret",
-                           os.environ if environ is None else environ)
+                raise ConfigError(
+                    f"{where}.{key}",
+                    raw[key],
+                    f"not used by type {kind} (only by {', '.join(types)}):",
+                )
+        secrets = _secrets(
+            raw.get("secret"), f"{where}.secret", os.environ if environ is None else environ
+        )
         if kind == "standard":
             for i, secret in enumerate(secrets):
                 if _standard_key(secret) is None:
@@ -73,8 +78,11 @@ class SignatureSpec:
         header = None if kind == "standard" else raw.get("header")
         if header is None:
             if kind in _GENERIC:
-                raise ConfigError(f"{where}.header", None,
-                                  f"required for {kind} (the header carrying the signature), got")
+                raise ConfigError(
+                    f"{where}.header",
+                    None,
+                    f"required for {kind} (the header carrying the signature), got",
+                )
             header = DEFAULT_HEADERS[kind]
         if not isinstance(header, str) or not header.strip():
             raise ConfigError(f"{where}.header", header, "expected a header name, got")
@@ -150,8 +158,12 @@ def _decode(text: str, encoding: str) -> bytes | None:
         return None
 
 
-def _matches(keys: list[bytes], message: bytes, candidates: list[bytes],
-             digest: Callable[..., object] = hashlib.sha256) -> bool:
+def _matches(
+    keys: list[bytes],
+    message: bytes,
+    candidates: list[bytes],
+    digest: Callable[..., object] = hashlib.sha256,
+) -> bool:
     """True if any candidate is the HMAC of `message` under any key (every pair is compared)."""
     found = False
     for key in keys:
@@ -168,13 +180,16 @@ def _check_timestamp(text: str, header: str, tolerance: float, now: float) -> in
     if now - stamp > tolerance:
         raise SignatureInvalid(f"timestamp too old: outside the {tolerance:g}s tolerance")
     if stamp - now > tolerance:
-        raise SignatureInvalid(f"timestamp in the future: outside the {tolerance:g}s tolerance"
-                               " (check the sender's clock)")
+        raise SignatureInvalid(
+            f"timestamp in the future: outside the {tolerance:g}s tolerance"
+            " (check the sender's clock)"
+        )
     return stamp
 
 
-def _verify_github(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
-                   now: float) -> bool:
+def _verify_github(
+    spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float
+) -> bool:
     value = _header(headers, spec.header)
     signature = _decode(value[7:], "hex") if value.startswith("sha256=") else None
     if signature is None or len(signature) != hashlib.sha256().digest_size:
@@ -182,8 +197,9 @@ def _verify_github(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
     return _matches([s.encode() for s in spec.secrets], body, [signature])
 
 
-def _verify_stripe(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
-                   now: float) -> bool:
+def _verify_stripe(
+    spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float
+) -> bool:
     value = _header(headers, spec.header)
     pairs = [item.strip().partition("=") for item in value.split(",")]
     if any(not sep for _, sep, _ in pairs):
@@ -196,12 +212,14 @@ def _verify_stripe(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
         raise SignatureInvalid(f"malformed {spec.header} header: no v1 signature")
     _check_timestamp(stamps[0], spec.header, spec.tolerance, now)
     message = stamps[0].encode() + b"." + body
-    return _matches([s.encode() for s in spec.secrets], message,
-                    [s for s in signatures if s is not None])
+    return _matches(
+        [s.encode() for s in spec.secrets], message, [s for s in signatures if s is not None]
+    )
 
 
-def _verify_standard(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
-                     now: float) -> bool:
+def _verify_standard(
+    spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float
+) -> bool:
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     value = _header(headers, "webhook-signature")
@@ -215,26 +233,34 @@ def _verify_standard(spec: SignatureSpec, headers: Mapping[str, str], body: byte
     return _matches(keys, message, [s for s in signatures if s is not None])
 
 
-def _verify_generic(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
-                    now: float) -> bool:
+def _verify_generic(
+    spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float
+) -> bool:
     value = _header(headers, spec.header)
     if spec.prefix:
         value = value.removeprefix(spec.prefix)
     digest = _GENERIC[spec.type]
     signature = _decode(value, spec.encoding)
     if signature is None or len(signature) != digest().digest_size:
-        raise SignatureInvalid(f"malformed {spec.header} header: expected the {spec.encoding} "
-                               f"{spec.type.upper()} of the body")
+        raise SignatureInvalid(
+            f"malformed {spec.header} header: expected the {spec.encoding} "
+            f"{spec.type.upper()} of the body"
+        )
     return _matches([s.encode() for s in spec.secrets], body, [signature], digest)
 
 
-_VERIFIERS = {"github": _verify_github, "stripe": _verify_stripe,
-              "standard": _verify_standard, "hmac-sha256": _verify_generic,
-              "hmac-sha1": _verify_generic}
+_VERIFIERS = {
+    "github": _verify_github,
+    "stripe": _verify_stripe,
+    "standard": _verify_standard,
+    "hmac-sha256": _verify_generic,
+    "hmac-sha1": _verify_generic,
+}
 
 
-def verify(spec: SignatureSpec, headers: Mapping[str, str], body: bytes,
-           now: float | None = None) -> None:
+def verify(
+    spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float | None = None
+) -> None:
     """Raise SignatureInvalid unless `body` is signed with one of the spec's secrets."""
     current = utcnow().timestamp() if now is None else now
     if not _VERIFIERS[spec.type](spec, headers, body, current):

@@ -7,7 +7,7 @@ class Plugin(BasePlugin):
     """Summarise a GitHub push: repository, branch and commit count."""
 
     methods = ["POST"]  # GET, PUT, ... answer 405
-    timeout = "10s"     # overridable in config.yaml: plugins.settings.github_push.timeout
+    timeout = "10s"  # overridable in config.yaml: plugins.settings.github_push.timeout
 
     def post(self):
         repository = (self.data.get("repository") or {}).get("full_name", "unknown")
@@ -15,6 +15,9 @@ class Plugin(BasePlugin):
         branch = ref.rsplit("/", 1)[-1] if ref else ""
         commits = self.data.get("commits") or []
         if not isinstance(commits, list):
-            return {"status": "error", "error": "commits must be a list",
-                    "error_type": "validation_error"}
+            return {
+                "status": "error",
+                "error": "commits must be a list",
+                "error_type": "validation_error",
+            }
         return {"repository": repository, "branch": branch, "commits": len(commits)}

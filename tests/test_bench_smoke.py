@@ -19,13 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
-    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "BENCH_OUT": str(tmp_path / "out")})
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BENCH_OUT": str(tmp_path / "out")},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = output.read_text()
-    for section in ("1 webhook", "1 durability", "2 history", "3 cleanup", "4 memory",
-                    "5 disk"):
+    for section in ("1 webhook", "1 durability", "2 history", "3 cleanup", "4 memory", "5 disk"):
         assert f"| {section}" in text, section
         assert f"| {section}" in done.stdout, section
     assert "| bridge, tracking on: req/s" in text

@@ -18,20 +18,23 @@ class ReadTimeout(OSError):
     pass
 
 
-@pytest.mark.parametrize("exc,kind", [
-    (PluginTimeout("p", 1), "timeout"),
-    (TimeoutError(), "timeout"),
-    (TimeoutError(), "timeout"),
-    (ReadTimeout(), "timeout"),
-    (ConnectionRefusedError(), "connection_error"),
-    (urllib.error.URLError("down"), "connection_error"),
-    (PermissionError(), "permission_denied"),
-    (ValueError("x"), "validation_error"),
-    (FileNotFoundError(), "not_found"),
-    (FakeHTTPError(401), "unauthorized"),
-    (FakeHTTPError(403), "forbidden"),
-    (RuntimeError("connection reset by peer"), "connection_error"),
-    (RuntimeError("something odd"), "unknown_error"),
-])
+@pytest.mark.parametrize(
+    "exc,kind",
+    [
+        (PluginTimeout("p", 1), "timeout"),
+        (TimeoutError(), "timeout"),
+        (TimeoutError(), "timeout"),
+        (ReadTimeout(), "timeout"),
+        (ConnectionRefusedError(), "connection_error"),
+        (urllib.error.URLError("down"), "connection_error"),
+        (PermissionError(), "permission_denied"),
+        (ValueError("x"), "validation_error"),
+        (FileNotFoundError(), "not_found"),
+        (FakeHTTPError(401), "unauthorized"),
+        (FakeHTTPError(403), "forbidden"),
+        (RuntimeError("connection reset by peer"), "connection_error"),
+        (RuntimeError("something odd"), "unknown_error"),
+    ],
+)
 def test_classification(exc, kind):
     assert classify(exc) == kind

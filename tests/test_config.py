@@ -5,8 +5,10 @@ import pytest
 from bridge.config import ConfigError, from_dict, load, parse_duration
 
 
-@pytest.mark.parametrize("text,seconds", [("30s", 30), ("12h", 43200), ("1h30m", 5400),
-                                          ("500ms", 0.5), (5, 5), ("2.5", 2.5)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("30s", 30), ("12h", 43200), ("1h30m", 5400), ("500ms", 0.5), (5, 5), ("2.5", 2.5)],
+)
 def test_go_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -31,8 +33,12 @@ def test_seed_config_loads_and_retention_precedence(tmp_path):
     assert cfg.server.port == 8001 and cfg.storage.sqlite.enable_wal is True
     assert cfg.execution_tracking.cleanup_interval == 86400
     assert cfg.retention_days == 30
-    both = from_dict({"storage": {"sqlite": {"retention_days": 30}},
-                      "execution_tracking": {"retention_days": 90}})
+    both = from_dict(
+        {
+            "storage": {"sqlite": {"retention_days": 30}},
+            "execution_tracking": {"retention_days": 90},
+        }
+    )
     assert both.retention_days == 90
 
 

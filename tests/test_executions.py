@@ -33,15 +33,22 @@ def test_list_filters_total_and_cursor(client):
     assert failed["total"] == 1 and failed["executions"][0]["plugin_name"] == "raising"
     assert failed["filter"] == {"status": "failed"}
     assert client.get("/api/v1/executions?plugin=ok").get_json()["total"] == 5
-    assert client.get(
-        "/api/v1/executions?error_type=validation_error").get_json()["total"] == 1
+    assert client.get("/api/v1/executions?error_type=validation_error").get_json()["total"] == 1
 
 
-@pytest.mark.parametrize("query,field", [
-    ("limit=0", "limit"), ("limit=1001", "limit"), ("offset=-1", "offset"),
-    ("status=done", "status"), ("since=yesterday", "since"), ("cursor=%%%", "cursor"),
-    ("plugin=' OR 1=1 --&status=failed", None), ("bogus=1", "bogus"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("offset=-1", "offset"),
+        ("status=done", "status"),
+        ("since=yesterday", "since"),
+        ("cursor=%%%", "cursor"),
+        ("plugin=' OR 1=1 --&status=failed", None),
+        ("bogus=1", "bogus"),
+    ],
+)
 def test_bad_parameters_are_422_naming_the_field(client, query, field):
     r = client.get(f"/api/v1/executions?{query}")
     if field is None:
@@ -73,8 +80,9 @@ def test_truncation_keeps_valid_json(make_app):
 
 
 def test_tags_from_header_and_query(client):
-    r = client.post("/api/v1/webhook/ok?tag=env:prod", json={},
-                    headers={"X-Bridge-Tags": "job_id=job-123"})
+    r = client.post(
+        "/api/v1/webhook/ok?tag=env:prod", json={}, headers={"X-Bridge-Tags": "job_id=job-123"}
+    )
     ex = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
     assert json.loads(ex["execution"]["tags"]) == {"job_id": "job-123", "env": "prod"}
 
@@ -100,10 +108,20 @@ def test_rollups_keep_stats_after_cleanup(app, client):
     now = clock.utcnow()
     old = now - timedelta(days=40)
     for i in range(4):
-        store.insert(ExecutionRecord(
-            id=f"old-{i}", plugin_name="ok", http_method="POST", start_time=old,
-            end_time=old, status=Status.COMPLETED if i else Status.FAILED,
-            error_type="" if i else "timeout", duration=1_000_000, attempts=1), wait=True)
+        store.insert(
+            ExecutionRecord(
+                id=f"old-{i}",
+                plugin_name="ok",
+                http_method="POST",
+                start_time=old,
+                end_time=old,
+                status=Status.COMPLETED if i else Status.FAILED,
+                error_type="" if i else "timeout",
+                duration=1_000_000,
+                attempts=1,
+            ),
+            wait=True,
+        )
     result = client.delete("/api/v1/executions/cleanup").get_json()
     assert result["deleted"] == 4 and result["older_than_days"] == 30
     assert client.get("/api/v1/executions/old-1").status_code == 404
@@ -117,18 +135,33 @@ def test_rollups_keep_stats_after_cleanup(app, client):
 def test_cleanup_never_deletes_running(app, client):
     store = app.extensions["bridge.tracker"].store
     old = clock.utcnow() - timedelta(days=100)
-    store.insert(ExecutionRecord(id="live", plugin_name="ok", http_method="POST",
-                                 start_time=old, status=Status.RUNNING,
-                                 worker=f"{os.uname().nodename}:{os.getpid()}"), wait=True)
-    assert client.delete("/api/v1/executions/cleanup?older_than_days=1").get_json()[
-        "deleted"] == 0
+    store.insert(
+        ExecutionRecord(
+            id="live",
+            plugin_name="ok",
+            http_method="POST",
+            start_time=old,
+            status=Status.RUNNING,
+            worker=f"{os.uname().nodename}:{os.getpid()}",
+        ),
+        wait=True,
+    )
+    assert client.delete("/api/v1/executions/cleanup?older_than_days=1").get_json()["deleted"] == 0
 
 
 def test_dead_process_rows_closed_as_interrupted(app):
     store = app.extensions["bridge.tracker"].store
-    store.insert(ExecutionRecord(id="orphan", plugin_name="ok", http_method="POST",
-                                 start_time=datetime.now(UTC), status=Status.RUNNING,
-                                 worker=f"{os.uname().nodename}:999999"), wait=True)
+    store.insert(
+        ExecutionRecord(
+            id="orphan",
+            plugin_name="ok",
+            http_method="POST",
+            start_time=datetime.now(UTC),
+            status=Status.RUNNING,
+            worker=f"{os.uname().nodename}:999999",
+        ),
+        wait=True,
+    )
     assert app.extensions["bridge.tracker"].recover_stale() == 1
     record = store.get("orphan")
     assert record.status is Status.FAILED and record.error_type == "interrupted"
@@ -136,10 +169,18 @@ def test_dead_process_rows_closed_as_interrupted(app):
 
 def test_indexes_serve_list_filters(app):
     store = app.extensions["bridge.tracker"].store
-    for where in ("plugin_name = 'a'", "status = 'failed'", "error_type = 'timeout'",
-                  "plugin_name = 'a' AND status = 'failed'", "start_time >= 0"):
-        plan = " ".join(store.explain(
-            f"SELECT id FROM executions WHERE {where} ORDER BY start_time DESC LIMIT 50"))
+    for where in (
+        "plugin_name = 'a'",
+        "status = 'failed'",
+        "error_type = 'timeout'",
+        "plugin_name = 'a' AND status = 'failed'",
+        "start_time >= 0",
+    ):
+        plan = " ".join(
+            store.explain(
+                f"SELECT id FROM executions WHERE {where} ORDER BY start_time DESC LIMIT 50"
+            )
+        )
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (where, plan)
 
 
@@ -159,7 +200,6 @@ def test_unwritable_database_keeps_webhooks_working(make_app, tmp_path):
     assert client.get("/health").get_json()["checks"]["storage"]["status"] == "degraded"
 
 
-
 def test_shutdown_cancels_runs_in_flight(app):
     import sqlite3
     import time
@@ -169,16 +209,20 @@ def test_shutdown_cancels_runs_in_flight(app):
 
     store = app.extensions["bridge.tracker"].store
     plugin = app.extensions["bridge.registry"].get("sleepy")
-    app.extensions["bridge.runner"].run_async(Invocation(
-        plugin=plugin, method="POST", data={"seconds": 2}, execution_id="cut", trace_id="t"))
+    app.extensions["bridge.runner"].run_async(
+        Invocation(
+            plugin=plugin, method="POST", data={"seconds": 2}, execution_id="cut", trace_id="t"
+        )
+    )
     deadline = time.monotonic() + 3
-    while (store.get("cut") is None or store.get("cut").status is not Status.RUNNING):
+    while store.get("cut") is None or store.get("cut").status is not Status.RUNNING:
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.01)
     shutdown_app(app, timeout=0.2)
     with sqlite3.connect(store.path) as conn:
         status, error_type = conn.execute(
-            "SELECT status, error_type FROM executions WHERE id = 'cut'").fetchone()
+            "SELECT status, error_type FROM executions WHERE id = 'cut'"
+        ).fetchone()
     assert (status, error_type) == ("canceled", "interrupted")
 
 
@@ -188,8 +232,9 @@ def test_forwarded_for_believed_only_from_trusted_proxies(make_app):
     ex = untrusted.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
     assert ex["execution"]["remote_ip"] == "127.0.0.1"
     trusted = make_app(server={"trusted_proxies": ["127.0.0.0/8"]}).test_client()
-    r = trusted.post("/api/v1/webhook/ok", json={},
-                     headers={"X-Forwarded-For": "9.9.9.9, 127.0.0.5"})
+    r = trusted.post(
+        "/api/v1/webhook/ok", json={}, headers={"X-Forwarded-For": "9.9.9.9, 127.0.0.5"}
+    )
     ex = trusted.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
     assert ex["execution"]["remote_ip"] == "9.9.9.9"
 
@@ -209,9 +254,18 @@ def test_cleanup_gives_space_back(app, client):
     store = app.extensions["bridge.tracker"].store
     old = clock.utcnow() - timedelta(days=60)
     for i in range(300):
-        store.insert(ExecutionRecord(id=f"big-{i}", plugin_name="ok", http_method="POST",
-                                     start_time=old, end_time=old, status=Status.COMPLETED,
-                                     input="x" * 4000), wait=(i == 299))
+        store.insert(
+            ExecutionRecord(
+                id=f"big-{i}",
+                plugin_name="ok",
+                http_method="POST",
+                start_time=old,
+                end_time=old,
+                status=Status.COMPLETED,
+                input="x" * 4000,
+            ),
+            wait=(i == 299),
+        )
     before = client.get("/api/v1/executions/storage/info").get_json()
     assert client.delete("/api/v1/executions/cleanup").get_json()["deleted"] == 300
     after = client.get("/api/v1/executions/storage/info").get_json()
@@ -224,8 +278,10 @@ def test_failing_writes_are_counted_and_webhooks_still_answer(app, client):
 
     store = app.extensions["bridge.tracker"].store
     with sqlite3.connect(store.path) as conn:  # every write of a record now fails
-        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON executions "
-                     "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END")
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON executions "
+            "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"
+        )
     r = _run(client)
     assert r.status_code == 200 and r.get_json()["data"]["echo"] == {}
     storage = client.get("/health").get_json()["checks"]["storage"]

@@ -45,8 +45,12 @@ class Server:
     log: Path
 
     def workers(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         return [int(p) for p in out.split()]
 
 
@@ -60,8 +64,13 @@ def _free_port() -> int:
 def gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Server]:
     port = _free_port()
     config = {
-        "server": {"host": "127.0.0.1", "port": port, "workers": 2, "threads": 4,
-                   "graceful_timeout": "3s"},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": 2,
+            "threads": 4,
+            "graceful_timeout": "3s",
+        },
         "plugins": {"dirs": [str(plugin_dir)]},
         "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
         "execution_tracking": {"stale_check_interval": "1s"},
@@ -75,8 +84,11 @@ def gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Ser
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, stdout=log,
-            stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env={**os.environ, "BRIDGE_CONFIG": str(path)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         server = Server(f"http://127.0.0.1:{port}", proc, tmp_path / "ex.db", log_path)
         try:
             deadline = time.monotonic() + 20
@@ -84,8 +96,7 @@ def gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Ser
                 with contextlib.suppress(requests.RequestException):
                     if requests.get(f"{server.base}/health", timeout=5).status_code == 200:
                         break
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    log_path.read_text()
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
             yield server
         finally:
@@ -100,8 +111,12 @@ def gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Ser
 def _rows(db: Path) -> dict[str, tuple[str, str, str, str]]:
     conn = sqlite3.connect(db, timeout=10)
     try:
-        return {r[0]: tuple(r[1:]) for r in conn.execute(
-            "SELECT id, plugin_name, status, error_type, worker FROM executions")}
+        return {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(
+                "SELECT id, plugin_name, status, error_type, worker FROM executions"
+            )
+        }
     finally:
         conn.close()
 
@@ -109,8 +124,10 @@ def _rows(db: Path) -> dict[str, tuple[str, str, str, str]]:
 def _integrity(db: Path) -> tuple[str, list]:
     conn = sqlite3.connect(db, timeout=10)
     try:
-        return (conn.execute("PRAGMA integrity_check").fetchone()[0],
-                conn.execute("PRAGMA foreign_key_check").fetchall())
+        return (
+            conn.execute("PRAGMA integrity_check").fetchone()[0],
+            conn.execute("PRAGMA foreign_key_check").fetchall(),
+        )
     finally:
         conn.close()
 
@@ -118,8 +135,9 @@ def _integrity(db: Path) -> tuple[str, list]:
 class Load:
     """Client threads posting to a plugin until `max_requests` or `seconds` run out."""
 
-    def __init__(self, base: str, threads: int, max_requests: int, seconds: float,
-                 reads_every: int = 0) -> None:
+    def __init__(
+        self, base: str, threads: int, max_requests: int, seconds: float, reads_every: int = 0
+    ) -> None:
         self.base = base
         self.threads = threads
         self.max_requests = max_requests
@@ -148,8 +166,11 @@ class Load:
 
     def _take(self) -> int | None:
         with self._lock:
-            if (self.stop.is_set() or self.sent >= self.max_requests
-                    or time.monotonic() > self.deadline):
+            if (
+                self.stop.is_set()
+                or self.sent >= self.max_requests
+                or time.monotonic() > self.deadline
+            ):
                 return None
             self.sent += 1
             return self.sent
@@ -159,8 +180,11 @@ class Load:
         while (n := self._take()) is not None:
             try:
                 r = session.post(f"{self.base}/api/v1/webhook/ok", json={"n": n}, timeout=15)
-                body = r.json() if r.headers.get("Content-Type", "").startswith(
-                    "application/json") else None
+                body = (
+                    r.json()
+                    if r.headers.get("Content-Type", "").startswith("application/json")
+                    else None
+                )
                 result = (r.status_code, body, r.text)
             except requests.RequestException as exc:
                 session = requests.Session()
@@ -168,8 +192,11 @@ class Load:
             with self._lock:
                 self.results.append(result)
             if self.reads_every and n % self.reads_every == 0:
-                for url in ("/api/v1/executions?limit=20", "/api/v1/executions/stats?days=1",
-                            "/health"):
+                for url in (
+                    "/api/v1/executions?limit=20",
+                    "/api/v1/executions/stats?days=1",
+                    "/health",
+                ):
                     try:
                         r = session.get(f"{self.base}{url}", timeout=15)
                         read = (r.status_code, r.text)
@@ -186,8 +213,9 @@ def _wait_until_closed(db: Path, seconds: float) -> dict[str, tuple[str, str, st
         rows = _rows(db)
         if not any(r[1] in ("running", "pending") for r in rows.values()):
             return rows
-        assert time.monotonic() < deadline, \
-            [r for r in rows.values() if r[1] in ("running", "pending")]
+        assert time.monotonic() < deadline, [
+            r for r in rows.values() if r[1] in ("running", "pending")
+        ]
         time.sleep(0.2)
 
 
@@ -199,8 +227,11 @@ def test_sigkilled_worker_loses_no_acknowledged_record(tmp_path, plugin_dir):
 
         def post_slow() -> None:
             try:
-                slow.append(requests.post(f"{server.base}/api/v1/webhook/sleepy",
-                                          json={"seconds": 5}, timeout=30))
+                slow.append(
+                    requests.post(
+                        f"{server.base}/api/v1/webhook/sleepy", json={"seconds": 5}, timeout=30
+                    )
+                )
             except requests.RequestException as exc:
                 slow.append(exc)
 
@@ -230,10 +261,12 @@ def test_sigkilled_worker_loses_no_acknowledged_record(tmp_path, plugin_dir):
                 time.sleep(0.05)
         rows = _wait_until_closed(server.db, 20)
 
-    acked = [body["execution_id"] for status, body, _text in load.results
-             if status is not None and 200 <= status < 300]
-    acked += [r.json()["execution_id"] for r in slow
-              if isinstance(r, requests.Response) and r.ok]
+    acked = [
+        body["execution_id"]
+        for status, body, _text in load.results
+        if status is not None and 200 <= status < 300
+    ]
+    acked += [r.json()["execution_id"] for r in slow if isinstance(r, requests.Response) and r.ok]
     assert len(acked) > 60
     missing = [i for i in acked if i not in rows]
     assert not missing, f"{len(missing)} acknowledged runs have no record"
@@ -252,20 +285,25 @@ def test_sigkilled_worker_loses_no_acknowledged_record(tmp_path, plugin_dir):
 def test_concurrent_load_on_two_workers_never_reports_a_locked_database(tmp_path, plugin_dir):
     """Six client threads against two workers, with the background jobs running every
     second in one of them: each write waits its turn instead of failing."""
-    with gunicorn(tmp_path, plugin_dir, execution_tracking={
-            "cleanup_interval": "1s", "metrics_aggregation_interval": "1s",
-            "stale_check_interval": "1s"}) as server:
-        with Load(server.base, threads=6, max_requests=600, seconds=40,
-                  reads_every=10) as load:
+    with gunicorn(
+        tmp_path,
+        plugin_dir,
+        execution_tracking={
+            "cleanup_interval": "1s",
+            "metrics_aggregation_interval": "1s",
+            "stale_check_interval": "1s",
+        },
+    ) as server:
+        with Load(server.base, threads=6, max_requests=600, seconds=40, reads_every=10) as load:
             load.wait()
-        healths = [requests.get(f"{server.base}/health", timeout=5).json()
-                   for _ in range(4)]
+        healths = [requests.get(f"{server.base}/health", timeout=5).json() for _ in range(4)]
     log = server.log.read_text()
     assert load.sent == len(load.results) > 0
     failures = [(status, text[:200]) for status, _body, text in load.results if status != 200]
     assert not failures, failures[:5]
-    assert all(status == 200 for status, _text in load.reads), \
-        [r for r in load.reads if r[0] != 200][:5]
+    assert all(status == 200 for status, _text in load.reads), [
+        r for r in load.reads if r[0] != 200
+    ][:5]
     for _status, _body, text in load.results:
         assert "database is locked" not in text
     assert not [text for _status, text in load.reads if "database is locked" in text]
@@ -288,15 +326,20 @@ def test_chunked_body_over_the_limit_is_413_not_truncated(tmp_path, plugin_dir):
 
     def chunked(body: bytes):
         for i in range(0, len(body), 4096):
-            yield body[i:i + 4096]
+            yield body[i : i + 4096]
 
     with gunicorn(tmp_path, plugin_dir, server={"max_body_size": limit}) as server:
         answers = []
         for content_type, body in [
-                ("application/x-www-form-urlencoded", b"a=" + b"x" * (2 * limit)),
-                ("application/json", b'{"a": 1}' + b" " * (2 * limit))]:
-            r = requests.post(f"{server.base}/api/v1/webhook/ok", data=chunked(body),
-                              headers={"Content-Type": content_type}, timeout=20)
+            ("application/x-www-form-urlencoded", b"a=" + b"x" * (2 * limit)),
+            ("application/json", b'{"a": 1}' + b" " * (2 * limit)),
+        ]:
+            r = requests.post(
+                f"{server.base}/api/v1/webhook/ok",
+                data=chunked(body),
+                headers={"Content-Type": content_type},
+                timeout=20,
+            )
             answers.append((content_type, r.status_code, r.text[:120]))
         assert _rows(server.db) == {}
     assert [a[1] for a in answers] == [413, 413], answers
@@ -341,11 +384,14 @@ def mounted(tmp_path):
 
     def mount(*args: str, target: Path) -> None:
         target.mkdir(exist_ok=True)
-        done = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            ["mount", *args, str(target)], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
-            pytest.skip(f"mount {' '.join(args)} is not permitted here (needs root with "
-                        f"CAP_SYS_ADMIN): {done.stderr.strip()}")
+            pytest.skip(
+                f"mount {' '.join(args)} is not permitted here (needs root with "
+                f"CAP_SYS_ADMIN): {done.stderr.strip()}"
+            )
         points.append(target)
 
     yield mount
@@ -354,8 +400,7 @@ def mounted(tmp_path):
 
 
 def _chattr(flag: str, path: Path) -> None:
-    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"chattr {flag} does not work here: {done.stderr.strip()}")
 
@@ -373,8 +418,9 @@ def test_database_folder_that_even_root_cannot_write(make_app, tmp_path):
     folder.mkdir()
     _chattr("+i", folder)
     try:
-        client = make_app(storage={"sqlite": {
-            "database_path": str(folder / "ex.db")}}).test_client()
+        client = make_app(
+            storage={"sqlite": {"database_path": str(folder / "ex.db")}}
+        ).test_client()
         _assert_tracking_off(client, "read-only")
     finally:
         _chattr("-i", folder)
@@ -383,8 +429,10 @@ def test_database_folder_that_even_root_cannot_write(make_app, tmp_path):
 def _database_with_records(make_app, db: Path, count: int = 3) -> list[str]:
     app = make_app(storage={"sqlite": {"database_path": str(db)}})
     client = app.test_client()
-    ids = [client.post("/api/v1/webhook/ok", json={"i": i}).get_json()["execution_id"]
-           for i in range(count)]
+    ids = [
+        client.post("/api/v1/webhook/ok", json={"i": i}).get_json()["execution_id"]
+        for i in range(count)
+    ]
     from bridge import shutdown_app
 
     shutdown_app(app, timeout=1)
@@ -408,8 +456,7 @@ def test_database_on_a_read_only_mount(make_app, tmp_path, mounted):
     target = tmp_path / "ro"
     mounted("--bind", str(source), target=target)
     mounted("-o", "remount,ro,bind", target=target)
-    client = make_app(storage={"sqlite": {
-        "database_path": str(target / "ex.db")}}).test_client()
+    client = make_app(storage={"sqlite": {"database_path": str(target / "ex.db")}}).test_client()
     _assert_tracking_off(client, "read-only")
 
 
@@ -425,7 +472,7 @@ def test_corrupt_database_file(make_app, tmp_path, damage):
         data = bytearray(db.read_bytes())
         assert len(data) > 8 * 4096
         for offset in range(4096, len(data), 4096):  # every page but the first
-            data[offset + 8:offset + 512] = os.urandom(504)
+            data[offset + 8 : offset + 512] = os.urandom(504)
         db.write_bytes(bytes(data))
         reason = "malformed"
     before = db.read_bytes()
@@ -489,13 +536,15 @@ class _FailingConnection:
         return getattr(self._conn, name)
 
 
-@pytest.mark.parametrize("error", ["database or disk is full",
-                                   "attempt to write a readonly database"])
+@pytest.mark.parametrize(
+    "error", ["database or disk is full", "attempt to write a readonly database"]
+)
 def test_injected_write_errors_then_recovery(make_app, monkeypatch, error):
     fault = _Fault()
     real_connect = sqlite_backend.connect
-    monkeypatch.setattr(sqlite_backend, "connect",
-                        lambda *a, **k: _FailingConnection(real_connect(*a, **k), fault))
+    monkeypatch.setattr(
+        sqlite_backend, "connect", lambda *a, **k: _FailingConnection(real_connect(*a, **k), fault)
+    )
     client = make_app().test_client()
     _assert_webhooks_still_run(client)
     fault.error = error
@@ -505,7 +554,6 @@ def test_injected_write_errors_then_recovery(make_app, monkeypatch, error):
     assert client.get(f"/api/v1/executions/{lost}").status_code == 404
     fault.error = None
     kept = _assert_webhooks_still_run(client)
-    assert client.get(f"/api/v1/executions/{kept}").get_json()["execution"]["status"] == \
-        "completed"
+    assert client.get(f"/api/v1/executions/{kept}").get_json()["execution"]["status"] == "completed"
     storage = client.get("/health").get_json()["checks"]["storage"]
     assert storage["status"] == "healthy" and storage["write_failures"]["count"] >= 1

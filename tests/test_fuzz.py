@@ -37,7 +37,10 @@ EXAMPLES = 40
 WEBHOOK = "/api/v1/webhook/{plugin}"
 
 ROUTES = [
-    ("GET", WEBHOOK), ("POST", WEBHOOK), ("PUT", WEBHOOK), ("PATCH", WEBHOOK),
+    ("GET", WEBHOOK),
+    ("POST", WEBHOOK),
+    ("PUT", WEBHOOK),
+    ("PATCH", WEBHOOK),
     ("DELETE", WEBHOOK),
     ("GET", "/api/v1/plugins"),
     ("GET", "/api/v1/plugins/{name}"),
@@ -50,11 +53,18 @@ ROUTES = [
     ("GET", "/health"),
 ]
 # Valid requests a webhook route may still refuse: the plugin decides its methods.
-CONFIG = {"operations": [{
-    "include-path-regex": "^/api/v1/webhook/",
-    "checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2xx", "3xx", "404", "405", "5xx"]}},
-}]}
+CONFIG = {
+    "operations": [
+        {
+            "include-path-regex": "^/api/v1/webhook/",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "3xx", "404", "405", "5xx"]
+                }
+            },
+        }
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +73,14 @@ def fuzzed_app(tmp_path_factory):
     (root / "plugins").mkdir()
     for name in ALL:
         shutil.copy(PLUGINS / f"{name}.py", root / "plugins")
-    app = create_app({
-        "plugins": {"dirs": [str(root / "plugins")]},
-        "storage": {"sqlite": {"database_path": str(root / "data" / "ex.db")}},
-        "scheduler": {"enabled": False},
-        "logging": {"level": "CRITICAL"},
-    })
+    app = create_app(
+        {
+            "plugins": {"dirs": [str(root / "plugins")]},
+            "storage": {"sqlite": {"database_path": str(root / "data" / "ex.db")}},
+            "scheduler": {"enabled": False},
+            "logging": {"level": "CRITICAL"},
+        }
+    )
     client = app.test_client()
     for name in ("ok", "raising", "reports_error", "legacy"):
         client.post(f"/api/v1/webhook/{name}", json={"seed": True})
@@ -78,8 +90,9 @@ def fuzzed_app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_app):
-    loaded = schemathesis.openapi.from_wsgi("/openapi.json", fuzzed_app,
-                                            config=SchemathesisConfig.from_dict(CONFIG))
+    loaded = schemathesis.openapi.from_wsgi(
+        "/openapi.json", fuzzed_app, config=SchemathesisConfig.from_dict(CONFIG)
+    )
 
     @loaded.hook
     def flatmap_path_parameters(context, path_parameters):
@@ -89,27 +102,34 @@ def api_schema(fuzzed_app):
             return st.just(path_parameters)
         real = SUCCEEDING if context.operation.path == WEBHOOK else ALL
         named = st.sampled_from(real).map(
-            lambda name: {**path_parameters, **dict.fromkeys(keys, name)})
+            lambda name: {**path_parameters, **dict.fromkeys(keys, name)}
+        )
         return st.one_of(st.just(path_parameters), named)
 
     return loaded
 
 
 def test_every_route_is_fuzzed(api_schema):
-    documented = {(op.ok().method.upper(), op.ok().path)
-                  for op in api_schema.get_all_operations()}
+    documented = {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()}
     assert documented == set(ROUTES)
 
 
 @pytest.mark.parametrize("method,path", ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 def test_route_answers_as_documented(api_schema, method, path):
     operation = api_schema[path][method]
-    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                      operation.as_strategy(GenerationMode.NEGATIVE))
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
 
     @given(case=cases)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def answers_as_documented(case):
         case.call_and_validate()
 

@@ -29,8 +29,13 @@ def _free_port() -> int:
 def server(tmp_path, plugin_dir):
     port = _free_port()
     config = {
-        "server": {"host": "127.0.0.1", "port": port, "workers": 2, "threads": 4,
-                   "graceful_timeout": "3s"},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": 2,
+            "threads": 4,
+            "graceful_timeout": "3s",
+        },
         "plugins": {"dirs": [str(plugin_dir)]},
         "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
         "execution_tracking": {"stale_check_interval": "1s"},
@@ -41,8 +46,11 @@ def server(tmp_path, plugin_dir):
     log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, stdout=log,
-        stderr=subprocess.STDOUT)
+        cwd=ROOT,
+        env={**os.environ, "BRIDGE_CONFIG": str(path)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 40
     try:
@@ -52,8 +60,9 @@ def server(tmp_path, plugin_dir):
                     break
             except requests.RequestException:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "gunicorn.log").read_text()
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "gunicorn.log"
+            ).read_text()
             time.sleep(0.1)
         yield base, proc, tmp_path
     finally:
@@ -88,8 +97,9 @@ def test_sigkilled_worker_leaves_interrupted_record(server):
 
     def call():
         try:
-            result["r"] = requests.post(f"{base}/api/v1/webhook/sleepy",
-                                        json={"seconds": 30}, timeout=20)
+            result["r"] = requests.post(
+                f"{base}/api/v1/webhook/sleepy", json={"seconds": 30}, timeout=20
+            )
         except requests.RequestException as exc:
             result["error"] = exc
 
@@ -98,8 +108,9 @@ def test_sigkilled_worker_leaves_interrupted_record(server):
     deadline = time.monotonic() + 10
     running = []
     while not running and time.monotonic() < deadline:
-        running = requests.get(f"{base}/api/v1/executions?status=running",
-                               timeout=5).json()["executions"]
+        running = requests.get(f"{base}/api/v1/executions?status=running", timeout=5).json()[
+            "executions"
+        ]
         time.sleep(0.1)
     assert running, "the run never showed as running"
     # Kill every worker, so the one running the plugin surely dies; gunicorn respawns.
@@ -121,8 +132,9 @@ def test_sigkilled_worker_leaves_interrupted_record(server):
 
 
 def _worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False
+    ).stdout
     return [int(p) for p in out.split()]
 
 
@@ -158,23 +170,31 @@ def test_bad_config_stops_startup_with_one_line(tmp_path):
     path.write_text("execution_tracking:\n  cleanup_interval: soon\n")
     proc = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "BRIDGE_CONFIG": str(path)}, capture_output=True,
-        text=True, timeout=30, check=False)
+        cwd=ROOT,
+        env={**os.environ, "BRIDGE_CONFIG": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "Invalid configuration: execution_tracking.cleanup_interval: invalid duration 'soon'"]
+        "Invalid configuration: execution_tracking.cleanup_interval: invalid duration 'soon'"
+    ]
 
 
 def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
     base, proc, tmp_path = server
-    thread = threading.Thread(target=lambda: _post_quietly(
-        f"{base}/api/v1/webhook/sleepy", {"seconds": 20}))
+    thread = threading.Thread(
+        target=lambda: _post_quietly(f"{base}/api/v1/webhook/sleepy", {"seconds": 20})
+    )
     thread.start()
     deadline = time.monotonic() + 10
     running = []
     while not running and time.monotonic() < deadline:
-        running = requests.get(f"{base}/api/v1/executions?status=running",
-                               timeout=5).json()["executions"]
+        running = requests.get(f"{base}/api/v1/executions?status=running", timeout=5).json()[
+            "executions"
+        ]
         time.sleep(0.1)
     assert running
     proc.send_signal(signal.SIGTERM)
@@ -183,8 +203,9 @@ def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
     import sqlite3
 
     with sqlite3.connect(tmp_path / "ex.db") as conn:
-        status, error_type = conn.execute("SELECT status, error_type FROM executions "
-                                          "WHERE id = ?", (running[0]["id"],)).fetchone()
+        status, error_type = conn.execute(
+            "SELECT status, error_type FROM executions WHERE id = ?", (running[0]["id"],)
+        ).fetchone()
     assert (status, error_type) == ("canceled", "interrupted")
 
 
@@ -201,10 +222,14 @@ def test_duplicate_deliveries_across_workers_run_once(server):
 
     def deliver() -> None:
         barrier.wait(10)
-        answers.append(requests.post(
-            f"{base}/api/v1/webhook/counter", json={"log": str(runs), "seconds": 0.5},
-            headers={"X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
-            timeout=30))
+        answers.append(
+            requests.post(
+                f"{base}/api/v1/webhook/counter",
+                json={"log": str(runs), "seconds": 0.5},
+                headers={"X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+                timeout=30,
+            )
+        )
 
     threads = [threading.Thread(target=deliver) for _ in range(6)]
     for t in threads:

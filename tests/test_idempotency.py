@@ -10,8 +10,7 @@ import pytest
 
 def _post(client, log: Path, key: str | None, header: str = "Idempotency-Key", **data):
     headers = {header: key} if key else {}
-    return client.post("/api/v1/webhook/counter", json={"log": str(log), **data},
-                       headers=headers)
+    return client.post("/api/v1/webhook/counter", json={"log": str(log), **data}, headers=headers)
 
 
 def _runs(log: Path) -> int:

@@ -43,8 +43,9 @@ def stripe(secret: str = SECRET, body: bytes = BODY, t: int = NOW) -> dict[str, 
     return {"Stripe-Signature": f"t={t},v1={sig},v0=deadbeef"}
 
 
-def standard(key: bytes = STD_KEY, body: bytes = BODY, t: int | str = NOW,
-             msg_id: str = "msg_1") -> dict[str, str]:
+def standard(
+    key: bytes = STD_KEY, body: bytes = BODY, t: int | str = NOW, msg_id: str = "msg_1"
+) -> dict[str, str]:
     sig = b64_mac(key, f"{msg_id}.{t}.".encode() + body)
     return {"webhook-id": msg_id, "webhook-timestamp": str(t), "webhook-signature": f"v1,{sig}"}
 
@@ -70,20 +71,28 @@ def test_published_vectors():
     sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     verify(gh, {"X-Hub-Signature-256": sig}, b"Hello, World!")
     std = spec(type="standard", secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    headers = {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
-               "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+    headers = {
+        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
     verify(std, headers, b'{"test": 2432232314}', now=1614265330)
-    assert rejected(std, headers, b'{"test": 2432232315}', now=1614265330) == \
-        "signature does not match"
+    assert (
+        rejected(std, headers, b'{"test": 2432232315}', now=1614265330)
+        == "signature does not match"
+    )
 
 
-@pytest.mark.parametrize("kind,headers", [
-    ("github", github()),
-    ("stripe", stripe()),
-    ("standard", standard()),
-    ("hmac-sha256", {"X-Signature": hex_mac(SECRET, BODY)}),
-    ("hmac-sha1", {"X-Signature": hex_mac(SECRET, BODY, hashlib.sha1)}),
-])
+@pytest.mark.parametrize(
+    "kind,headers",
+    [
+        ("github", github()),
+        ("stripe", stripe()),
+        ("standard", standard()),
+        ("hmac-sha256", {"X-Signature": hex_mac(SECRET, BODY)}),
+        ("hmac-sha1", {"X-Signature": hex_mac(SECRET, BODY, hashlib.sha1)}),
+    ],
+)
 def test_valid_signature_passes_and_tampering_fails(kind, headers):
     secret = STD_SECRET if kind == "standard" else SECRET
     s = spec(type=kind, secret=secret, **({"header": "X-Signature"} if "hmac" in kind else {}))
@@ -92,39 +101,55 @@ def test_valid_signature_passes_and_tampering_fails(kind, headers):
     verify(s, {k.upper(): v for k, v in headers.items()}, BODY, now=NOW)
     flipped = bytes([BODY[0] ^ 1]) + BODY[1:]
     assert rejected(s, headers, flipped) == "signature does not match"
-    wrong = spec(type=kind, secret=OTHER if kind != "standard" else "whsec_" + "A" * 44,
-                 header=s.header)
+    wrong = spec(
+        type=kind, secret=OTHER if kind != "standard" else "whsec_" + "A" * 44, header=s.header
+    )
     assert rejected(wrong, headers) == "signature does not match"
 
 
-@pytest.mark.parametrize("kind,missing", [
-    ("github", "X-Hub-Signature-256"), ("stripe", "Stripe-Signature"),
-    ("standard", "webhook-id"), ("standard", "webhook-timestamp"),
-    ("standard", "webhook-signature"), ("hmac-sha1", "X-Sig"),
-])
+@pytest.mark.parametrize(
+    "kind,missing",
+    [
+        ("github", "X-Hub-Signature-256"),
+        ("stripe", "Stripe-Signature"),
+        ("standard", "webhook-id"),
+        ("standard", "webhook-timestamp"),
+        ("standard", "webhook-signature"),
+        ("hmac-sha1", "X-Sig"),
+    ],
+)
 def test_missing_header_is_named(kind, missing):
     headers = {k: v for k, v in standard().items() if k != missing}
     s = spec(type=kind, secret=STD_SECRET, header="X-Sig" if "hmac" in kind else None)
     assert rejected(s, headers) == f"missing {missing} header"
 
 
-@pytest.mark.parametrize("kind,headers,reason", [
-    ("github", {"X-Hub-Signature-256": hex_mac(SECRET, BODY)}, "expected sha256=<hex>"),
-    ("github", {"X-Hub-Signature-256": "sha256=zz"}, "expected sha256=<hex>"),
-    ("github", {"X-Hub-Signature-256": "sha1=" + hex_mac(SECRET, BODY, hashlib.sha1)},
-     "expected sha256=<hex>"),
-    ("stripe", {"Stripe-Signature": "garbage"}, "expected t=...,v1=..."),
-    ("stripe", {"Stripe-Signature": "v1=abcd"}, "expected one t= timestamp"),
-    ("stripe", {"Stripe-Signature": f"t={NOW},v0=abcd"}, "no v1 signature"),
-    ("stripe", {"Stripe-Signature": "t=17e8,v1=abcd"}, "timestamp is not a whole number"),
-    ("stripe", {"Stripe-Signature": f"t={NOW}.5,v1=abcd"}, "timestamp is not a whole number"),
-    ("standard", {**standard(), "webhook-signature": "v2,abc"}, "no v1,<base64> signature"),
-    ("standard", standard(t="soon"), "timestamp is not a whole number"),
-    ("hmac-sha256", {"X-Sig": "not-hex"}, "expected the hex HMAC-SHA256 of the body"),
-    ("hmac-sha256", {"X-Sig": hex_mac(SECRET, BODY, hashlib.sha1)},
-     "expected the hex HMAC-SHA256 of the body"),
-    ("hmac-sha1", {"X-Sig": "é" * 40}, "expected the hex HMAC-SHA1 of the body"),
-])
+@pytest.mark.parametrize(
+    "kind,headers,reason",
+    [
+        ("github", {"X-Hub-Signature-256": hex_mac(SECRET, BODY)}, "expected sha256=<hex>"),
+        ("github", {"X-Hub-Signature-256": "sha256=zz"}, "expected sha256=<hex>"),
+        (
+            "github",
+            {"X-Hub-Signature-256": "sha1=" + hex_mac(SECRET, BODY, hashlib.sha1)},
+            "expected sha256=<hex>",
+        ),
+        ("stripe", {"Stripe-Signature": "garbage"}, "expected t=...,v1=..."),
+        ("stripe", {"Stripe-Signature": "v1=abcd"}, "expected one t= timestamp"),
+        ("stripe", {"Stripe-Signature": f"t={NOW},v0=abcd"}, "no v1 signature"),
+        ("stripe", {"Stripe-Signature": "t=17e8,v1=abcd"}, "timestamp is not a whole number"),
+        ("stripe", {"Stripe-Signature": f"t={NOW}.5,v1=abcd"}, "timestamp is not a whole number"),
+        ("standard", {**standard(), "webhook-signature": "v2,abc"}, "no v1,<base64> signature"),
+        ("standard", standard(t="soon"), "timestamp is not a whole number"),
+        ("hmac-sha256", {"X-Sig": "not-hex"}, "expected the hex HMAC-SHA256 of the body"),
+        (
+            "hmac-sha256",
+            {"X-Sig": hex_mac(SECRET, BODY, hashlib.sha1)},
+            "expected the hex HMAC-SHA256 of the body",
+        ),
+        ("hmac-sha1", {"X-Sig": "é" * 40}, "expected the hex HMAC-SHA1 of the body"),
+    ],
+)
 def test_malformed_header_says_what_was_expected(kind, headers, reason):
     s = spec(type=kind, secret=STD_SECRET, header="X-Sig" if "hmac" in kind else None)
     got = rejected(s, headers)
@@ -166,8 +191,10 @@ def test_key_rotation_accepts_any_configured_secret():
     headers = standard()
     headers["webhook-signature"] += " v2,ignored " + standard(new_key)["webhook-signature"]
     verify(s, headers, BODY, now=NOW)
-    assert rejected(spec(type="standard", secret=STD_SECRET), headers, BODY[:-1]) == \
-        "signature does not match"
+    assert (
+        rejected(spec(type="standard", secret=STD_SECRET), headers, BODY[:-1])
+        == "signature does not match"
+    )
 
 
 def test_standard_secret_without_prefix_is_base64():
@@ -184,10 +211,13 @@ def test_generic_hmac_encodings_and_prefix():
     verify(s, {"x-sig": hex_mac(SECRET, BODY).upper()}, BODY)
     sha1 = spec(type="hmac-sha1", header="X-Sig", encoding="base64", prefix="sha1=")
     verify(sha1, {"X-Sig": "sha1=" + b64_mac(key, BODY, hashlib.sha1)}, BODY)
-    assert rejected(sha1, {"X-Sig": "sha1=" + b64_mac(key, BODY + b"!", hashlib.sha1)}) == \
-        "signature does not match"
+    assert (
+        rejected(sha1, {"X-Sig": "sha1=" + b64_mac(key, BODY + b"!", hashlib.sha1)})
+        == "signature does not match"
+    )
     assert rejected(spec(type="hmac-sha256", header="X-Sig"), {"X-Sig": b64}).endswith(
-        "expected the hex HMAC-SHA256 of the body")
+        "expected the hex HMAC-SHA256 of the body"
+    )
 
 
 def test_env_secret_is_resolved_from_environ():
@@ -203,31 +233,37 @@ def test_env_secret_is_resolved_from_environ():
 
 def test_env_secret_defaults_to_os_environ(monkeypatch):
     monkeypatch.setenv("BRIDGE_TEST_SIG_SECRET", SECRET)
-    s = SignatureSpec.from_mapping({"type": "github", "secret": "env:BRIDGE_TEST_SIG_SECRET"},
-                                   "sig")
+    s = SignatureSpec.from_mapping(
+        {"type": "github", "secret": "env:BRIDGE_TEST_SIG_SECRET"}, "sig"
+    )
     assert s.secrets == (SECRET,)
 
 
-@pytest.mark.parametrize("raw,key", [
-    ({"type": "gitlab"}, ".type: expected one of github, stripe, standard"),
-    ({"type": None}, ".type: expected one of"),
-    ({"type": "github", "secret": None}, ".secret: required"),
-    ({"type": "github", "secret": []}, ".secret: expected at least one secret"),
-    ({"type": "github", "secret": ""}, ".secret: empty secret"),
-    ({"type": "github", "secret": [SECRET, 12345]}, ".secret[1]: expected a string"),
-    ({"type": "standard"}, ".secret: not whsec_<base64>"),
-    ({"type": "standard", "secret": [STD_SECRET, "whsec_" + SECRET]},
-     ".secret[1]: not whsec_<base64>"),
-    ({"type": "github", "secrets": SECRET}, ".secrets: unknown key"),
-    ({"type": "hmac-sha256"}, ".header: required for hmac-sha256"),
-    ({"type": "hmac-sha1", "header": "  "}, ".header: expected a header name"),
-    ({"type": "hmac-sha1", "header": "X", "encoding": "base32"}, ".encoding: expected hex or"),
-    ({"type": "github", "encoding": "base64"}, ".encoding: not used by type github"),
-    ({"type": "hmac-sha1", "header": "X", "tolerance": 60}, ".tolerance: not used by type"),
-    ({"type": "stripe", "tolerance": "soon"}, ".tolerance: invalid duration 'soon'"),
-    ({"type": "stripe", "tolerance": 0}, ".tolerance: must be > 0"),
-    ({"type": "hmac-sha1", "header": "X", "prefix": 1}, ".prefix: expected a string"),
-])
+@pytest.mark.parametrize(
+    "raw,key",
+    [
+        ({"type": "gitlab"}, ".type: expected one of github, stripe, standard"),
+        ({"type": None}, ".type: expected one of"),
+        ({"type": "github", "secret": None}, ".secret: required"),
+        ({"type": "github", "secret": []}, ".secret: expected at least one secret"),
+        ({"type": "github", "secret": ""}, ".secret: empty secret"),
+        ({"type": "github", "secret": [SECRET, 12345]}, ".secret[1]: expected a string"),
+        ({"type": "standard"}, ".secret: not whsec_<base64>"),
+        (
+            {"type": "standard", "secret": [STD_SECRET, "whsec_" + SECRET]},
+            ".secret[1]: not whsec_<base64>",
+        ),
+        ({"type": "github", "secrets": SECRET}, ".secrets: unknown key"),
+        ({"type": "hmac-sha256"}, ".header: required for hmac-sha256"),
+        ({"type": "hmac-sha1", "header": "  "}, ".header: expected a header name"),
+        ({"type": "hmac-sha1", "header": "X", "encoding": "base32"}, ".encoding: expected hex or"),
+        ({"type": "github", "encoding": "base64"}, ".encoding: not used by type github"),
+        ({"type": "hmac-sha1", "header": "X", "tolerance": 60}, ".tolerance: not used by type"),
+        ({"type": "stripe", "tolerance": "soon"}, ".tolerance: invalid duration 'soon'"),
+        ({"type": "stripe", "tolerance": 0}, ".tolerance: must be > 0"),
+        ({"type": "hmac-sha1", "header": "X", "prefix": 1}, ".prefix: expected a string"),
+    ],
+)
 def test_config_error_names_the_key_never_the_secret(raw, key):
     raw.setdefault("secret", SECRET)
     assert config_error(**raw).startswith("plugins.settings.hook.signature" + key)

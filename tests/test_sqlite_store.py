@@ -15,32 +15,48 @@ NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
 @pytest.fixture
 def store(tmp_path):
-    config = from_dict({"storage": {"sqlite": {"database_path": str(tmp_path / "s.db")}},
-                        "scheduler": {"enabled": False}})
+    config = from_dict(
+        {
+            "storage": {"sqlite": {"database_path": str(tmp_path / "s.db")}},
+            "scheduler": {"enabled": False},
+        }
+    )
     store = SQLiteStore(config, on_error=lambda action, exc: None)
     # 60 runs, one every 2 hours back from NOW: plugins a/b/c, every 4th one failed.
     records = []
     for i in range(60):
         began = NOW - timedelta(hours=2 * i + 1)
         failed = i % 4 == 0
-        records.append(ExecutionRecord(
-            id=f"r{i}", plugin_name="abc"[i % 3], http_method="POST", start_time=began,
-            end_time=began, status=Status.FAILED if failed else Status.COMPLETED,
-            error_type="timeout" if failed else "", duration=1_000_000 * (i + 1), attempts=1,
-            attempt_records=[AttemptRecord(1, began, began, Status.COMPLETED)]))
+        records.append(
+            ExecutionRecord(
+                id=f"r{i}",
+                plugin_name="abc"[i % 3],
+                http_method="POST",
+                start_time=began,
+                end_time=began,
+                status=Status.FAILED if failed else Status.COMPLETED,
+                error_type="timeout" if failed else "",
+                duration=1_000_000 * (i + 1),
+                attempts=1,
+                attempt_records=[AttemptRecord(1, began, began, Status.COMPLETED)],
+            )
+        )
     store.insert_many(records)
     yield store
     store.close()
 
 
-@pytest.mark.parametrize("flt, expected", [
-    (ExecutionFilter(), 60),
-    (ExecutionFilter(plugin="a"), 20),
-    (ExecutionFilter(status=Status.FAILED), 15),
-    (ExecutionFilter(plugin="a", status=Status.COMPLETED), 15),
-    (ExecutionFilter(error_type="timeout"), 15),
-    (ExecutionFilter(since=NOW - timedelta(days=3), until=NOW - timedelta(days=1)), 24),
-])
+@pytest.mark.parametrize(
+    "flt, expected",
+    [
+        (ExecutionFilter(), 60),
+        (ExecutionFilter(plugin="a"), 20),
+        (ExecutionFilter(status=Status.FAILED), 15),
+        (ExecutionFilter(plugin="a", status=Status.COMPLETED), 15),
+        (ExecutionFilter(error_type="timeout"), 15),
+        (ExecutionFilter(since=NOW - timedelta(days=3), until=NOW - timedelta(days=1)), 24),
+    ],
+)
 def test_total_above_the_limit_is_an_estimate_from_rollups(store, flt, expected):
     store.rollup(NOW)
     store.exact_count_limit = 5

@@ -6,8 +6,9 @@ import pytest
 
 
 def test_ok_plugin_answers_with_result_and_ids(client):
-    r = client.post("/api/v1/webhook/ok?source=q", json={"a": 1},
-                    headers={"X-Request-ID": "trace-123"})
+    r = client.post(
+        "/api/v1/webhook/ok?source=q", json={"a": 1}, headers={"X-Request-ID": "trace-123"}
+    )
     assert r.status_code == 200
     body = r.get_json()
     assert body["data"] == {"echo": {"source": "q", "a": 1}, "method": "POST"}
@@ -40,13 +41,16 @@ def test_errors_share_one_shape(client):
     _is_error_shape(client.post("/api/v1/webhook/nope", json={}), 404)
     body = _is_error_shape(client.get("/api/v1/webhook/post_only"), 405)
     assert "POST" in body["message"]
-    _is_error_shape(client.post("/api/v1/webhook/ok", data=b"{bad",
-                                content_type="application/json"), 400)
+    _is_error_shape(
+        client.post("/api/v1/webhook/ok", data=b"{bad", content_type="application/json"), 400
+    )
     _is_error_shape(client.post("/api/v1/webhook/ok", json=[1, 2]), 400)
-    _is_error_shape(client.post("/api/v1/webhook/ok", data=b"\xff\xfe",
-                                content_type="application/json"), 400)
-    _is_error_shape(client.post("/api/v1/webhook/ok", data=b"<x/>",
-                                content_type="application/xml"), 415)
+    _is_error_shape(
+        client.post("/api/v1/webhook/ok", data=b"\xff\xfe", content_type="application/json"), 400
+    )
+    _is_error_shape(
+        client.post("/api/v1/webhook/ok", data=b"<x/>", content_type="application/xml"), 415
+    )
     _is_error_shape(client.post("/api/v1/webhook/..%2Fetc", json={}), 404)
     _is_error_shape(client.get("/no/such/page"), 404)
 
@@ -108,9 +112,15 @@ def test_legacy_and_compat_import(client):
     assert r.get_json()["data"] == {"result": "created"}
 
 
-@pytest.mark.parametrize("query,status", [("async=maybe", 422), ("async=on", 202),
-                                          ("async=false&tag=env:prod", 200),
-                                          ("tag=no-separator", 400)])
+@pytest.mark.parametrize(
+    "query,status",
+    [
+        ("async=maybe", 422),
+        ("async=on", 202),
+        ("async=false&tag=env:prod", 200),
+        ("tag=no-separator", 400),
+    ],
+)
 def test_control_parameters_are_validated(client, query, status):
     r = client.post(f"/api/v1/webhook/ok?{query}", json={"k": 1})
     assert r.status_code == status, r.get_json()
@@ -142,11 +152,13 @@ def test_plugins_listing_and_reload(client, plugin_dir):
     assert client.get("/api/v1/plugins/nope").status_code == 404
     (plugin_dir / "fresh.py").write_text(
         "from webhook_bridge.plugin import BasePlugin\n"
-        "class Plugin(BasePlugin):\n    def handle(self):\n        return {'v': 1}\n")
+        "class Plugin(BasePlugin):\n    def handle(self):\n        return {'v': 1}\n"
+    )
     assert client.post("/api/v1/webhook/fresh", json={}).get_json()["data"] == {"v": 1}
     (plugin_dir / "fresh.py").write_text(
         "from webhook_bridge.plugin import BasePlugin\n"
-        "class Plugin(BasePlugin):\n    def handle(self):\n        return {'v': 22}\n")
+        "class Plugin(BasePlugin):\n    def handle(self):\n        return {'v': 22}\n"
+    )
     assert client.post("/api/v1/webhook/fresh", json={}).get_json()["data"] == {"v": 22}
     (plugin_dir / "fresh.py").unlink()
     assert client.post("/api/v1/webhook/fresh", json={}).status_code == 404

@@ -31,15 +31,19 @@ def test_a_valid_github_signature_reaches_the_plugin(signed_client):
     assert response.get_json()["data"]["got"] == {"ref": "main"}
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"X-Hub-Signature-256": "sha256=" + "0" * 64},
-    {"X-Hub-Signature-256": "garbage"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": "garbage"},
+    ],
+)
 def test_a_bad_signature_is_401_recorded_without_payload(signed_client, headers):
     body = json.dumps({"password": "hunter2", "ref": "main"}).encode()
-    response = signed_client.post("/api/v1/webhook/signed", data=body,
-                                  headers={"Content-Type": "application/json", **headers})
+    response = signed_client.post(
+        "/api/v1/webhook/signed", data=body, headers={"Content-Type": "application/json", **headers}
+    )
     assert response.status_code == 401
     error = response.get_json()
     assert error["code"] == 401 and error["message"].startswith("Webhook signature rejected")
@@ -57,8 +61,9 @@ def test_a_bad_signature_is_401_recorded_without_payload(signed_client, headers)
 def test_a_body_changed_after_signing_is_rejected(signed_client):
     body = json.dumps({"amount": 1}).encode()
     headers = _github(body)
-    response = signed_client.post("/api/v1/webhook/signed", data=body.replace(b"1", b"9"),
-                                  headers=headers)
+    response = signed_client.post(
+        "/api/v1/webhook/signed", data=body.replace(b"1", b"9"), headers=headers
+    )
     assert response.status_code == 401
 
 
@@ -75,8 +80,13 @@ def test_a_missing_secret_makes_the_plugin_unavailable_not_open(make_app, monkey
 
 def test_config_signature_stripe_with_timestamp(make_app, monkeypatch):
     monkeypatch.setenv("STRIPE_SECRET_FOR_TESTS", "whsec_stripe_test_secret")
-    client = make_app(plugins={"settings": {"ok": {"signature": {
-        "type": "stripe", "secret": "env:STRIPE_SECRET_FOR_TESTS"}}}}).test_client()
+    client = make_app(
+        plugins={
+            "settings": {
+                "ok": {"signature": {"type": "stripe", "secret": "env:STRIPE_SECRET_FOR_TESTS"}}
+            }
+        }
+    ).test_client()
     body = b'{"id": "evt_1"}'
 
     def header(t: int) -> str:
@@ -84,11 +94,17 @@ def test_config_signature_stripe_with_timestamp(make_app, monkeypatch):
         return f"t={t},v1={mac.hexdigest()}"
 
     now = int(time.time())
-    fresh = client.post("/api/v1/webhook/ok", data=body, headers={
-        "Stripe-Signature": header(now), "Content-Type": "application/json"})
+    fresh = client.post(
+        "/api/v1/webhook/ok",
+        data=body,
+        headers={"Stripe-Signature": header(now), "Content-Type": "application/json"},
+    )
     assert fresh.status_code == 200
-    stale = client.post("/api/v1/webhook/ok", data=body, headers={
-        "Stripe-Signature": header(now - 3600), "Content-Type": "application/json"})
+    stale = client.post(
+        "/api/v1/webhook/ok",
+        data=body,
+        headers={"Stripe-Signature": header(now - 3600), "Content-Type": "application/json"},
+    )
     assert stale.status_code == 401 and "tolerance" in stale.get_json()["message"]
 
 
@@ -128,8 +144,9 @@ def test_over_max_concurrency_is_429_and_nothing_recorded(make_app):
 
 
 def test_a_hung_plugin_uses_up_only_its_share(make_app, tmp_path):
-    app = make_app(runner={"max_workers": 4},
-                   plugins={"settings": {"blocker": {"max_concurrency": 2}}})
+    app = make_app(
+        runner={"max_workers": 4}, plugins={"settings": {"blocker": {"max_concurrency": 2}}}
+    )
     client = app.test_client()
     hold = {"release": str(tmp_path / "release")}
     # Each times out after 0.2 s, but its thread hangs on: its share stays taken.
@@ -151,8 +168,12 @@ def test_a_hung_plugin_uses_up_only_its_share(make_app, tmp_path):
 
 # -- redaction -------------------------------------------------------------
 def test_redacted_fields_reach_the_plugin_but_not_the_store(client):
-    payload = {"user": "ann", "password": "hunter2", "nested": {"X-Api-Key": "k-123"},
-               "items": [{"access_token": "t-456"}]}
+    payload = {
+        "user": "ann",
+        "password": "hunter2",
+        "nested": {"X-Api-Key": "k-123"},
+        "items": [{"access_token": "t-456"}],
+    }
     response = client.post("/api/v1/webhook/ok?session_token=q-789", json=payload)
     assert response.status_code == 200
     echoed = response.get_json()["data"]["echo"]
@@ -169,19 +190,20 @@ def test_redacted_fields_reach_the_plugin_but_not_the_store(client):
 
 def test_a_body_is_stored_as_sent_and_escapes_do_not_hide_a_field(client):
     sent = b'{"user":  "ann",\n "note": "caf\xc3\xa9"}'
-    response = client.post("/api/v1/webhook/ok", data=sent,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/webhook/ok", data=sent, headers={"Content-Type": "application/json"}
+    )
     record = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}").get_json()
     assert record["execution"]["input"] == sent.decode("utf-8")
     # "\u0070assword" is "password": the stored text must not be the body as sent.
     escaped = b'{"\\u0070assword": "hunter2", "user": "ann"}'
-    response = client.post("/api/v1/webhook/ok", data=escaped,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/webhook/ok", data=escaped, headers={"Content-Type": "application/json"}
+    )
     assert response.get_json()["data"]["echo"]["password"] == "hunter2"
     record = client.get(f"/api/v1/executions/{response.get_json()['execution_id']}").get_json()
     assert "hunter2" not in json.dumps(record)
-    assert json.loads(record["execution"]["input"]) == {"password": "[REDACTED]",
-                                                        "user": "ann"}
+    assert json.loads(record["execution"]["input"]) == {"password": "[REDACTED]", "user": "ann"}
 
 
 def test_redact_fields_are_configurable(make_app):

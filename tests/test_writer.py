@@ -29,8 +29,9 @@ def test_a_failing_write_in_a_batch_loses_only_itself(tmp_path):
     gate.set()
     with pytest.raises(WriteFailed):
         writer.submit(lambda c: c.execute("INSERT INTO t VALUES (2)"), wait=True)
-    assert writer.submit(lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall(),
-                         wait=True) == [(1,), (2,), (3,)]
+    assert writer.submit(
+        lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall(), wait=True
+    ) == [(1,), (2,), (3,)]
     assert len(errors) == 1 and "UNIQUE" in str(errors[0])
     writer.close()
 
@@ -52,15 +53,15 @@ def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
     writer.submit(put("a", "running"), wait=False, key="a")
     writer.submit(put("b", "running"), wait=False, key="b")
     writer.submit(put("a", "completed"), wait=False, key="a")
-    waiter = threading.Thread(target=lambda: writer.submit(put("c", "first"), wait=True,
-                                                           key="c"))
+    waiter = threading.Thread(target=lambda: writer.submit(put("c", "first"), wait=True, key="c"))
     waiter.start()
     time.sleep(0.1)
     writer.submit(put("c", "second"), wait=False, key="c")
     gate.set()
     waiter.join(5)
-    rows = writer.submit(lambda c: c.execute("SELECT k, v FROM t ORDER BY k, v").fetchall(),
-                         wait=True)
+    rows = writer.submit(
+        lambda c: c.execute("SELECT k, v FROM t ORDER BY k, v").fetchall(), wait=True
+    )
     assert rows == [("a", "completed"), ("b", "running"), ("c", "first"), ("c", "second")]
     writer.close()
 
@@ -93,8 +94,14 @@ def test_writers_arriving_during_a_commit_share_the_next_one(tmp_path):
     leader = threading.Thread(target=lambda: writer.submit(slow, wait=True))
     leader.start()
     assert inside.wait(5)
-    followers = [threading.Thread(target=lambda v=v: writer.submit(
-        lambda c: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=True)) for v in range(1, 8)]
+    followers = [
+        threading.Thread(
+            target=lambda v=v: writer.submit(
+                lambda c: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=True
+            )
+        )
+        for v in range(1, 8)
+    ]
     for t in followers:
         t.start()
     time.sleep(0.2)

@@ -28,8 +28,10 @@ class BridgeApi(Api):
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 class SecurityDocs(BasePlugin):
@@ -37,20 +39,29 @@ class SecurityDocs(BasePlugin):
 
     prefixes = tuple(f"/api/v1/{name}" for name in PROTECTED)
 
-    def operation_helper(self, path: str | None = None, operations: dict | None = None,
-                         **kwargs: Any) -> None:
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
         if not path or not operations or not path.startswith(self.prefixes):
             return
         for method, operation in operations.items():
             scope = "read" if method in ("get", "head", "options") else "admin"
             operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
             responses = operation.setdefault("responses", {})
-            responses.setdefault("401", _error_response(
-                "No API key, or not a valid one (not sent to loopback clients while no key "
-                "is configured)"))
-            responses.setdefault("403", _error_response(
-                f"The key lacks the '{scope}' scope, or no key is configured and the client "
-                "is not local"))
+            responses.setdefault(
+                "401",
+                _error_response(
+                    "No API key, or not a valid one (not sent to loopback clients while no key "
+                    "is configured)"
+                ),
+            )
+            responses.setdefault(
+                "403",
+                _error_response(
+                    f"The key lacks the '{scope}' scope, or no key is configured and the client "
+                    "is not local"
+                ),
+            )
 
 
 def _docs_assets() -> Blueprint:

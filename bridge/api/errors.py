@@ -28,8 +28,13 @@ _DEFAULT_MESSAGES = {
 }
 
 
-def error_response(code: int, message: str | None = None, errors: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def error_response(
+    code: int,
+    message: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
     try:
         phrase = HTTPStatus(code).phrase
     except ValueError:
@@ -56,8 +61,9 @@ def _flatten(messages: Any) -> dict[str, Any]:
         return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
     flat: dict[str, Any] = {}
     for location, fields in messages.items():
-        if location in {"query", "json", "form", "headers", "view_args", "path"} and \
-                isinstance(fields, dict):
+        if location in {"query", "json", "form", "headers", "view_args", "path"} and isinstance(
+            fields, dict
+        ):
             flat.update(fields)
         else:
             flat[location] = fields

@@ -27,8 +27,12 @@ from bridge.errors import ExecutionNotFound
 from bridge.storage.base import ExecutionFilter, ExecutionStore
 from bridge.tracking.tracker import Tracker
 
-blp = Blueprint("executions", __name__, url_prefix="/api/v1/executions",
-                description="Every plugin run, as recorded by execution tracking.")
+blp = Blueprint(
+    "executions",
+    __name__,
+    url_prefix="/api/v1/executions",
+    description="Every plugin run, as recorded by execution tracking.",
+)
 
 _UNAVAILABLE = {"schema": ErrorSchema, "description": "Execution tracking is disabled"}
 
@@ -48,16 +52,29 @@ class Executions(MethodView):
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List runs, newest first, filtered; `total` counts every match."""
-        flt = ExecutionFilter(plugin=args.get("plugin"), status=args.get("status"),
-                              error_type=args.get("error_type"), trace_id=args.get("trace_id"),
-                              since=args.get("since"), until=args.get("until"))
+        flt = ExecutionFilter(
+            plugin=args.get("plugin"),
+            status=args.get("status"),
+            error_type=args.get("error_type"),
+            trace_id=args.get("trace_id"),
+            since=args.get("since"),
+            until=args.get("until"),
+        )
         page = _store().list(flt, args["limit"], args["offset"], args.get("cursor"))
-        shown = {k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until")
-                     else v) for k, v in asdict(flt).items() if v is not None}
-        return {"executions": page.records, "total": page.total,
-                "total_is_estimate": page.total_is_estimate, "limit": args["limit"],
-                "offset": 0 if args.get("cursor") else args["offset"],
-                "next_cursor": page.next_cursor, "filter": shown}
+        shown = {
+            k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until") else v)
+            for k, v in asdict(flt).items()
+            if v is not None
+        }
+        return {
+            "executions": page.records,
+            "total": page.total,
+            "total_is_estimate": page.total_is_estimate,
+            "limit": args["limit"],
+            "offset": 0 if args.get("cursor") else args["offset"],
+            "next_cursor": page.next_cursor,
+            "filter": shown,
+        }
 
 
 @blp.route("/stats")
@@ -77,8 +94,11 @@ class PluginStats(MethodView):
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any], plugin: str) -> dict[str, Any]:
         """One plugin's stats, plus this worker's real-time metrics for it."""
-        return {"plugin": plugin, "stats": _store().stats(args["days"], plugin, clock.utcnow()),
-                "realtime": _tracker().metrics.get(plugin)}
+        return {
+            "plugin": plugin,
+            "stats": _store().stats(args["days"], plugin, clock.utcnow()),
+            "realtime": _tracker().metrics.get(plugin),
+        }
 
 
 @blp.route("/storage/info")
@@ -104,9 +124,13 @@ class Cleanup(MethodView):
         store = _store()
         days = args.get("older_than_days", current_app.extensions["bridge.config"].retention_days)
         result = store.cleanup(days, clock.utcnow())
-        return {"deleted": result.deleted, "older_than_days": days, "cutoff": result.cutoff,
-                "duration_ms": round(result.duration_ms, 1),
-                "message": f"Deleted {result.deleted} executions older than {days} days"}
+        return {
+            "deleted": result.deleted,
+            "older_than_days": days,
+            "cutoff": result.cutoff,
+            "duration_ms": round(result.duration_ms, 1),
+            "message": f"Deleted {result.deleted} executions older than {days} days",
+        }
 
 
 @blp.route("/<execution_id>")

@@ -22,30 +22,48 @@ def health_report() -> tuple[dict[str, Any], int]:
     run = runner.snapshot()
     plugins = registry.all()
     checks: dict[str, Any] = {
-        "runner": {"status": "unhealthy" if run["closing"] else (
-            "degraded" if run["busy"] >= run["max_workers"] else "healthy"), **run},
-        "plugins": {"status": "healthy" if all(p.is_available for p in plugins) else "degraded",
-                    "total": len(plugins),
-                    "unavailable": [p.name for p in plugins if not p.is_available]},
+        "runner": {
+            "status": "unhealthy"
+            if run["closing"]
+            else ("degraded" if run["busy"] >= run["max_workers"] else "healthy"),
+            **run,
+        },
+        "plugins": {
+            "status": "healthy" if all(p.is_available for p in plugins) else "degraded",
+            "total": len(plugins),
+            "unavailable": [p.name for p in plugins if not p.is_available],
+        },
     }
     tracking = tracker.status()
     if tracker.store is None:
-        checks["storage"] = {"status": "degraded", "message": tracking["disabled_reason"],
-                             **tracking}
+        checks["storage"] = {
+            "status": "degraded",
+            "message": tracking["disabled_reason"],
+            **tracking,
+        }
     else:
         # Degraded, not unhealthy: webhooks still run while records cannot be stored.
         ok, message = tracker.store.health()
-        checks["storage"] = {"status": "healthy" if ok else "degraded",
-                             "type": tracker.store.kind, "message": message, **tracking}
+        checks["storage"] = {
+            "status": "healthy" if ok else "degraded",
+            "type": tracker.store.kind,
+            "message": message,
+            **tracking,
+        }
     scheduler = ext.get("bridge.scheduler")
     if scheduler is not None:
         checks["scheduler"] = {"status": "healthy", **scheduler.status()}
     states = [c["status"] for c in checks.values()]
-    overall = ("unhealthy" if "unhealthy" in states
-               else "degraded" if "degraded" in states else "healthy")
-    body = {"status": overall, "version": __version__,
-            "uptime_seconds": round(time.monotonic() - started, 3),
-            "started_at": started_at, "checks": checks}
+    overall = (
+        "unhealthy" if "unhealthy" in states else "degraded" if "degraded" in states else "healthy"
+    )
+    body = {
+        "status": overall,
+        "version": __version__,
+        "uptime_seconds": round(time.monotonic() - started, 3),
+        "started_at": started_at,
+        "checks": checks,
+    }
     return body, 503 if overall == "unhealthy" else 200
 
 

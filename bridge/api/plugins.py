@@ -12,8 +12,12 @@ from bridge.api.schemas import ErrorSchema, PluginListSchema, PluginSchema
 from bridge.errors import PluginNotFound
 from bridge.registry import LoadedPlugin, PluginRegistry
 
-blp = Blueprint("plugins", __name__, url_prefix="/api/v1/plugins",
-                description="The plugins found in the configured folders.")
+blp = Blueprint(
+    "plugins",
+    __name__,
+    url_prefix="/api/v1/plugins",
+    description="The plugins found in the configured folders.",
+)
 
 
 def _describe(plugin: LoadedPlugin) -> dict[str, Any]:

@@ -75,12 +75,20 @@ class WebhookQuerySchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE
 
-    async_ = fields.Boolean(data_key="async", metadata={
-        "description": "Answer 202 at once and run in the background (also "
-                       "`Prefer: respond-async`)"})
-    tag = fields.List(fields.String(metadata={"pattern": TAG_PATTERN}), metadata={
-        "description": "A `key:value` (or `key=value`) tag stored with the execution; "
-                       "key up to 64 characters, value up to 256; repeatable"})
+    async_ = fields.Boolean(
+        data_key="async",
+        metadata={
+            "description": "Answer 202 at once and run in the background (also "
+            "`Prefer: respond-async`)"
+        },
+    )
+    tag = fields.List(
+        fields.String(metadata={"pattern": TAG_PATTERN}),
+        metadata={
+            "description": "A `key:value` (or `key=value`) tag stored with the execution; "
+            "key up to 64 characters, value up to 256; repeatable"
+        },
+    )
 
 
 class WebhookResponseSchema(ma.Schema):
@@ -98,10 +106,13 @@ class WebhookResponseSchema(ma.Schema):
     trace_id = fields.String()
     attempts = fields.Integer()
     status_url = fields.String()
-    replayed = fields.Boolean(metadata={
-        "description": "True when this answers a repeated delivery (same idempotency key) "
-                       "with the first run's result; the header Idempotent-Replayed says so "
-                       "too"})
+    replayed = fields.Boolean(
+        metadata={
+            "description": "True when this answers a repeated delivery (same idempotency key) "
+            "with the first run's result; the header Idempotent-Replayed says so "
+            "too"
+        }
+    )
 
 
 class WebhookErrorSchema(ErrorSchema, WebhookResponseSchema):
@@ -119,8 +130,10 @@ class ExecutionListQuerySchema(StrictQuery):
     trace_id = fields.String(validate=validate.Length(1, 200))
     since = RFC3339(metadata={"description": "Runs that started at or after (RFC 3339)"})
     until = RFC3339(metadata={"description": "Runs that started before (RFC 3339)"})
-    cursor = fields.String(validate=validate.Length(1, 200), metadata={
-        "description": "`next_cursor` of the previous page; replaces offset"})
+    cursor = fields.String(
+        validate=validate.Length(1, 200),
+        metadata={"description": "`next_cursor` of the previous page; replaces offset"},
+    )
 
     @ma.validates_schema
     def _window(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -149,10 +162,12 @@ class ExecutionSchema(ma.Schema):
     metadata = fields.String(metadata={"description": "JSON object as text"})
     created_at = RFC3339()
     updated_at = RFC3339()
-    idempotency_key = fields.String(metadata={
-        "description": "The delivery's Idempotency-Key, X-GitHub-Delivery or webhook-id"})
-    replays = fields.Integer(metadata={
-        "description": "Repeated deliveries answered with this run's result"})
+    idempotency_key = fields.String(
+        metadata={"description": "The delivery's Idempotency-Key, X-GitHub-Delivery or webhook-id"}
+    )
+    replays = fields.Integer(
+        metadata={"description": "Repeated deliveries answered with this run's result"}
+    )
 
 
 class AttemptSchema(ma.Schema):
@@ -225,13 +240,16 @@ class RealtimeSchema(CountsSchema):
 class StatsEnvelopeSchema(ma.Schema):
     stats = fields.Nested(StatsSchema)
     plugin = fields.String()
-    realtime = fields.Nested(RealtimeSchema, metadata={
-        "description": "Since this worker process started (per process)"})
+    realtime = fields.Nested(
+        RealtimeSchema, metadata={"description": "Since this worker process started (per process)"}
+    )
 
 
 class CleanupQuerySchema(StrictQuery):
-    older_than_days = fields.Integer(validate=validate.Range(0, MAX_DAYS), metadata={
-        "description": "Default: the configured retention_days"})
+    older_than_days = fields.Integer(
+        validate=validate.Range(0, MAX_DAYS),
+        metadata={"description": "Default: the configured retention_days"},
+    )
 
 
 class CleanupResultSchema(ma.Schema):

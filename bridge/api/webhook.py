@@ -40,8 +40,12 @@ from bridge.signatures import verify
 from bridge.storage.base import ExecutionRecord, Status
 from bridge.tracking.tracker import Tracker
 
-blp = Blueprint("webhook", __name__, url_prefix="/api/v1/webhook",
-                description="Run a plugin: the request's data goes in, its result comes out.")
+blp = Blueprint(
+    "webhook",
+    __name__,
+    url_prefix="/api/v1/webhook",
+    description="Run a plugin: the request's data goes in, its result comes out.",
+)
 
 RESERVED_QUERY = ("async", "tag")
 MAX_TAGS = 20
@@ -59,10 +63,10 @@ _OBJECT = {"type": "object", "additionalProperties": True}
 REQUEST_BODY = {
     "required": False,
     "description": "The plugin's data: a JSON object, or form fields (urlencoded or "
-                   "multipart/form-data). Its keys overlay the query parameters'. A JSON "
-                   "array or scalar gets 400; other content types 415 (text/plain holding "
-                   "a JSON object is read as JSON); more than server.max_body_size bytes "
-                   "413.",
+    "multipart/form-data). Its keys overlay the query parameters'. A JSON "
+    "array or scalar gets 400; other content types 415 (text/plain holding "
+    "a JSON object is read as JSON); more than server.max_body_size bytes "
+    "413.",
     "content": {
         "application/json": {"schema": _OBJECT, "example": {"event": "push", "ref": "main"}},
         "application/x-www-form-urlencoded": {"schema": _OBJECT},
@@ -82,9 +86,13 @@ def trace_id_from(headers: Any) -> str:
     return uuid.uuid4().hex
 
 
-def client_ip(remote_addr: str | None, forwarded_for: str | None,
-              trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+def client_ip(
+    remote_addr: str | None,
+    forwarded_for: str | None,
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str:
     """The client's address, believing X-Forwarded-For only when sent by a trusted proxy."""
+
     def is_trusted(addr: str) -> bool:
         try:
             ip = ipaddress.ip_address(addr.strip())
@@ -125,8 +133,10 @@ def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
     for item in items:
         match = _TAG.fullmatch(item)
         if not match or len(match.group(1)) > 64 or len(match.group(2)) > 256:
-            raise BadPayload(f"Invalid tag {item[:80]!r}: use key:value (key up to 64 "
-                             "characters, value up to 256)")
+            raise BadPayload(
+                f"Invalid tag {item[:80]!r}: use key:value (key up to 64 "
+                "characters, value up to 256)"
+            )
         tags[match.group(1)] = match.group(2)
     if len(tags) > MAX_TAGS:
         raise BadPayload(f"Too many tags: at most {MAX_TAGS}")
@@ -162,11 +172,12 @@ def parse_payload() -> tuple[dict[str, Any], str | None]:
     raw = raw_body()
     if not raw.strip():
         return data, None
-    if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")
-                         or mimetype == "text/plain"):
+    if mimetype and not (
+        mimetype == "application/json" or mimetype.endswith("+json") or mimetype == "text/plain"
+    ):
         raise UnsupportedMediaType(
-            f"Unsupported content type {mimetype!r}: send JSON (application/json) or form "
-            "fields")
+            f"Unsupported content type {mimetype!r}: send JSON (application/json) or form fields"
+        )
     try:
         text = raw.decode("utf-8")
         body = json.loads(text)
@@ -185,8 +196,7 @@ def parse_payload() -> tuple[dict[str, Any], str | None]:
 
 
 def _wants_async() -> bool:
-    return bool(parse_query().get("async_")) or \
-        "respond-async" in request.headers.get("Prefer", "")
+    return bool(parse_query().get("async_")) or "respond-async" in request.headers.get("Prefer", "")
 
 
 def _response_fields(inv: Invocation, outcome: Outcome, code: int, message: str) -> dict:
@@ -210,23 +220,33 @@ def _replay(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]
     location = f"/api/v1/executions/{record.id}"
     headers = {"X-Execution-ID": record.id, "Idempotent-Replayed": "true"}
     body: dict[str, Any] = {
-        "plugin": record.plugin_name, "method": record.http_method, "replayed": True,
-        "request_id": record.trace_id, "execution_id": record.id, "trace_id": record.trace_id,
+        "plugin": record.plugin_name,
+        "method": record.http_method,
+        "replayed": True,
+        "request_id": record.trace_id,
+        "execution_id": record.id,
+        "trace_id": record.trace_id,
     }
     if async_mode or not record.status.is_final:
-        body.update(status_code=202, status_url=location,
-                    message="Replayed: this delivery was already accepted; poll status_url",
-                    timestamp=rfc3339(record.start_time))
+        body.update(
+            status_code=202,
+            status_url=location,
+            message="Replayed: this delivery was already accepted; poll status_url",
+            timestamp=rfc3339(record.start_time),
+        )
         return body, 202, {**headers, "Location": location}
     try:
         data = json.loads(record.output) if record.output else None
     except ValueError:
         data = None
-    body.update(status_code=200, data=data if isinstance(data, dict) else None,
-                message="Replayed: this delivery was already processed; this is the first "
-                        "run's result",
-                execution_time=round(record.duration / 1e9, 6), attempts=record.attempts,
-                timestamp=rfc3339(record.end_time or record.start_time))
+    body.update(
+        status_code=200,
+        data=data if isinstance(data, dict) else None,
+        message="Replayed: this delivery was already processed; this is the first run's result",
+        execution_time=round(record.duration / 1e9, 6),
+        attempts=record.attempts,
+        timestamp=rfc3339(record.end_time or record.start_time),
+    )
     return body, 200, headers
 
 
@@ -247,8 +267,10 @@ _ANSWERS: dict[int, tuple[Any, str]] = {
 
 
 def _answers(*codes: int, bad: str) -> list[Callable[[Any], Any]]:
-    return [blp.alt_response(code, schema=_ANSWERS[code][0],
-                             description=_ANSWERS[code][1] or bad) for code in codes]
+    return [
+        blp.alt_response(code, schema=_ANSWERS[code][0], description=_ANSWERS[code][1] or bad)
+        for code in codes
+    ]
 
 
 def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -258,12 +280,14 @@ def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     schema is built per call, and the response is dumped through marshmallow. The view
     validates its few control parameters itself (parse_query) and answers with JSON it
     builds (_json); the document is the same as with the decorators applied."""
+
     def decorator(func: Any) -> Any:
         probe = func
         for apply in reversed(decorators):
             probe = apply(probe)
         func._apidoc = probe._apidoc
         return func
+
     return decorator
 
 
@@ -275,8 +299,11 @@ def parse_query() -> dict[str, Any]:
         return {}
     if "webhook_query" in g:
         return g.webhook_query
-    present = {key: args.getlist(key) if key == "tag" else args[key]
-               for key in RESERVED_QUERY if key in args}
+    present = {
+        key: args.getlist(key) if key == "tag" else args[key]
+        for key in RESERVED_QUERY
+        if key in args
+    }
     try:
         g.webhook_query = _QUERY.load(present)
     except ValidationError as exc:
@@ -307,17 +334,26 @@ class WebhookView(MethodView):
         if method not in plugin.supported_methods:
             raise MethodNotAllowed(plugin.name, method, plugin.supported_methods)
         inv = Invocation(
-            plugin=plugin, method=method, data={}, execution_id=str(uuid.uuid4()),
-            trace_id=g.trace_id, user_agent=request.headers.get("User-Agent", "")[:512],
-            remote_ip=client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                                current_app.extensions["bridge.trusted_proxies"]),
+            plugin=plugin,
+            method=method,
+            data={},
+            execution_id=str(uuid.uuid4()),
+            trace_id=g.trace_id,
+            user_agent=request.headers.get("User-Agent", "")[:512],
+            remote_ip=client_ip(
+                request.remote_addr,
+                request.headers.get("X-Forwarded-For"),
+                current_app.extensions["bridge.trusted_proxies"],
+            ),
             tags=parse_tags(request.headers.get("X-Bridge-Tags"), parse_query().get("tag") or []),
             headers={k: v for k, v in request.headers.items()},
             start_time=clock.utcnow(),
         )
-        inv.metadata = {"content_type": request.mimetype or "",
-                        "content_length": request.content_length or 0,
-                        "async": _wants_async()}
+        inv.metadata = {
+            "content_type": request.mimetype or "",
+            "content_length": request.content_length or 0,
+            "async": _wants_async(),
+        }
         spec = plugin.settings.signature if plugin.settings else None
         if spec is not None:
             try:  # on the raw bytes, before anything parses them
@@ -329,8 +365,7 @@ class WebhookView(MethodView):
         inv.data, inv.input_json = parse_payload()
         inv.idempotency_key = deliveries.key_from(request.headers)
         try:
-            replay = deliveries.claim(inv, 0 if _wants_async() else
-                                      runner.longest_run(plugin) + 5)
+            replay = deliveries.claim(inv, 0 if _wants_async() else runner.longest_run(plugin) + 5)
         except DeliveryInProgress as exc:
             if not _wants_async():
                 raise
@@ -343,24 +378,34 @@ class WebhookView(MethodView):
             deliveries.release(inv)  # nothing ran: a retry of this delivery must run
             raise
 
-    def _start(self, inv: Invocation, runner: Runner,
-               config: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    def _start(
+        self, inv: Invocation, runner: Runner, config: Any
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
         plugin, method = inv.plugin, inv.method
         headers = {"X-Execution-ID": inv.execution_id}
         if _wants_async():
             runner.run_async(inv)
             location = f"/api/v1/executions/{inv.execution_id}"
-            body = {"plugin": plugin.name, "method": method, "status_code": 202,
-                    "message": "Accepted: the run continues in the background; poll "
-                               "status_url for its record",
-                    "timestamp": rfc3339(inv.start_time), "request_id": inv.trace_id,
-                    "execution_id": inv.execution_id, "trace_id": inv.trace_id,
-                    "status_url": location}
+            body = {
+                "plugin": plugin.name,
+                "method": method,
+                "status_code": 202,
+                "message": "Accepted: the run continues in the background; poll "
+                "status_url for its record",
+                "timestamp": rfc3339(inv.start_time),
+                "request_id": inv.trace_id,
+                "execution_id": inv.execution_id,
+                "trace_id": inv.trace_id,
+                "status_url": location,
+            }
             return body, 202, {**headers, "Location": location}
         outcome = runner.run(inv)
         if outcome.status is Status.COMPLETED:
-            return (_response_fields(inv, outcome, 200, "Plugin executed successfully"),
-                    200, headers)
+            return (
+                _response_fields(inv, outcome, 200, "Plugin executed successfully"),
+                200,
+                headers,
+            )
         code = _FAILURE_STATUS.get(outcome.status, 500)
         error = outcome.error
         text = f"{type(error).__name__}: {error}" if error else "unknown error"
@@ -386,8 +431,21 @@ class WebhookView(MethodView):
     @documented(
         blp.arguments(WebhookQuerySchema, location="query"),
         blp.response(200, WebhookResponseSchema),
-        *_answers(202, 400, 401, 404, 405, 409, 413, 415, 429, 500, 503, 504,
-                  bad="Malformed or non-object JSON, or an invalid tag"),
+        *_answers(
+            202,
+            400,
+            401,
+            404,
+            405,
+            409,
+            413,
+            415,
+            429,
+            500,
+            503,
+            504,
+            bad="Malformed or non-object JSON, or an invalid tag",
+        ),
         blp.doc(requestBody=REQUEST_BODY),
     )
     def post(self, plugin: str) -> Response:

@@ -114,8 +114,7 @@ class ExecutionStore(Protocol):
 
     def get(self, execution_id: str) -> ExecutionRecord | None: ...
 
-    def list(self, flt: ExecutionFilter, limit: int, offset: int,
-             cursor: str | None) -> Page: ...
+    def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page: ...
 
     def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]: ...
 
@@ -125,16 +124,19 @@ class ExecutionStore(Protocol):
 
     def close_stale(self, now: datetime, alive: Any, max_age_s: float) -> int: ...
 
-    def close_own(self, worker: str, status: Status, error: str, error_type: str,
-                  now: datetime) -> int: ...
+    def close_own(
+        self, worker: str, status: Status, error: str, error_type: str, now: datetime
+    ) -> int: ...
 
-    def claim_delivery(self, plugin: str, key: str, execution_id: str, now: datetime,
-                       window_s: float) -> DeliveryClaim | None:
+    def claim_delivery(
+        self, plugin: str, key: str, execution_id: str, now: datetime, window_s: float
+    ) -> DeliveryClaim | None:
         """Claim (plugin, key) for `execution_id`; None when claimed, else the holder."""
         ...
 
-    def take_over_delivery(self, plugin: str, key: str, holder: str, execution_id: str,
-                           now: datetime) -> bool:
+    def take_over_delivery(
+        self, plugin: str, key: str, holder: str, execution_id: str, now: datetime
+    ) -> bool:
         """Move the key from `holder` (a failed or lost run) to `execution_id`, once."""
         ...
 

@@ -53,8 +53,9 @@ class Aggregate:
         else:
             self.failed += 1
         self.duration_sum += duration
-        self.duration_min = duration if self.duration_min is None else min(self.duration_min,
-                                                                            duration)
+        self.duration_min = (
+            duration if self.duration_min is None else min(self.duration_min, duration)
+        )
         self.duration_max = max(self.duration_max, duration)
         self.histogram[bucket_of(duration)] += 1
         if error_type:
@@ -68,8 +69,11 @@ class Aggregate:
         self.canceled += other.canceled
         self.duration_sum += other.duration_sum
         if other.duration_min is not None:
-            self.duration_min = (other.duration_min if self.duration_min is None
-                                 else min(self.duration_min, other.duration_min))
+            self.duration_min = (
+                other.duration_min
+                if self.duration_min is None
+                else min(self.duration_min, other.duration_min)
+            )
         self.duration_max = max(self.duration_max, other.duration_max)
         self.histogram.update(other.histogram)
         self.error_types.update(other.error_types)
@@ -106,23 +110,26 @@ def day_range(days: int, now: datetime) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
-def build_stats(per_day: dict[date, Aggregate], days: list[date],
-                unique_plugins: int) -> dict[str, Any]:
+def build_stats(
+    per_day: dict[date, Aggregate], days: list[date], unique_plugins: int
+) -> dict[str, Any]:
     """The ExecutionStats document, with a daily entry for every day of the window."""
     overall = Aggregate()
     daily = []
     for day in days:
         agg = per_day.get(day, Aggregate())
         overall.merge(agg)
-        daily.append({
-            "date": day.isoformat(),
-            "total_executions": agg.total,
-            "successful_executions": agg.completed,
-            "failed_executions": agg.unsuccessful,
-            "timeout_executions": agg.timeout,
-            "success_rate": agg.success_rate,
-            "avg_duration": agg.avg_duration,
-        })
+        daily.append(
+            {
+                "date": day.isoformat(),
+                "total_executions": agg.total,
+                "successful_executions": agg.completed,
+                "failed_executions": agg.unsuccessful,
+                "timeout_executions": agg.timeout,
+                "success_rate": agg.success_rate,
+                "avg_duration": agg.avg_duration,
+            }
+        )
     return {
         "total_executions": overall.total,
         "successful_executions": overall.completed,

@@ -46,7 +46,9 @@ ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
 
 MIGRATIONS: list[tuple[str, str]] = [
-    ("create_executions", """
+    (
+        "create_executions",
+        """
         CREATE TABLE executions (
             seq          INTEGER PRIMARY KEY,
             id           TEXT NOT NULL UNIQUE,
@@ -78,8 +80,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON executions (plugin_name, status, start_time);
         CREATE INDEX ix_executions_error_type_start ON executions (error_type, start_time);
         CREATE INDEX ix_executions_trace ON executions (trace_id);
-    """),
-    ("create_execution_attempts", """
+    """,
+    ),
+    (
+        "create_execution_attempts",
+        """
         CREATE TABLE execution_attempts (
             execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
             number       INTEGER NOT NULL,
@@ -91,8 +96,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             duration     INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (execution_id, number)
         ) WITHOUT ROWID;
-    """),
-    ("create_execution_metrics", """
+    """,
+    ),
+    (
+        "create_execution_metrics",
+        """
         CREATE TABLE execution_metrics (
             plugin_name  TEXT NOT NULL,
             hour_start   INTEGER NOT NULL,
@@ -109,11 +117,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (plugin_name, hour_start)
         ) WITHOUT ROWID;
         CREATE INDEX ix_execution_metrics_hour ON execution_metrics (hour_start);
-    """),
-    ("create_bridge_state", """
+    """,
+    ),
+    (
+        "create_bridge_state",
+        """
         CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-    """),
-    ("add_idempotency", """
+    """,
+    ),
+    (
+        "add_idempotency",
+        """
         ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
         ALTER TABLE executions ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE deliveries (
@@ -124,10 +138,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (plugin_name, key)
         ) WITHOUT ROWID;
         CREATE INDEX ix_deliveries_created ON deliveries (created_at);
-    """),
+    """,
+    ),
     # Days merged from the hourly rollups, per plugin and for all plugins ('*'), so that
     # 90-day stats merge 90 rows instead of 43,200. Filled by the next rollup.
-    ("create_execution_metrics_daily", """
+    (
+        "create_execution_metrics_daily",
+        """
         CREATE TABLE execution_metrics_daily (
             plugin_name  TEXT NOT NULL,
             day_start    INTEGER NOT NULL,
@@ -143,28 +160,64 @@ MIGRATIONS: list[tuple[str, str]] = [
             error_types  TEXT NOT NULL,
             PRIMARY KEY (plugin_name, day_start)
         ) WITHOUT ROWID;
-    """),
+    """,
+    ),
     # Covers the list's estimated totals: sums over hours without reading histograms.
-    ("index_execution_metrics_counts", """
+    (
+        "index_execution_metrics_counts",
+        """
         CREATE INDEX ix_execution_metrics_counts ON execution_metrics
             (hour_start, plugin_name, total, completed, failed, timeout, canceled, error_types);
-    """),
+    """,
+    ),
 ]
 
-_COLUMNS = ("id", "plugin_name", "http_method", "start_time", "end_time", "status", "input",
-            "output", "error", "error_type", "duration", "attempts", "retry_count",
-            "trace_id", "user_agent", "remote_ip", "tags", "metadata", "created_at",
-            "updated_at", "worker", "idempotency_key")
+_COLUMNS = (
+    "id",
+    "plugin_name",
+    "http_method",
+    "start_time",
+    "end_time",
+    "status",
+    "input",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "trace_id",
+    "user_agent",
+    "remote_ip",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "worker",
+    "idempotency_key",
+)
 _SELECT = f"SELECT seq, replays, {', '.join(_COLUMNS)} FROM executions"
-_INSERT = (f"INSERT INTO executions ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+_INSERT = (
+    f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
 # What a run's lifecycle changes after its row is written. Only these are set on conflict:
 # an UPDATE rewrites every index holding a column it sets, and the identity columns
 # (plugin, start time, trace id) are in most of them.
-_LIFECYCLE = ("end_time", "status", "output", "error", "error_type", "duration", "attempts",
-              "retry_count", "updated_at", "worker")
-_UPSERT = (f"{_INSERT} ON CONFLICT (id) DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in _LIFECYCLE))
+_LIFECYCLE = (
+    "end_time",
+    "status",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "updated_at",
+    "worker",
+)
+_UPSERT = f"{_INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _LIFECYCLE
+)
 _ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -196,8 +249,9 @@ def _day_start(seconds: int) -> int:
 def connect(path: str | Path, config: Config) -> sqlite3.Connection:
     """Open a connection with every setting the store relies on."""
     sq = config.storage.sqlite
-    conn = sqlite3.connect(str(path), timeout=float(sq.busy_timeout), isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(
+        str(path), timeout=float(sq.busy_timeout), isolation_level=None, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
     # Takes effect only on a new, empty file, and only before WAL is switched on: lets
@@ -214,16 +268,20 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations, each in the transaction that records it; the version."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
-                     "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
         done = {row[0] for row in conn.execute("SELECT id FROM migrations")}
         for number, (name, sql) in enumerate(MIGRATIONS, start=1):
             if number in done:
                 continue
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
-            conn.execute("INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                         (number, name, datetime.now(UTC).isoformat()))
+            conn.execute(
+                "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, datetime.now(UTC).isoformat()),
+            )
             log.info("Applied migration %03d_%s", number, name)
         conn.execute("COMMIT")
     except BaseException:
@@ -263,13 +321,17 @@ class SQLiteStore:
             reason = str(exc)
             if isinstance(exc, FileExistsError):
                 reason = f"{exc.filename} is a file, not a folder"
-            elif any(p.exists() and not os.access(p, os.W_OK)
-                     for p in (self.path, self.path.parent)):
+            elif any(
+                p.exists() and not os.access(p, os.W_OK) for p in (self.path, self.path.parent)
+            ):
                 reason += " (the database file or its folder is read-only)"
             raise StorageError(f"failed to open database {self.path}: {reason}") from exc
         size = max(1, self.config.storage.sqlite.max_connections - 1)
-        self._writer = GroupCommitWriter(lambda: connect(self.path, self.config), self._on_error,
-                                         WriteLock(Path(f"{self.path}.write.lock")))
+        self._writer = GroupCommitWriter(
+            lambda: connect(self.path, self.config),
+            self._on_error,
+            WriteLock(Path(f"{self.path}.write.lock")),
+        )
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
 
     def _check_fork(self) -> None:
@@ -280,12 +342,22 @@ class SQLiteStore:
                     self._pid = os.getpid()
                     self._open()
 
-    def _write(self, op: Callable[[sqlite3.Connection], Any], wait: bool = True,
-               bulk: bool = False, key: str | None = None) -> Any:
+    def _write(
+        self,
+        op: Callable[[sqlite3.Connection], Any],
+        wait: bool = True,
+        bulk: bool = False,
+        key: str | None = None,
+    ) -> Any:
         self._check_fork()
         try:
-            return self._writer.submit(op, wait=wait, bulk=bulk, key=key,
-                                       timeout=float(self.config.storage.sqlite.busy_timeout) + 25)
+            return self._writer.submit(
+                op,
+                wait=wait,
+                bulk=bulk,
+                key=key,
+                timeout=float(self.config.storage.sqlite.busy_timeout) + 25,
+            )
         except WriteFailed as exc:
             raise StorageError(f"database write failed: {exc}") from exc
 
@@ -300,11 +372,30 @@ class SQLiteStore:
     # -- records -----------------------------------------------------------
     @staticmethod
     def _values(r: ExecutionRecord) -> tuple[Any, ...]:
-        return (r.id, r.plugin_name, r.http_method, to_us(r.start_time), to_us(r.end_time),
-                r.status.value, r.input, r.output, r.error, r.error_type, r.duration,
-                r.attempts, r.retry_count, r.trace_id, r.user_agent, r.remote_ip, r.tags,
-                r.metadata, to_us(r.created_at or r.start_time),
-                to_us(r.updated_at or r.start_time), r.worker, r.idempotency_key)
+        return (
+            r.id,
+            r.plugin_name,
+            r.http_method,
+            to_us(r.start_time),
+            to_us(r.end_time),
+            r.status.value,
+            r.input,
+            r.output,
+            r.error,
+            r.error_type,
+            r.duration,
+            r.attempts,
+            r.retry_count,
+            r.trace_id,
+            r.user_agent,
+            r.remote_ip,
+            r.tags,
+            r.metadata,
+            to_us(r.created_at or r.start_time),
+            to_us(r.updated_at or r.start_time),
+            r.worker,
+            r.idempotency_key,
+        )
 
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
@@ -317,9 +408,19 @@ class SQLiteStore:
         rows, attempts = [], []
         for r in records:
             rows.append(self._values(r))
-            attempts += [(r.id, a.number, to_us(a.start_time), to_us(a.end_time),
-                          a.status.value, a.error, a.error_type, a.duration)
-                         for a in r.attempt_records]
+            attempts += [
+                (
+                    r.id,
+                    a.number,
+                    to_us(a.start_time),
+                    to_us(a.end_time),
+                    a.status.value,
+                    a.error,
+                    a.error_type,
+                    a.duration,
+                )
+                for a in r.attempt_records
+            ]
 
         def op(conn: sqlite3.Connection) -> int:
             conn.executemany(_INSERT, rows)
@@ -331,9 +432,19 @@ class SQLiteStore:
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write the record's current state (inserting it if its start was lost)."""
         values = self._values(record)
-        attempts = [(record.id, a.number, to_us(a.start_time), to_us(a.end_time),
-                     a.status.value, a.error, a.error_type, a.duration)
-                    for a in record.attempt_records]
+        attempts = [
+            (
+                record.id,
+                a.number,
+                to_us(a.start_time),
+                to_us(a.end_time),
+                a.status.value,
+                a.error,
+                a.error_type,
+                a.duration,
+            )
+            for a in record.attempt_records
+        ]
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT, values)
@@ -359,12 +470,19 @@ class SQLiteStore:
                 return None
             record = self._record(row)
             record.attempt_records = [
-                AttemptRecord(number=a["number"], start_time=from_us(a["start_time"]),
-                              end_time=from_us(a["end_time"]), status=Status(a["status"]),
-                              error=a["error"], error_type=a["error_type"],
-                              duration=a["duration"])
-                for a in conn.execute("SELECT * FROM execution_attempts WHERE execution_id = ? "
-                                      "ORDER BY number", (execution_id,))
+                AttemptRecord(
+                    number=a["number"],
+                    start_time=from_us(a["start_time"]),
+                    end_time=from_us(a["end_time"]),
+                    status=Status(a["status"]),
+                    error=a["error"],
+                    error_type=a["error_type"],
+                    duration=a["duration"],
+                )
+                for a in conn.execute(
+                    "SELECT * FROM execution_attempts WHERE execution_id = ? ORDER BY number",
+                    (execution_id,),
+                )
             ]
             return record
 
@@ -374,9 +492,12 @@ class SQLiteStore:
     def _where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("plugin_name", flt.plugin),
-                              ("status", flt.status.value if flt.status else None),
-                              ("error_type", flt.error_type), ("trace_id", flt.trace_id)):
+        for column, value in (
+            ("plugin_name", flt.plugin),
+            ("status", flt.status.value if flt.status else None),
+            ("error_type", flt.error_type),
+            ("trace_id", flt.trace_id),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -402,8 +523,12 @@ class SQLiteStore:
         start_text, _, seq_text = raw.partition(":")
         # Plain ASCII digits only (int() would take "1_0", " 1" and "+1"), and no more
         # of them than SQLite's 64-bit INTEGER holds.
-        if not (start_text.removeprefix("-").isdigit() and seq_text.isdigit()
-                and len(start_text) <= 19 and len(seq_text) <= 19):
+        if not (
+            start_text.removeprefix("-").isdigit()
+            and seq_text.isdigit()
+            and len(start_text) <= 19
+            and len(seq_text) <= 19
+        ):
             raise InvalidCursor(cursor)
         start_us, seq = int(start_text), int(seq_text)
         if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
@@ -439,8 +564,11 @@ class SQLiteStore:
                     total = max(total, self._estimate(conn, flt) or 0)
             more = len(rows) > limit
             rows = rows[:limit]
-            next_cursor = (self.encode_cursor(rows[-1]["start_time"], rows[-1]["seq"])
-                           if more and rows else None)
+            next_cursor = (
+                self.encode_cursor(rows[-1]["start_time"], rows[-1]["seq"])
+                if more and rows
+                else None
+            )
             return Page([self._record(r) for r in rows], total, estimate, next_cursor)
 
         return self._read(fn)
@@ -450,8 +578,13 @@ class SQLiteStore:
         for what rollups do not count (trace ids, open runs)."""
         if flt.trace_id is not None or (flt.status is not None and not flt.status.is_final):
             return None
-        expr = {None: "total", Status.COMPLETED: "completed", Status.FAILED: "failed",
-                Status.TIMEOUT: "timeout", Status.CANCELED: "canceled"}[flt.status]
+        expr = {
+            None: "total",
+            Status.COMPLETED: "completed",
+            Status.FAILED: "failed",
+            Status.TIMEOUT: "timeout",
+            Status.CANCELED: "canceled",
+        }[flt.status]
         args: list[Any] = []
         if flt.error_type is not None:  # counted per error type, whatever the status
             expr = "json_extract(error_types, ?)"
@@ -470,12 +603,20 @@ class SQLiteStore:
         raw_clauses, raw_params = self._where(flt)
         raw_clauses.append("start_time >= ?")
         raw_params.append(watermark * 1_000_000)
-        raw = conn.execute("SELECT count(*) FROM executions WHERE " + " AND ".join(raw_clauses),
-                           raw_params).fetchone()[0]
+        raw = conn.execute(
+            "SELECT count(*) FROM executions WHERE " + " AND ".join(raw_clauses), raw_params
+        ).fetchone()[0]
         return rolled + raw
 
-    def _rolled_sum(self, conn: sqlite3.Connection, expr: str, args: list[Any],
-                    plugin: str | None, lo: int, hi: int) -> int:
+    def _rolled_sum(
+        self,
+        conn: sqlite3.Connection,
+        expr: str,
+        args: list[Any],
+        plugin: str | None,
+        lo: int,
+        hi: int,
+    ) -> int:
         """sum(expr) over [lo, hi) seconds: daily rows for whole days, hourly at the edges."""
         daily_upto = self._state(conn, "daily_watermark") or 0
         first_day = -(-lo // 86400) * 86400
@@ -486,7 +627,8 @@ class SQLiteStore:
             total += conn.execute(
                 f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics_daily "
                 "WHERE plugin_name = ? AND day_start >= ? AND day_start < ?",
-                [*args, plugin or ALL_PLUGINS, first_day, last_day]).fetchone()[0]
+                [*args, plugin or ALL_PLUGINS, first_day, last_day],
+            ).fetchone()[0]
             spans = [(lo, first_day), (last_day, hi)]
         for a, b in spans:
             if a < b:
@@ -494,7 +636,8 @@ class SQLiteStore:
                     f"SELECT coalesce(sum({expr}), 0) FROM execution_metrics "
                     "INDEXED BY ix_execution_metrics_counts WHERE hour_start >= ? AND "
                     "hour_start < ?" + (" AND plugin_name = ?" if plugin else ""),
-                    [*args, a, b, *([plugin] if plugin else [])]).fetchone()[0]
+                    [*args, a, b, *([plugin] if plugin else [])],
+                ).fetchone()[0]
         return int(total)
 
     # -- stats and rollups -------------------------------------------------
@@ -504,14 +647,17 @@ class SQLiteStore:
 
     @staticmethod
     def _set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
-        conn.execute("INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)",
-                     (key, json.dumps(value)))
+        conn.execute(
+            "INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)",
+            (key, json.dumps(value)),
+        )
 
     def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]:
         """Daily rollups, then hourly ones past them, then raw rows after the watermark."""
         window = day_range(days, now)
-        start_s = int(datetime(window[0].year, window[0].month, window[0].day,
-                               tzinfo=UTC).timestamp())
+        start_s = int(
+            datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC).timestamp()
+        )
 
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
             per_day: dict[date, Aggregate] = defaultdict(Aggregate)
@@ -522,31 +668,42 @@ class SQLiteStore:
                 hourly_from = max(start_s, daily_upto)
                 if start_s < daily_upto:
                     for row in conn.execute(
-                            "SELECT * FROM execution_metrics_daily WHERE plugin_name = ? AND "
-                            "day_start >= ? AND day_start < ?",
-                            (plugin or ALL_PLUGINS, start_s, daily_upto)):
-                        _merge_day(per_day, _day(row["day_start"] * 1_000_000),
-                                   _aggregate_from_row(row))
-                    plugins.update(r[0] for r in conn.execute(
-                        "SELECT DISTINCT plugin_name FROM execution_metrics_daily WHERE "
-                        "plugin_name != ? AND day_start >= ? AND day_start < ?"
-                        + (" AND plugin_name = ?" if plugin else ""),
-                        [ALL_PLUGINS, start_s, daily_upto] + ([plugin] if plugin else [])))
-                sql = ("SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?"
-                       + (" AND plugin_name = ?" if plugin else ""))
+                        "SELECT * FROM execution_metrics_daily WHERE plugin_name = ? AND "
+                        "day_start >= ? AND day_start < ?",
+                        (plugin or ALL_PLUGINS, start_s, daily_upto),
+                    ):
+                        _merge_day(
+                            per_day, _day(row["day_start"] * 1_000_000), _aggregate_from_row(row)
+                        )
+                    plugins.update(
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT DISTINCT plugin_name FROM execution_metrics_daily WHERE "
+                            "plugin_name != ? AND day_start >= ? AND day_start < ?"
+                            + (" AND plugin_name = ?" if plugin else ""),
+                            [ALL_PLUGINS, start_s, daily_upto] + ([plugin] if plugin else []),
+                        )
+                    )
+                sql = "SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?" + (
+                    " AND plugin_name = ?" if plugin else ""
+                )
                 args: list[Any] = [hourly_from, watermark] + ([plugin] if plugin else [])
                 for row in conn.execute(sql, args):
-                    _merge_day(per_day, _day(row["hour_start"] * 1_000_000),
-                               _aggregate_from_row(row))
+                    _merge_day(
+                        per_day, _day(row["hour_start"] * 1_000_000), _aggregate_from_row(row)
+                    )
                     plugins.add(row["plugin_name"])
                 raw_from = max(start_s, watermark) * 1_000_000
-                sql = ("SELECT plugin_name, start_time, status, error_type, duration "
-                       "FROM executions WHERE start_time >= ? AND status NOT IN (?, ?)"
-                       + (" AND plugin_name = ?" if plugin else ""))
+                sql = (
+                    "SELECT plugin_name, start_time, status, error_type, duration "
+                    "FROM executions WHERE start_time >= ? AND status NOT IN (?, ?)"
+                    + (" AND plugin_name = ?" if plugin else "")
+                )
                 args = [raw_from, *OPEN_STATUSES] + ([plugin] if plugin else [])
                 for row in conn.execute(sql, args):
-                    per_day[_day(row["start_time"])].add(row["status"], row["error_type"],
-                                                         row["duration"])
+                    per_day[_day(row["start_time"])].add(
+                        row["status"], row["error_type"], row["duration"]
+                    )
                     plugins.add(row["plugin_name"])
             return build_stats(per_day, window, len(plugins))
 
@@ -558,8 +715,8 @@ class SQLiteStore:
 
         def plan(conn: sqlite3.Connection) -> tuple[int, int]:
             oldest_open = conn.execute(
-                "SELECT min(start_time) FROM executions WHERE status IN (?, ?)",
-                OPEN_STATUSES).fetchone()[0]
+                "SELECT min(start_time) FROM executions WHERE status IN (?, ?)", OPEN_STATUSES
+            ).fetchone()[0]
             upto = _hour(now_us)
             if oldest_open is not None:
                 upto = min(upto, _hour(oldest_open))
@@ -578,17 +735,23 @@ class SQLiteStore:
             chunk_end = min(upto_s, chunk_start + day)
             rows = self._read(lambda c, a=chunk_start, b=chunk_end: _hourly_aggregates(c, a, b))
             if rows:
-                self._write(lambda c, rows=rows: c.executemany(
-                    "INSERT OR REPLACE INTO execution_metrics VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+                self._write(
+                    lambda c, rows=rows: c.executemany(
+                        "INSERT OR REPLACE INTO execution_metrics VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                )
                 written += len(rows)
             chunk_start = chunk_end
 
         def finish(conn: sqlite3.Connection) -> None:
             daily_upto = self._state(conn, "daily_watermark")
             if daily_upto is None:  # first rollup since the daily table came: every day
-                daily_upto = conn.execute(
-                    "SELECT min(hour_start) FROM execution_metrics").fetchone()[0] or start_s
+                daily_upto = (
+                    conn.execute("SELECT min(hour_start) FROM execution_metrics").fetchone()[0]
+                    or start_s
+                )
             _rebuild_days(conn, _day_start(min(start_s, daily_upto)), upto_s)
             self._set_state(conn, "daily_watermark", upto_s)
             self._set_state(conn, "rollup_watermark", upto_s)
@@ -606,15 +769,19 @@ class SQLiteStore:
 
         # One statement per table and batch, not one per row: under load every statement
         # costs the committing thread a wait for the GIL.
-        expired = ("SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
-                   "ORDER BY start_time LIMIT ?")
+        expired = (
+            "SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
+            "ORDER BY start_time LIMIT ?"
+        )
         args = (cutoff_us, *OPEN_STATUSES, CLEANUP_BATCH)
 
         def batch(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM execution_attempts WHERE execution_id IN "
-                         f"(SELECT id FROM executions WHERE seq IN ({expired}))", args)
-            return conn.execute(f"DELETE FROM executions WHERE seq IN ({expired})",
-                                args).rowcount
+            conn.execute(
+                "DELETE FROM execution_attempts WHERE execution_id IN "
+                f"(SELECT id FROM executions WHERE seq IN ({expired}))",
+                args,
+            )
+            return conn.execute(f"DELETE FROM executions WHERE seq IN ({expired})", args).rowcount
 
         deleted = 0
         while True:
@@ -628,19 +795,31 @@ class SQLiteStore:
         # under load), so it stops after a budget: pages still free are reused by new
         # rows, and the next cleanup carries on.
         deadline = time.perf_counter() + VACUUM_BUDGET_S
-        while (self._write(lambda c: _vacuum_step(c, VACUUM_PAGES), bulk=True)
-               and time.perf_counter() < deadline):
+        while (
+            self._write(lambda c: _vacuum_step(c, VACUUM_PAGES), bulk=True)
+            and time.perf_counter() < deadline
+        ):
             pass
         self._checkpoint()
         finished = datetime.now(UTC)
         result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
-        self._write(lambda c: self._set_state(c, "last_cleanup", {
-            "at": rfc3339_text(finished), "deleted": deleted, "cutoff": rfc3339_text(cutoff),
-            "duration_ms": round(result.duration_ms, 1)}))
+        self._write(
+            lambda c: self._set_state(
+                c,
+                "last_cleanup",
+                {
+                    "at": rfc3339_text(finished),
+                    "deleted": deleted,
+                    "cutoff": rfc3339_text(cutoff),
+                    "duration_ms": round(result.duration_ms, 1),
+                },
+            )
+        )
         return result
 
     def _checkpoint(self) -> None:
         """Hand the WAL back to the main file and truncate it (outside any transaction)."""
+
         def fn(conn: sqlite3.Connection) -> None:
             with self._writer.lock.held():  # it needs the write lock: queue for it
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -653,20 +832,28 @@ class SQLiteStore:
     def close_stale(self, now: datetime, alive: Callable[[str], bool], max_age_s: float) -> int:
         """Close rows left open by dead processes (or open far too long) as interrupted."""
         now_us = to_us(now) or 0
-        rows = self._read(lambda c: c.execute(
-            "SELECT id, worker, start_time FROM executions WHERE status IN (?, ?)",
-            OPEN_STATUSES).fetchall())
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT id, worker, start_time FROM executions WHERE status IN (?, ?)",
+                OPEN_STATUSES,
+            ).fetchall()
+        )
         age_limit = now_us - int(max_age_s * 1_000_000)
-        dead = [(r["id"], r["worker"]) for r in rows
-                if r["start_time"] < age_limit or not alive(r["worker"])]
+        dead = [
+            (r["id"], r["worker"])
+            for r in rows
+            if r["start_time"] < age_limit or not alive(r["worker"])
+        ]
         if not dead:
             return 0
-        return sum(self._write(lambda c, ids=chunk: _close(
-            c, ids, Status.FAILED, "interrupted", now_us))
-            for chunk in _chunks(dead, 200))
+        return sum(
+            self._write(lambda c, ids=chunk: _close(c, ids, Status.FAILED, "interrupted", now_us))
+            for chunk in _chunks(dead, 200)
+        )
 
-    def close_own(self, worker: str, status: Status, error: str, error_type: str,
-                  now: datetime) -> int:
+    def close_own(
+        self, worker: str, status: Status, error: str, error_type: str, now: datetime
+    ) -> int:
         now_us = to_us(now)
 
         def op(conn: sqlite3.Connection) -> int:
@@ -679,8 +866,9 @@ class SQLiteStore:
         return self._write(op)
 
     # -- idempotency -------------------------------------------------------
-    def claim_delivery(self, plugin: str, key: str, execution_id: str, now: datetime,
-                       window_s: float) -> DeliveryClaim | None:
+    def claim_delivery(
+        self, plugin: str, key: str, execution_id: str, now: datetime, window_s: float
+    ) -> DeliveryClaim | None:
         now_us = to_us(now) or 0
         expired_before = now_us - int(window_s * 1_000_000)
 
@@ -690,41 +878,60 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?) ON CONFLICT (plugin_name, key) DO UPDATE SET "
                 "execution_id = excluded.execution_id, created_at = excluded.created_at "
                 "WHERE deliveries.created_at < ?",
-                (plugin, key, execution_id, now_us, expired_before))
+                (plugin, key, execution_id, now_us, expired_before),
+            )
             holder, created = conn.execute(
-                "SELECT execution_id, created_at FROM deliveries WHERE plugin_name = ? AND "
-                "key = ?", (plugin, key)).fetchone()
+                "SELECT execution_id, created_at FROM deliveries WHERE plugin_name = ? AND key = ?",
+                (plugin, key),
+            ).fetchone()
             if holder == execution_id:
                 return None
             return DeliveryClaim(holder, max(0.0, (now_us - created) / 1e6))
 
         return self._write(op)
 
-    def take_over_delivery(self, plugin: str, key: str, holder: str, execution_id: str,
-                           now: datetime) -> bool:
-        return self._write(lambda c: c.execute(
-            "UPDATE deliveries SET execution_id = ?, created_at = ? WHERE plugin_name = ? "
-            "AND key = ? AND execution_id = ?",
-            (execution_id, to_us(now), plugin, key, holder)).rowcount == 1)
+    def take_over_delivery(
+        self, plugin: str, key: str, holder: str, execution_id: str, now: datetime
+    ) -> bool:
+        return self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE deliveries SET execution_id = ?, created_at = ? WHERE plugin_name = ? "
+                    "AND key = ? AND execution_id = ?",
+                    (execution_id, to_us(now), plugin, key, holder),
+                ).rowcount
+                == 1
+            )
+        )
 
     def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:
-        self._write(lambda c: c.execute(
-            "DELETE FROM deliveries WHERE plugin_name = ? AND key = ? AND execution_id = ?",
-            (plugin, key, execution_id)))
+        self._write(
+            lambda c: c.execute(
+                "DELETE FROM deliveries WHERE plugin_name = ? AND key = ? AND execution_id = ?",
+                (plugin, key, execution_id),
+            )
+        )
 
     def mark_replayed(self, execution_id: str, now: datetime) -> None:
-        self._write(lambda c: c.execute(
-            "UPDATE executions SET replays = replays + 1, updated_at = ? WHERE id = ?",
-            (to_us(now), execution_id)))
+        self._write(
+            lambda c: c.execute(
+                "UPDATE executions SET replays = replays + 1, updated_at = ? WHERE id = ?",
+                (to_us(now), execution_id),
+            )
+        )
 
     def purge_deliveries(self, before: datetime) -> int:
-        return self._write(lambda c: c.execute(
-            "DELETE FROM deliveries WHERE created_at < ?", (to_us(before),)).rowcount)
+        return self._write(
+            lambda c: (
+                c.execute("DELETE FROM deliveries WHERE created_at < ?", (to_us(before),)).rowcount
+            )
+        )
 
     def info(self) -> dict[str, Any]:
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
             total, oldest, newest = conn.execute(
-                "SELECT count(*), min(start_time), max(start_time) FROM executions").fetchone()
+                "SELECT count(*), min(start_time), max(start_time) FROM executions"
+            ).fetchone()
             return {
                 "total_records": total,
                 "oldest_record": from_us(oldest),
@@ -735,20 +942,23 @@ class SQLiteStore:
                 "freelist_count": conn.execute("PRAGMA freelist_count").fetchone()[0],
                 "schema_version": conn.execute("SELECT max(id) FROM migrations").fetchone()[0],
                 "last_cleanup": self._state(conn, "last_cleanup"),
-                "rollup_watermark": from_us((self._state(conn, "rollup_watermark") or 0)
-                                            * 1_000_000),
+                "rollup_watermark": from_us(
+                    (self._state(conn, "rollup_watermark") or 0) * 1_000_000
+                ),
             }
 
         data = self._read(fn)
         files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
-        data.update({
-            "type": self.kind,
-            "location": str(self.path.resolve()),
-            "size_bytes": sum(f.stat().st_size for f in files if f.exists()),
-            "retention_days": self.retention_days,
-            "open_connections": self._reads.open_count + (1 if self._writer.alive else 0),
-            "max_connections": self.config.storage.sqlite.max_connections,
-        })
+        data.update(
+            {
+                "type": self.kind,
+                "location": str(self.path.resolve()),
+                "size_bytes": sum(f.stat().st_size for f in files if f.exists()),
+                "retention_days": self.retention_days,
+                "open_connections": self._reads.open_count + (1 if self._writer.alive else 0),
+                "max_connections": self.config.storage.sqlite.max_connections,
+            }
+        )
         return data
 
     def health(self) -> tuple[bool, str]:
@@ -764,8 +974,9 @@ class SQLiteStore:
 
     def explain(self, sql: str, params: Iterable[Any] = ()) -> list[str]:
         """EXPLAIN QUERY PLAN details, for checking that a query uses an index."""
-        return self._read(lambda c: [r["detail"] for r in
-                                     c.execute(f"EXPLAIN QUERY PLAN {sql}", tuple(params))])
+        return self._read(
+            lambda c: [r["detail"] for r in c.execute(f"EXPLAIN QUERY PLAN {sql}", tuple(params))]
+        )
 
     def close(self) -> None:
         self._writer.close()
@@ -791,17 +1002,21 @@ def _vacuum_step(conn: sqlite3.Connection, pages: int) -> bool:
 def _rebuild_days(conn: sqlite3.Connection, start_s: int, end_s: int) -> None:
     """Re-merge the daily rows (per plugin and '*') of the days in [start_s, end_s)."""
     groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
-    for row in conn.execute("SELECT * FROM execution_metrics WHERE hour_start >= ? AND "
-                            "hour_start < ?", (start_s, end_s)):
+    for row in conn.execute(
+        "SELECT * FROM execution_metrics WHERE hour_start >= ? AND hour_start < ?", (start_s, end_s)
+    ):
         agg = _aggregate_from_row(row)
         day = _day_start(row["hour_start"])
         groups[(row["plugin_name"], day)].merge(agg)
         groups[(ALL_PLUGINS, day)].merge(agg)
-    conn.execute("DELETE FROM execution_metrics_daily WHERE day_start >= ? AND day_start < ?",
-                 (start_s, end_s))
-    conn.executemany("INSERT INTO execution_metrics_daily VALUES "
-                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [_metrics_row(plugin, day, a) for (plugin, day), a in groups.items()])
+    conn.execute(
+        "DELETE FROM execution_metrics_daily WHERE day_start >= ? AND day_start < ?",
+        (start_s, end_s),
+    )
+    conn.executemany(
+        "INSERT INTO execution_metrics_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [_metrics_row(plugin, day, a) for (plugin, day), a in groups.items()],
+    )
 
 
 def _day(us: int) -> date:
@@ -810,31 +1025,48 @@ def _day(us: int) -> date:
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def _close(conn: sqlite3.Connection, rows: list[tuple[str, str]], status: Status,
-           error_type: str, now_us: int) -> int:
+def _close(
+    conn: sqlite3.Connection,
+    rows: list[tuple[str, str]],
+    status: Status,
+    error_type: str,
+    now_us: int,
+) -> int:
     closed = 0
     for execution_id, worker in rows:
         closed += conn.execute(
             "UPDATE executions SET status = ?, error_type = ?, error = ?, end_time = ?, "
             "updated_at = ? WHERE id = ? AND status IN (?, ?)",
-            (status.value, error_type,
-             f"Interrupted: the process running it ({worker or 'unknown'}) stopped before "
-             "the run finished", now_us, now_us, execution_id, *OPEN_STATUSES),
+            (
+                status.value,
+                error_type,
+                f"Interrupted: the process running it ({worker or 'unknown'}) stopped before "
+                "the run finished",
+                now_us,
+                now_us,
+                execution_id,
+                *OPEN_STATUSES,
+            ),
         ).rowcount
     return closed
 
 
 def _aggregate_from_row(row: sqlite3.Row) -> Aggregate:
-    return Aggregate(total=row["total"], completed=row["completed"], failed=row["failed"],
-                     timeout=row["timeout"], canceled=row["canceled"],
-                     duration_sum=row["duration_sum"], duration_min=row["duration_min"],
-                     duration_max=row["duration_max"],
-                     histogram=Counter({int(k): v for k, v in
-                                        json.loads(row["histogram"]).items()}),
-                     error_types=Counter(json.loads(row["error_types"])))
+    return Aggregate(
+        total=row["total"],
+        completed=row["completed"],
+        failed=row["failed"],
+        timeout=row["timeout"],
+        canceled=row["canceled"],
+        duration_sum=row["duration_sum"],
+        duration_min=row["duration_min"],
+        duration_max=row["duration_max"],
+        histogram=Counter({int(k): v for k, v in json.loads(row["histogram"]).items()}),
+        error_types=Counter(json.loads(row["error_types"])),
+    )
 
 
 def _merge_day(per_day: dict[date, Aggregate], day: date, agg: Aggregate) -> None:
@@ -858,7 +1090,17 @@ def _hourly_aggregates(conn: sqlite3.Connection, start_s: int, end_s: int) -> li
 
 
 def _metrics_row(plugin: str, start_s: int, a: Aggregate) -> tuple:
-    return (plugin, start_s, a.total, a.completed, a.failed, a.timeout, a.canceled,
-            a.duration_sum, a.duration_min or 0, a.duration_max,
-            json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
-            json.dumps(dict(a.error_types)))
+    return (
+        plugin,
+        start_s,
+        a.total,
+        a.completed,
+        a.failed,
+        a.timeout,
+        a.canceled,
+        a.duration_sum,
+        a.duration_min or 0,
+        a.duration_max,
+        json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+        json.dumps(dict(a.error_types)),
+    )

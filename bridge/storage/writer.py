@@ -79,8 +79,11 @@ class WriteLock:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 self._pid = os.getpid()
             except OSError as exc:
-                log.warning("Write lock %s unavailable (%s); SQLite's busy timeout orders "
-                            "writers instead", self.path, exc)
+                log.warning(
+                    "Write lock %s unavailable (%s); SQLite's busy timeout orders writers instead",
+                    self.path,
+                    exc,
+                )
                 self.path = None
                 return None
         return self._fd
@@ -104,9 +107,12 @@ class GroupCommitWriter:
     flusher thread commits them after LINGER_S.
     """
 
-    def __init__(self, connect: Callable[[], Any],
-                 on_error: Callable[[str, BaseException], None],
-                 lock: WriteLock | None = None) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        on_error: Callable[[str, BaseException], None],
+        lock: WriteLock | None = None,
+    ) -> None:
         self._connect = connect
         self._on_error = on_error
         self.lock = lock or WriteLock(None)
@@ -131,8 +137,15 @@ class GroupCommitWriter:
         """Whether the write connection is open."""
         return self._conn is not None
 
-    def submit(self, op: Op, *, wait: bool, timeout: float = 30.0, bulk: bool = False,
-               key: str | None = None) -> Any:
+    def submit(
+        self,
+        op: Op,
+        *,
+        wait: bool,
+        timeout: float = 30.0,
+        bulk: bool = False,
+        key: str | None = None,
+    ) -> Any:
         """Queue `op`; with `wait`, block until it is committed and return its result.
 
         A `bulk` op (a cleanup batch, say) gets a transaction of its own, led by its own
@@ -149,8 +162,9 @@ class GroupCommitWriter:
             if not wait:
                 self._unwaited += 1
                 if self._flusher is None or not self._flusher.is_alive():
-                    self._flusher = threading.Thread(target=self._flush_loop,
-                                                     name="store-flusher", daemon=True)
+                    self._flusher = threading.Thread(
+                        target=self._flush_loop, name="store-flusher", daemon=True
+                    )
                     self._flusher.start()
                 elif self._flusher_idle:
                     self._flusher_idle = False
@@ -309,8 +323,7 @@ def _superseded_dropped(batch: list[_Ticket]) -> list[_Ticket]:
             last[ticket.key] = i
     if len(last) == sum(1 for t in batch if t.key is not None):
         return batch
-    return [t for i, t in enumerate(batch)
-            if t.key is None or t.wait or last[t.key] == i]
+    return [t for i, t in enumerate(batch) if t.key is None or t.wait or last[t.key] == i]
 
 
 def _is_usable(conn: Any) -> bool:

@@ -45,8 +45,11 @@ _MESSAGE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b401\b|unauthori[sz]ed|authentication (failed|required)", "unauthorized"),
         (r"\b403\b|forbidden", "forbidden"),
         (r"permission denied|access denied|not permitted", "permission_denied"),
-        (r"connection (refused|reset|aborted|error)|could not connect|name or service not "
-         r"known|network is unreachable|broken pipe|host unreachable", "connection_error"),
+        (
+            r"connection (refused|reset|aborted|error)|could not connect|name or service not "
+            r"known|network is unreachable|broken pipe|host unreachable",
+            "connection_error",
+        ),
         (r"\b404\b|not found|no such", "not_found"),
         (r"invalid|validation|malformed|required field|must be", "validation_error"),
     )
@@ -67,8 +70,9 @@ def classify(exc: BaseException) -> str:
     """The error_type for an exception raised by (or on behalf of) a plugin."""
     if isinstance(exc, PluginReportedError) and exc.error_type:
         return str(exc.error_type)
-    if isinstance(exc, PluginTimeout | TimeoutError | socket.timeout
-                  | concurrent.futures.TimeoutError):
+    if isinstance(
+        exc, PluginTimeout | TimeoutError | socket.timeout | concurrent.futures.TimeoutError
+    ):
         return "timeout"
     status = _status_code(exc)
     if status == 401:
@@ -77,10 +81,9 @@ def classify(exc: BaseException) -> str:
         return "forbidden"
     if status == 404:
         return "not_found"
-    if isinstance(exc, ConnectionError | socket.gaierror | ssl.SSLError
-                  | http.client.HTTPException) or (
-        isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError)
-    ):
+    if isinstance(
+        exc, ConnectionError | socket.gaierror | ssl.SSLError | http.client.HTTPException
+    ) or (isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError)):
         return "connection_error"
     if isinstance(exc, PermissionError):
         return "permission_denied"

@@ -17,8 +17,9 @@ class MetricsCache:
         self._lock = threading.Lock()
         self._plugins: dict[str, tuple[Aggregate, datetime | None, str]] = {}
 
-    def record(self, plugin: str, status: Status, duration: int, error_type: str,
-               when: datetime) -> None:
+    def record(
+        self, plugin: str, status: Status, duration: int, error_type: str, when: datetime
+    ) -> None:
         with self._lock:
             agg = self._plugins.get(plugin, (Aggregate(), None, ""))[0]
             agg.add(status.value, error_type, duration)

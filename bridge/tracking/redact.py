@@ -41,8 +41,7 @@ class Redactor:
         if not self.needles or depth > MAX_DEPTH:
             return value
         if isinstance(value, dict):
-            return {k: MASK if self.sensitive(k) else self(v, depth + 1)
-                    for k, v in value.items()}
+            return {k: MASK if self.sensitive(k) else self(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self(v, depth + 1) for v in value]
         return value

@@ -52,11 +52,14 @@ def truncate_json(text: str, limit: int) -> str:
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size <= limit:
         return text
-    return json.dumps({
-        "truncated": True,
-        "original_size": size,
-        "preview": text[: min(PREVIEW_CHARS, max(limit // 2, 0))],
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "truncated": True,
+            "original_size": size,
+            "preview": text[: min(PREVIEW_CHARS, max(limit // 2, 0))],
+        },
+        ensure_ascii=False,
+    )
 
 
 # ExecutionRecord's text fields; storable() checks these on every write.
@@ -71,8 +74,9 @@ def storable(record: ExecutionRecord) -> ExecutionRecord:
         if not value.isascii():
             setattr(record, name, utf8_json(value))
     if not all(a.error.isascii() for a in record.attempt_records):
-        record.attempt_records = [replace(a, error=utf8_json(a.error))
-                                  for a in record.attempt_records]
+        record.attempt_records = [
+            replace(a, error=utf8_json(a.error)) for a in record.attempt_records
+        ]
     return record
 
 
@@ -98,8 +102,9 @@ class WriteFailures:
 class Tracker:
     """Writes records through the store; the store may be None when tracking is off."""
 
-    def __init__(self, config: Config, store: ExecutionStore | None,
-                 disabled_reason: str = "") -> None:
+    def __init__(
+        self, config: Config, store: ExecutionStore | None, disabled_reason: str = ""
+    ) -> None:
         self.settings: TrackingConfig = config.execution_tracking
         self.store = store
         self.disabled_reason = disabled_reason
@@ -120,7 +125,8 @@ class Tracker:
     def require_store(self) -> ExecutionStore:
         if self.store is None:
             raise StorageUnavailable(
-                f"Execution tracking is disabled: {self.disabled_reason or 'not configured'}")
+                f"Execution tracking is disabled: {self.disabled_reason or 'not configured'}"
+            )
         return self.store
 
     def write_failed(self, action: str, exc: BaseException) -> None:
@@ -140,20 +146,33 @@ class Tracker:
                 text = inv.input_json
                 if text is None:
                     text = json.dumps(inv.data, ensure_ascii=False, default=str)
-                input_text = truncate_json(self.redact.json(inv.data, text),
-                                           self.settings.max_input_size)
-            inv.stored = (input_text, json.dumps(inv.tags, ensure_ascii=False),
-                          json.dumps(inv.metadata, ensure_ascii=False, default=str))
+                input_text = truncate_json(
+                    self.redact.json(inv.data, text), self.settings.max_input_size
+                )
+            inv.stored = (
+                input_text,
+                json.dumps(inv.tags, ensure_ascii=False),
+                json.dumps(inv.metadata, ensure_ascii=False, default=str),
+            )
         return inv.stored
 
     def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
         input_text, tags, metadata = self._texts(inv)
         return ExecutionRecord(
-            id=inv.execution_id, plugin_name=inv.plugin.name, http_method=inv.method,
-            start_time=inv.start_time, status=status, input=input_text,
-            trace_id=inv.trace_id, user_agent=inv.user_agent, remote_ip=inv.remote_ip,
-            tags=tags, metadata=metadata, created_at=inv.start_time,
-            updated_at=inv.start_time, worker=worker_id(),
+            id=inv.execution_id,
+            plugin_name=inv.plugin.name,
+            http_method=inv.method,
+            start_time=inv.start_time,
+            status=status,
+            input=input_text,
+            trace_id=inv.trace_id,
+            user_agent=inv.user_agent,
+            remote_ip=inv.remote_ip,
+            tags=tags,
+            metadata=metadata,
+            created_at=inv.start_time,
+            updated_at=inv.start_time,
+            worker=worker_id(),
             idempotency_key=inv.idempotency_key,
         )
 
@@ -178,8 +197,9 @@ class Tracker:
 
     def finish(self, inv: Invocation, outcome: Outcome) -> None:
         """Complete the row with the outcome and its attempts; waits for the commit."""
-        self.metrics.record(inv.plugin.name, outcome.status, outcome.duration,
-                            outcome.error_type, outcome.end_time)
+        self.metrics.record(
+            inv.plugin.name, outcome.status, outcome.duration, outcome.error_type, outcome.end_time
+        )
         if self.store is None:
             return
         record = self._record(inv, outcome.status)
@@ -192,8 +212,9 @@ class Tracker:
         record.error_type = outcome.error_type
         record.attempt_records = outcome.attempts
         if self.settings.track_output and outcome.result is not None:
-            text = outcome.output_json or json.dumps(outcome.result, ensure_ascii=False,
-                                                     default=str)
+            text = outcome.output_json or json.dumps(
+                outcome.result, ensure_ascii=False, default=str
+            )
             text = self.redact.json(outcome.result, text)
             record.output = truncate_json(text, self.settings.max_output_size)
         if self.settings.track_errors:
@@ -229,11 +250,12 @@ class Tracker:
         if self.store is None:
             return 0
         closed = self.store.close_stale(
-            clock.utcnow(), alive=_process_alive,
-            max_age_s=self.max_run_seconds + 300)
+            clock.utcnow(), alive=_process_alive, max_age_s=self.max_run_seconds + 300
+        )
         if closed:
-            log.warning("Closed %d executions left running by a dead process as interrupted",
-                        closed)
+            log.warning(
+                "Closed %d executions left running by a dead process as interrupted", closed
+            )
         return closed
 
     def close_own_runs(self) -> int:
@@ -242,8 +264,12 @@ class Tracker:
             return 0
         try:
             return self.store.close_own(
-                worker_id(), Status.CANCELED, "Canceled: the server shut down during the run",
-                "interrupted", clock.utcnow())
+                worker_id(),
+                Status.CANCELED,
+                "Canceled: the server shut down during the run",
+                "interrupted",
+                clock.utcnow(),
+            )
         except Exception as exc:
             self.write_failed("cancel unfinished runs at shutdown", exc)
             return 0
@@ -253,11 +279,17 @@ class Tracker:
             failures = {
                 "count": self.failures.count,
                 "last_error": self.failures.last_error,
-                "last_at": (self.failures.last_at.isoformat(timespec="microseconds")
-                            .replace("+00:00", "Z") if self.failures.last_at else None),
+                "last_at": (
+                    self.failures.last_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+                    if self.failures.last_at
+                    else None
+                ),
             }
-        return {"enabled": self.enabled, "disabled_reason": self.disabled_reason,
-                "write_failures": failures}
+        return {
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "write_failures": failures,
+        }
 
 
 def _process_alive(worker: str) -> bool:
