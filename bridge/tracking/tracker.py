@@ -177,11 +177,13 @@ class Tracker:
         )
 
     def start(self, inv: Invocation, status: Status) -> None:
-        """Write the `running` (or `pending`) row before the plugin runs."""
+        """Write the `running` (or `pending`) row before the plugin runs. A `pending` row
+        is committed before the 202 that points to it; a `running` row is not waited for
+        (the run's final row is, before its answer)."""
         if self.store is None:
             return
         try:
-            self.store.insert(storable(self._record(inv, status)))
+            self.store.insert(storable(self._record(inv, status)), wait=status is Status.PENDING)
         except Exception as exc:
             self.write_failed("record the start of a run", exc)
 
