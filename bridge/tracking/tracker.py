@@ -143,7 +143,7 @@ class Tracker:
         if inv.stored is None:
             input_text = ""
             if self.settings.track_input:
-                text = inv.input_json
+                text, inv.input_json = inv.input_json, None  # not held for the whole run
                 if text is None:
                     text = json.dumps(inv.data, ensure_ascii=False, default=str)
                 input_text = truncate_json(
