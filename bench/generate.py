@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bridge.config import from_dict
 from bridge.storage.base import AttemptRecord, ExecutionRecord, Status
-from bridge.storage.sqlite import MIGRATIONS, SQLiteStore
+from bridge.storage.sqlite import SQLiteStore
+from bridge.storage.sqlite_schema import MIGRATIONS
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 VERSION = 1  # bump when the generated data changes; the schema version is in the name

@@ -9,7 +9,7 @@ import pytest
 
 from bridge import clock
 from bridge.storage.base import ExecutionRecord, Status
-from bridge.storage.sqlite import MIGRATIONS
+from bridge.storage.sqlite_schema import MIGRATIONS
 
 
 def _run(client, plugin="ok", **kw):

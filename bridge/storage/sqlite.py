@@ -1,8 +1,8 @@
-"""The SQLite backend: every SQL statement of the embedded default store lives here.
+"""The SQLite backend: the embedded default store's queries.
 
-Times are stored as integer microseconds since the epoch (UTC): compact, and ordered
-for the indexes. Writes are group-committed on one connection (writer.py); reads use a
-small bounded pool of connections, each held by one thread at a time.
+Its schema and migrations are in sqlite_schema.py. Writes are group-committed on one
+connection (writer.py); reads use a small bounded pool of connections, each held by one
+thread at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ from bridge.storage.base import (
     Status,
 )
 from bridge.storage.rollups import Aggregate, build_stats, day_range
+from bridge.storage.sqlite_schema import (
+    connect,
+    from_us,
+    migrate,
+    rfc3339_text,
+    to_us,
+)
 from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, WriteLock
 
 log = logging.getLogger(__name__)
@@ -44,133 +51,6 @@ VACUUM_BUDGET_S = 30.0  # longest a cleanup spends handing pages back to the OS
 EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
 ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "create_executions",
-        """
-        CREATE TABLE executions (
-            seq          INTEGER PRIMARY KEY,
-            id           TEXT NOT NULL UNIQUE,
-            plugin_name  TEXT NOT NULL,
-            http_method  TEXT NOT NULL,
-            start_time   INTEGER NOT NULL,
-            end_time     INTEGER,
-            status       TEXT NOT NULL,
-            input        TEXT NOT NULL DEFAULT '',
-            output       TEXT NOT NULL DEFAULT '',
-            error        TEXT NOT NULL DEFAULT '',
-            error_type   TEXT NOT NULL DEFAULT '',
-            duration     INTEGER NOT NULL DEFAULT 0,
-            attempts     INTEGER NOT NULL DEFAULT 0,
-            retry_count  INTEGER NOT NULL DEFAULT 0,
-            trace_id     TEXT NOT NULL DEFAULT '',
-            user_agent   TEXT NOT NULL DEFAULT '',
-            remote_ip    TEXT NOT NULL DEFAULT '',
-            tags         TEXT NOT NULL DEFAULT '{}',
-            metadata     TEXT NOT NULL DEFAULT '{}',
-            created_at   INTEGER NOT NULL,
-            updated_at   INTEGER NOT NULL,
-            worker       TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX ix_executions_start ON executions (start_time);
-        CREATE INDEX ix_executions_plugin_start ON executions (plugin_name, start_time);
-        CREATE INDEX ix_executions_status_start ON executions (status, start_time);
-        CREATE INDEX ix_executions_plugin_status_start
-            ON executions (plugin_name, status, start_time);
-        CREATE INDEX ix_executions_error_type_start ON executions (error_type, start_time);
-        CREATE INDEX ix_executions_trace ON executions (trace_id);
-    """,
-    ),
-    (
-        "create_execution_attempts",
-        """
-        CREATE TABLE execution_attempts (
-            execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
-            number       INTEGER NOT NULL,
-            start_time   INTEGER NOT NULL,
-            end_time     INTEGER NOT NULL,
-            status       TEXT NOT NULL,
-            error        TEXT NOT NULL DEFAULT '',
-            error_type   TEXT NOT NULL DEFAULT '',
-            duration     INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (execution_id, number)
-        ) WITHOUT ROWID;
-    """,
-    ),
-    (
-        "create_execution_metrics",
-        """
-        CREATE TABLE execution_metrics (
-            plugin_name  TEXT NOT NULL,
-            hour_start   INTEGER NOT NULL,
-            total        INTEGER NOT NULL,
-            completed    INTEGER NOT NULL,
-            failed       INTEGER NOT NULL,
-            timeout      INTEGER NOT NULL,
-            canceled     INTEGER NOT NULL,
-            duration_sum INTEGER NOT NULL,
-            duration_min INTEGER NOT NULL,
-            duration_max INTEGER NOT NULL,
-            histogram    TEXT NOT NULL,
-            error_types  TEXT NOT NULL,
-            PRIMARY KEY (plugin_name, hour_start)
-        ) WITHOUT ROWID;
-        CREATE INDEX ix_execution_metrics_hour ON execution_metrics (hour_start);
-    """,
-    ),
-    (
-        "create_bridge_state",
-        """
-        CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-    """,
-    ),
-    (
-        "add_idempotency",
-        """
-        ALTER TABLE executions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
-        ALTER TABLE executions ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
-        CREATE TABLE deliveries (
-            plugin_name  TEXT NOT NULL,
-            key          TEXT NOT NULL,
-            execution_id TEXT NOT NULL,
-            created_at   INTEGER NOT NULL,
-            PRIMARY KEY (plugin_name, key)
-        ) WITHOUT ROWID;
-        CREATE INDEX ix_deliveries_created ON deliveries (created_at);
-    """,
-    ),
-    # Days merged from the hourly rollups, per plugin and for all plugins ('*'), so that
-    # 90-day stats merge 90 rows instead of 43,200. Filled by the next rollup.
-    (
-        "create_execution_metrics_daily",
-        """
-        CREATE TABLE execution_metrics_daily (
-            plugin_name  TEXT NOT NULL,
-            day_start    INTEGER NOT NULL,
-            total        INTEGER NOT NULL,
-            completed    INTEGER NOT NULL,
-            failed       INTEGER NOT NULL,
-            timeout      INTEGER NOT NULL,
-            canceled     INTEGER NOT NULL,
-            duration_sum INTEGER NOT NULL,
-            duration_min INTEGER NOT NULL,
-            duration_max INTEGER NOT NULL,
-            histogram    TEXT NOT NULL,
-            error_types  TEXT NOT NULL,
-            PRIMARY KEY (plugin_name, day_start)
-        ) WITHOUT ROWID;
-    """,
-    ),
-    # Covers the list's estimated totals: sums over hours without reading histograms.
-    (
-        "index_execution_metrics_counts",
-        """
-        CREATE INDEX ix_execution_metrics_counts ON execution_metrics
-            (hour_start, plugin_name, total, completed, failed, timeout, canceled, error_types);
-    """,
-    ),
-]
 
 _COLUMNS = (
     "id",
@@ -221,22 +101,6 @@ _UPSERT = f"{_INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
 _ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-def to_us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    return int(value.timestamp() * 1_000_000)
-
-
-def from_us(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
-
-
-def rfc3339_text(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _hour(us: int) -> int:
     """Start of the UTC hour holding `us`, in seconds."""
     return (us // 3_600_000_000) * 3600
@@ -244,51 +108,6 @@ def _hour(us: int) -> int:
 
 def _day_start(seconds: int) -> int:
     return seconds - seconds % 86400
-
-
-def connect(path: str | Path, config: Config) -> sqlite3.Connection:
-    """Open a connection with every setting the store relies on."""
-    sq = config.storage.sqlite
-    conn = sqlite3.connect(
-        str(path), timeout=float(sq.busy_timeout), isolation_level=None, check_same_thread=False
-    )
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
-    # Takes effect only on a new, empty file, and only before WAL is switched on: lets
-    # cleanup hand freed pages back to the OS. A no-op on an existing database.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    if sq.enable_wal:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {sq.synchronous.upper()}")
-    conn.execute(f"PRAGMA foreign_keys = {'ON' if sq.enable_foreign_keys else 'OFF'}")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, each in the transaction that records it; the version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
-            "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        done = {row[0] for row in conn.execute("SELECT id FROM migrations")}
-        for number, (name, sql) in enumerate(MIGRATIONS, start=1):
-            if number in done:
-                continue
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, datetime.now(UTC).isoformat()),
-            )
-            log.info("Applied migration %03d_%s", number, name)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return conn.execute("SELECT max(id) FROM migrations").fetchone()[0] or 0
 
 
 class SQLiteStore:
