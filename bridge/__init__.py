@@ -34,6 +34,7 @@ def create_app(config: Any = None) -> Flask:
     for `$BRIDGE_CONFIG` / `config.yaml`.
     """
     from bridge import api
+    from bridge.api.body_budget import BodyBudget
     from bridge.api.health import started_marker
     from bridge.auth import Authenticator
     from bridge.config import Config, from_dict, load
@@ -59,6 +60,9 @@ def create_app(config: Any = None) -> Flask:
         ipaddress.ip_network(p, strict=False) for p in cfg.server.trusted_proxies
     ]
     app.extensions["bridge.started"] = started_marker()
+    app.extensions["bridge.body_budget"] = BodyBudget(
+        cfg.server.max_inflight_body_size, cfg.runner.retry_after
+    )
 
     Authenticator(cfg).init_app(app)
     tracker = create_tracker(cfg)

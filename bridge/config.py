@@ -98,6 +98,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8001
     max_body_size: int = 10 * 1024 * 1024
+    max_inflight_body_size: int = 4 * 1024 * 1024
     workers: int = 2
     threads: int = 8
     graceful_timeout: Duration = Duration(30)
@@ -311,6 +312,12 @@ def _validate(config: Config) -> None:
         "server.max_body_size",
         config.server.max_body_size,
         "must be > 0",
+    )
+    check(
+        config.server.max_inflight_body_size >= 0,
+        "server.max_inflight_body_size",
+        config.server.max_inflight_body_size,
+        "must be >= 0 (0: no limit)",
     )
     check(config.server.workers >= 1, "server.workers", config.server.workers, "must be >= 1")
     check(config.server.threads >= 1, "server.threads", config.server.threads, "must be >= 1")

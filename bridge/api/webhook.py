@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from bridge import clock
+from bridge.api.body_budget import BodyBudget
 from bridge.api.schemas import (
     ErrorSchema,
     WebhookErrorSchema,
@@ -320,6 +321,14 @@ def _json(body: dict[str, Any], status: int, headers: dict[str, str]) -> Respons
 class WebhookView(MethodView):
     """Every method runs the same way; the plugin decides which methods it handles."""
 
+    def _answer(self, plugin_name: str) -> Response:
+        """A large body first waits for room in the body budget (503 after the plugin
+        timeout); then the run, and its answer as JSON."""
+        budget: BodyBudget = current_app.extensions["bridge.body_budget"]
+        wait = float(current_app.extensions["bridge.config"].plugins.timeout)
+        with budget.hold(request.content_length, wait):
+            return _json(*self._run(plugin_name))
+
     def _run(self, plugin_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         ext = current_app.extensions
         registry: PluginRegistry = ext["bridge.registry"]
@@ -362,7 +371,9 @@ class WebhookView(MethodView):
                 inv.metadata["rejected"] = "signature"
                 tracker.reject(inv, exc, "unauthorized")
                 raise
-        inv.data, inv.input_json = parse_payload()
+        inv.data, input_json = parse_payload()
+        if tracker.enabled:  # else nobody reads it: let it go with parsing
+            inv.input_json = input_json
         inv.idempotency_key = deliveries.key_from(request.headers)
         try:
             replay = deliveries.claim(inv, 0 if _wants_async() else runner.longest_run(plugin) + 5)
@@ -426,7 +437,7 @@ class WebhookView(MethodView):
     )
     def get(self, plugin: str) -> Response:
         """Run a plugin with the query parameters as its data."""
-        return _json(*self._run(plugin))
+        return self._answer(plugin)
 
     @documented(
         blp.arguments(WebhookQuerySchema, location="query"),
@@ -450,7 +461,7 @@ class WebhookView(MethodView):
     )
     def post(self, plugin: str) -> Response:
         """Run a plugin with the JSON object (or form fields) and query parameters."""
-        return _json(*self._run(plugin))
+        return self._answer(plugin)
 
     put = post
     patch = post
