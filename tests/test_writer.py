@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from bridge.storage import writer as writer_module
 from bridge.storage.writer import GroupCommitWriter, WriteFailed, WriteLock
 
 
@@ -112,6 +113,83 @@ def test_writers_arriving_during_a_commit_share_the_next_one(tmp_path):
     assert _count(path) == 8  # each returned after its write was committed
     assert (writer.batches, writer.writes) == (2, 8)
     writer.close()
+
+
+def test_writes_queued_while_another_process_commits_join_one_commit(tmp_path):
+    """The batch closes when this process gets the write lock, not when its leader
+    arrives: everything queued while another process held the lock commits together."""
+    path = str(tmp_path / "w.db")
+    _table(path)
+    writer = GroupCommitWriter(
+        _connect(path), lambda action, exc: None, WriteLock(tmp_path / "w.lock")
+    )
+    other = WriteLock(tmp_path / "w.lock")  # another worker process, mid-commit
+    with other.held():
+        writers = [
+            threading.Thread(
+                target=lambda v=v: writer.submit(
+                    lambda c: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=True
+                )
+            )
+            for v in range(8)
+        ]
+        for t in writers:
+            t.start()
+            time.sleep(0.02)  # one by one, as requests arrive
+        time.sleep(0.2)
+        assert _count(path) == 0
+    for t in writers:
+        t.join(5)
+    assert _count(path) == 8
+    assert (writer.batches, writer.writes) == (1, 8)
+    writer.close()
+    other.close()
+
+
+def _rows_in_main_file(path, tmp_path):
+    """Rows in the database file alone, as if its WAL were lost."""
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())
+    conn = sqlite3.connect(copy)
+    try:
+        return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+    finally:
+        conn.close()
+        copy.unlink()
+
+
+@pytest.mark.parametrize("checkpointer", [True, False])
+def test_the_checkpointer_copies_commits_into_the_database_file(
+    tmp_path, monkeypatch, checkpointer
+):
+    monkeypatch.setattr(writer_module, "CHECKPOINT_EVERY_S", 0.05)
+    path = tmp_path / "w.db"
+
+    def connect():
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints
+        return conn
+
+    held = connect()  # open throughout: closing the last connection would checkpoint
+    held.execute("CREATE TABLE t (v INTEGER)")
+    held.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table is in the file
+    writer = GroupCommitWriter(
+        connect,
+        lambda action, exc: None,
+        WriteLock(tmp_path / "w.lock"),
+        checkpoint=(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        if checkpointer
+        else None,
+    )
+    for v in range(100):
+        writer.submit(lambda c, v=v: c.execute("INSERT INTO t VALUES (?)", (v,)), wait=True)
+    deadline = time.monotonic() + (5 if checkpointer else 0.5)
+    while _rows_in_main_file(path, tmp_path) < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _rows_in_main_file(path, tmp_path) == (100 if checkpointer else 0)
+    writer.close()
+    held.close()
 
 
 def test_a_write_nobody_waits_for_is_committed_soon_and_at_close(tmp_path):

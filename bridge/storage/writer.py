@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Op = Callable[[Any], Any]
 MAX_BATCH = 256
 LINGER_S = 0.01  # longest a write nobody waits for is held for a commit to join
+CHECKPOINT_EVERY_S = 0.5  # how often the checkpointer looks for commits to copy back
 
 
 class WriteFailed(Exception):
@@ -105,6 +106,13 @@ class GroupCommitWriter:
     with no hand-off to another, and a busy process commits many requests at once.
     Writes nobody waits for (a run's `running` row) ride with the next commit, or a
     flusher thread commits them after LINGER_S.
+
+    With a `checkpoint` op, a checkpointer thread runs it on a connection of its own
+    every CHECKPOINT_EVERY_S after commits: copying SQLite's WAL back into the database
+    file ends in an fsync, which a commit that ran it (SQLite's automatic checkpoint)
+    would make every writer of every process wait for. It runs twice: beside the
+    writers, copying nearly all; then holding the write lock, copying the few commits
+    made meanwhile, so that the WAL is wholly copied and the next commit starts it over.
     """
 
     def __init__(
@@ -112,8 +120,12 @@ class GroupCommitWriter:
         connect: Callable[[], Any],
         on_error: Callable[[str, BaseException], None],
         lock: WriteLock | None = None,
+        checkpoint: Op | None = None,
     ) -> None:
         self._connect = connect
+        self._checkpoint = checkpoint
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
         self._on_error = on_error
         self.lock = lock or WriteLock(None)
         self._mutex = threading.Lock()
@@ -171,10 +183,10 @@ class GroupCommitWriter:
                     self._unwaited_queued.notify()
                 return None
             deadline = time.monotonic() + timeout
+            lead = False
             while not ticket.finished:
                 if not self._committing:
-                    self._committing = True
-                    groups = self._take(ticket)
+                    self._committing = lead = True
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -182,10 +194,8 @@ class GroupCommitWriter:
                         self._queue.remove(ticket)
                     raise WriteFailed(f"write not committed within {timeout:g}s")
                 self._turn.wait(remaining)
-            else:
-                groups = []
-        if groups:
-            self._lead(groups)
+        if lead:
+            self._lead(lambda: self._take(ticket))
         if ticket.error is not None:
             raise WriteFailed(str(ticket.error)) from ticket.error
         return ticket.result
@@ -208,13 +218,27 @@ class GroupCommitWriter:
         self._unwaited = sum(1 for t in rest if not t.wait)
         return ([small] if small else []) + [[t] for t in bulk]
 
-    def _lead(self, groups: list[list[_Ticket]]) -> None:
-        """Commit `groups` on the shared connection, then let the next writer lead."""
+    def _take_all(self) -> list[list[_Ticket]]:
+        """Under the mutex, at close: everything queued."""
+        small = [t for t in self._queue if not t.bulk]
+        groups = ([small] if small else []) + [[t] for t in self._queue if t.bulk]
+        self._queue, self._unwaited = [], 0
+        return groups
+
+    def _lead(self, take: Callable[[], list[list[_Ticket]]]) -> None:
+        """Take the write lock, then the writes queued by then (`take`, under the mutex),
+        commit them on the shared connection, and let the next writer lead. Taking them
+        only once the lock is held lets the writes queued while another process commits
+        join this commit instead of waiting for the next."""
+        groups: list[list[_Ticket]] = []
         try:
-            conn = self._conn
-            for group in groups:
-                conn = self._run(conn, _superseded_dropped(group))
-            self._conn = conn
+            with self.lock.held():
+                with self._mutex:
+                    groups = take()
+                conn = self._conn
+                for group in groups:
+                    conn = self._run(conn, _superseded_dropped(group))
+                self._conn = conn
         finally:
             with self._mutex:
                 self._committing = False
@@ -252,25 +276,57 @@ class GroupCommitWriter:
         savepoint each (every statement costs this thread a GIL hand-off while request
         threads are busy); if one fails, the batch is rolled back and rerun with a
         savepoint per op, so only the failing op loses its write."""
-        with self.lock.held():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for ticket in batch:
+                ticket.result = ticket.op(conn)
+        except Exception:
+            conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                for ticket in batch:
+            for ticket in batch:
+                conn.execute("SAVEPOINT op")
+                try:
                     ticket.result = ticket.op(conn)
-            except Exception:
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                for ticket in batch:
-                    conn.execute("SAVEPOINT op")
-                    try:
-                        ticket.result = ticket.op(conn)
-                    except Exception as exc:
-                        ticket.error = exc
-                        conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-            conn.execute("COMMIT")
+                except Exception as exc:
+                    ticket.error = exc
+                    conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+        conn.execute("COMMIT")
         self.batches += 1
         self.writes += len(batch)
+        if self._checkpoint is not None and (
+            self._checkpointer is None or not self._checkpointer.is_alive()
+        ):
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="store-checkpointer", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Run the checkpoint op after commits, until close; a failed one is retried at
+        the next turn (SQLite's own automatic checkpoint is the backstop)."""
+        assert self._checkpoint is not None
+        conn, done = None, -1
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
+                if self.batches == done:
+                    continue
+                done = self.batches
+                try:
+                    conn = conn or self._connect()
+                    self._checkpoint(conn)
+                    with self.lock.held():
+                        self._checkpoint(conn)
+                except Exception as exc:  # a full disk, say: the write path reports it
+                    log.debug("WAL checkpoint failed: %s", exc)
+                    if conn is not None and not _is_usable(conn):
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                        conn = None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def _flush_loop(self) -> None:
         """Commit writes nobody waits for when no waiting writer took them in LINGER_S."""
@@ -287,31 +343,29 @@ class GroupCommitWriter:
                 if self._committing or not self._unwaited:
                     continue  # a leader is at it: look again after another linger
                 self._committing = True
-                groups = self._take(None)
-            self._lead(groups)
+            self._lead(lambda: self._take(None))
 
     def close(self, timeout: float = 5.0) -> None:
         """Commit what is queued, then close the connection; later writes fail."""
         deadline = time.monotonic() + timeout
-        groups: list[list[_Ticket]] | None = None
+        lead = False
         with self._mutex:
             self._closed = True
             self._unwaited_queued.notify_all()
             while self._committing and time.monotonic() < deadline:
                 self._turn.wait(max(0.0, deadline - time.monotonic()))
             if not self._committing:  # else a leader is stuck: the connection is its
-                self._committing = True
-                small = [t for t in self._queue if not t.bulk]
-                groups = ([small] if small else []) + [[t] for t in self._queue if t.bulk]
-                self._queue, self._unwaited = [], 0
-        if groups is not None:
-            self._lead(groups)
+                self._committing = lead = True
+        if lead:
+            self._lead(self._take_all)
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
-        if self._flusher is not None:
-            self._flusher.join(timeout)
+        self._stop.set()
+        for thread in (self._flusher, self._checkpointer):
+            if thread is not None:
+                thread.join(timeout)
         self.lock.close()
 
 
