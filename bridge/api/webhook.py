@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +38,7 @@ from bridge.registry import PluginRegistry
 from bridge.runner import Invocation, Outcome, Runner
 from bridge.signatures import verify
 from bridge.storage.base import ExecutionRecord, Status
+from bridge.tracking.ids import uuid7
 from bridge.tracking.tracker import Tracker
 
 blp = Blueprint(
@@ -84,7 +84,7 @@ def trace_id_from(headers: Any) -> str:
     match = _TRACEPARENT.fullmatch((headers.get("traceparent") or "").strip().lower())
     if match and match.group(1) != "0" * 32:
         return match.group(1)
-    return uuid.uuid4().hex
+    return uuid7().hex
 
 
 def client_ip(
@@ -346,7 +346,7 @@ class WebhookView(MethodView):
             plugin=plugin,
             method=method,
             data={},
-            execution_id=str(uuid.uuid4()),
+            execution_id=str(uuid7()),
             trace_id=g.trace_id,
             user_agent=request.headers.get("User-Agent", "")[:512],
             remote_ip=client_ip(
