@@ -18,9 +18,10 @@ from bridge.config import from_dict
 from bridge.storage.base import AttemptRecord, ExecutionRecord, Status
 from bridge.storage.sqlite import SQLiteStore
 from bridge.storage.sqlite_schema import MIGRATIONS
+from bridge.tracking.ids import uuid7_from
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-VERSION = 1  # bump when the generated data changes; the schema version is in the name
+VERSION = 2  # bump when the generated data changes; the schema version is in the name
 DAYS = 90
 PLUGINS = [f"plugin_{i:02d}" for i in range(20)]
 CHUNK = 50_000
@@ -101,7 +102,8 @@ def _records(rows: int, now: datetime, seed: int = 5) -> Iterator[ExecutionRecor
             duration_ns = int(rng.lognormvariate(16.5, 1.2))
             output = rng.choice(outputs)
         ended = began + timedelta(microseconds=duration_ns // 1000)
-        execution_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        # Ids and trace ids as the bridge makes them: UUIDv7 of the run's start.
+        execution_id = str(uuid7_from(t_us // 1000, rng.getrandbits(74)))
         yield ExecutionRecord(
             id=execution_id,
             plugin_name=PLUGINS[int(rng.paretovariate(1.2)) % len(PLUGINS)],
@@ -115,7 +117,7 @@ def _records(rows: int, now: datetime, seed: int = 5) -> Iterator[ExecutionRecor
             error_type=error_type,
             duration=duration_ns,
             attempts=1,
-            trace_id=uuid.UUID(int=rng.getrandbits(128)).hex,
+            trace_id=uuid7_from(t_us // 1000, rng.getrandbits(74)).hex,
             user_agent="GitHub-Hookshot/abc123",
             remote_ip="192.0.2.10",
             tags='{"env":"prod"}',

@@ -4,7 +4,7 @@ import time
 import uuid
 
 from bridge.tracking import ids
-from bridge.tracking.ids import uuid7
+from bridge.tracking.ids import uuid7, uuid7_from
 
 
 def test_an_id_is_a_uuid7_holding_the_time_it_was_made():
@@ -25,6 +25,13 @@ def test_ids_sort_in_the_order_they_were_made_and_do_not_repeat(monkeypatch):
         now[0] += 1_000_000  # the next millisecond
     assert sorted(made) == made
     assert len({str(uuid7()) for _ in range(10_000)}) == 10_000  # within one millisecond
+
+
+def test_an_id_for_a_past_time_holds_that_time():
+    value = uuid7_from(1_700_000_000_123, (1 << 74) - 1)
+    assert value.version == 7 and value.variant == uuid.RFC_4122
+    assert value.int >> 80 == 1_700_000_000_123
+    assert str(value).startswith("018bcfe5-687b-7fff-bfff-")
 
 
 def test_webhook_execution_and_trace_ids_are_uuid7(client):

@@ -17,8 +17,12 @@ _VARIANT = 0b10 << 62
 
 def uuid7() -> uuid.UUID:
     """A new UUIDv7: 48 bits of Unix milliseconds, 74 random bits."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 are used
+    return uuid7_from(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big") >> 6)
+
+
+def uuid7_from(ms: int, rand: int) -> uuid.UUID:
+    """The UUIDv7 of Unix milliseconds `ms` and 74 random bits `rand` (for imports and
+    generated histories, whose records were made in the past)."""
     rand_a = (rand >> 62) & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | _VERSION | rand_a << 64 | _VARIANT | rand_b)
