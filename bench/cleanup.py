@@ -103,10 +103,10 @@ def measure(report: Report, server: Server, history: History, seconds: float) ->
     if ratio > 3.0 or busy.max_ms > 1000:
         report.note(
             f"Cleanup under load: {answer['deleted']:,} rows took {took:.0f}s "
-            f"({took / max(answer['deleted'], 1) * 1e6:.0f} us a row: the random-keyed "
-            "indexes (id, trace id, attempts) dirty a page per row). Each 150-row batch "
-            "is one transaction on the worker's write connection; a webhook whose write "
-            "queues behind it waits for it, which is what lifts the p99."
+            f"({took / max(answer['deleted'], 1) * 1e6:.0f} us a row: a row and its "
+            "attempt leave eight indexes). Each 150-row batch is one transaction under the "
+            "write lock; a webhook whose write queues behind it waits for it, which is "
+            "what lifts the p99."
         )
     if after >= before:
         report.note(

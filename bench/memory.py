@@ -101,14 +101,14 @@ def measure(report: Report, rounds: int) -> None:
     if on.growth_mb > LIMIT_MB:
         report.note(
             f"Memory: with tracking off a worker already grows {off.growth_mb:.0f} MB. "
-            "A 1 MB JSON body of small objects is ~10 MB of Python objects once parsed; "
-            "server.max_inflight_body_size (4 MB) lets about four such bodies per worker be "
-            "read at once, but the small objects of overlapping requests fragment "
-            "pymalloc's arenas, which go back to the OS only when wholly free. Tracking "
-            f"adds {on.growth_mb - off.growth_mb:.0f} MB in the busier worker: each stored "
-            "input (1 MB, max_input_size) is held for its run and copied into SQLite's "
-            "statement and page cache at its commit. A lower max_inflight_body_size or "
-            "max_input_size trades speed on large bodies or stored detail for memory."
+            "A 1 MB JSON body of small objects is ~5-10 MB of Python objects once parsed, "
+            "held until its answer is sent; server.max_inflight_body_size (4 MB) lets "
+            "about four such bodies per worker be read at once. Tracking adds "
+            f"{on.growth_mb - off.growth_mb:.0f} MB in the busier worker: each stored "
+            "input (up to max_input_size, 1 MB) is held for its run and copied into "
+            "SQLite's statement and page cache at its commit. A lower "
+            "max_inflight_body_size or max_input_size trades speed on large bodies or "
+            "stored detail for memory."
         )
     report.add(
         sec,
