@@ -5,6 +5,7 @@ Served by gunicorn with the bridge's own gunicorn.conf.py, so only the app diffe
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Flask, request
@@ -14,7 +15,9 @@ def create_app() -> Flask:
     """gunicorn entry: `gunicorn -c gunicorn.conf.py 'bench.bare:create_app()'`."""
     app = Flask(__name__)
     # gunicorn.conf.py's exit hooks call bridge.shutdown_app; there is nothing to stop here.
-    app.extensions["bridge.closed"] = True
+    closed = threading.Event()
+    closed.set()
+    app.extensions["bridge.closed"] = closed
 
     @app.post("/api/v1/webhook/<plugin>")
     def webhook(plugin: str) -> tuple[dict[str, Any], int]:

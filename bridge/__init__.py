@@ -9,6 +9,7 @@ import atexit
 import ipaddress
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,23 @@ def create_app(config: Any = None) -> Flask:
 
 
 def shutdown_app(app: Flask, timeout: float | None = None) -> None:
-    """Let in-flight runs finish (up to `timeout`), cancel the rest, stop jobs, close."""
+    """Let in-flight runs finish (up to `timeout`), cancel the rest, stop jobs, close.
+
+    A second call (gunicorn's worker_exit after the SIGTERM handler's) waits for the
+    first to finish, so that the process does not exit with the store still open."""
     ext = app.extensions
-    if ext.get("bridge.closed"):
-        return
-    ext["bridge.closed"] = True
+    mine = threading.Event()
+    closed: threading.Event = ext.setdefault("bridge.closed", mine)
     cfg = ext["bridge.config"]
     wait = float(cfg.server.graceful_timeout) if timeout is None else timeout
-    ext["bridge.runner"].shutdown(wait)
-    ext["bridge.scheduler"].shutdown()
-    store = ext["bridge.tracker"].store
-    if store is not None:
-        store.close()
+    if closed is not mine:
+        closed.wait(wait + 5)
+        return
+    try:
+        ext["bridge.runner"].shutdown(wait)
+        ext["bridge.scheduler"].shutdown()
+        store = ext["bridge.tracker"].store
+        if store is not None:
+            store.close()
+    finally:
+        mine.set()

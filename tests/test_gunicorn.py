@@ -209,6 +209,18 @@ def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
     assert (status, error_type) == ("canceled", "interrupted")
 
 
+def test_a_clean_stop_closes_the_database(server):
+    """SIGTERM: every worker closes its connections, the last one folds the WAL into the
+    database file and removes it."""
+    base, proc, tmp_path = server
+    for _ in range(4):
+        assert requests.post(f"{base}/api/v1/webhook/ok", json={"a": 1}, timeout=10).ok
+    assert (tmp_path / "ex.db-wal").exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert not (tmp_path / "ex.db-wal").exists(), (tmp_path / "gunicorn.log").read_text()
+
+
 def _post_quietly(url: str, body: dict) -> None:
     with contextlib.suppress(requests.RequestException):
         requests.post(url, json=body, timeout=25)
