@@ -114,19 +114,23 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
         )
     if ratio_off < 0.92:
         report.note(
-            f"Tracking on vs off: {ratio_off:.2f}x. A batch's commit (BEGIN, its inserts, "
-            "COMMIT) takes about 0.1 ms in a quiet process but about 1 ms in a busy worker: "
-            "each call into SQLite hands the GIL over and waits to get it, and a core, back "
-            "from the worker's request threads, all while holding the write lock that the "
-            "other worker waits for; meanwhile the request threads of both wait for their "
-            "commits, and about 15% of the machine's CPU goes unused. Moving SQLite's "
-            "checkpoint (an fsync) off the commit path, closing a batch only once the lock "
-            "is held and time-ordered ids helped (about +25% together); one multi-row INSERT "
-            "per batch and a shorter GIL switch interval did not. With the connections "
-            "balanced (gunicorn --reuse-port, not shipped), tracking off answered about "
-            "2,000 req/s and on about 1,200 (0.6x). Closing the gap needs writes made "
-            "outside the workers' GIL: one writer process for all workers, fed over a "
-            "socket, which is not built."
+            f"Tracking on vs off: {ratio_off:.2f}x. Every answer waits for its record's "
+            "commit (durability: kill -9 loses no answered run), and at 16 connections "
+            "that wait is what costs: a tracked request takes ~12 ms against ~8 ms, while "
+            "tracking's own Python work is ~14% of a worker's GIL time (py-spy --gil: "
+            "Tracker.start/finish and the writer) and about 10-15% of the CPU goes unused. "
+            "A batch's commit takes ~0.1 ms in a quiet process but ~1 ms in a busy worker "
+            "(each call into SQLite hands the GIL over and waits to get it, and a core, "
+            "back). Moving SQLite's checkpoint (an fsync) off the commit path, closing a "
+            "batch only once the write lock is held and time-ordered ids helped (about "
+            "+25% together); one multi-row INSERT per batch, a shorter GIL switch "
+            "interval, holding back `running` rows for a later commit, and a prototype "
+            "single writer process for both workers (SQLite entirely out of the workers, "
+            "no checkpoints: ~1,100 req/s against ~1,200 in process) did not. With the "
+            "connections balanced (gunicorn --reuse-port, not shipped), tracking off "
+            "answered about 2,000 req/s and on about 1,200. Within this design (a "
+            "committed row before each answer, Python, 2 cores shared with the load "
+            "generator) the 0.92x target looks out of reach."
         )
     spread = max(
         max(r.rps for r in s.results) / max(min(r.rps for r in s.results), 1e-9) for s in servers
