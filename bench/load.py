@@ -72,23 +72,31 @@ def parse_wrk(text: str) -> LoadResult:
     )
 
 
+def _wrk_args(url: str, connections: int, seconds: int, threads: int = 2) -> list[str]:
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+    ]
+
+
+def _wrk_env(body_file: Path) -> dict[str, str]:
+    return {**os.environ, "BENCH_BODY": str(body_file)}
+
+
 def run_wrk(
     url: str, body_file: Path, seconds: float, connections: int = 16, threads: int = 2
 ) -> LoadResult:
     out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-            str(LUA),
-            url,
-        ],
-        env={**os.environ, "BENCH_BODY": str(body_file)},
+        _wrk_args(url, connections, max(1, round(seconds)), threads),
+        env=_wrk_env(body_file),
         capture_output=True,
         text=True,
         check=True,
@@ -178,19 +186,8 @@ class BackgroundLoad:
         self._result: LoadResult | None = None
         if have_wrk():
             self._proc = subprocess.Popen(
-                [
-                    "wrk",
-                    "-t2",
-                    f"-c{connections}",
-                    f"-d{int(limit_s)}s",
-                    "--timeout",
-                    "10s",
-                    "--latency",
-                    "-s",
-                    str(LUA),
-                    url,
-                ],
-                env={**os.environ, "BENCH_BODY": str(body_file)},
+                _wrk_args(url, connections, int(limit_s)),
+                env=_wrk_env(body_file),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -229,6 +229,22 @@ class SQLiteStore:
             r.idempotency_key,
         )
 
+    @staticmethod
+    def _attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+        return [
+            (
+                r.id,
+                a.number,
+                to_us(a.start_time),
+                to_us(a.end_time),
+                a.status.value,
+                a.error,
+                a.error_type,
+                a.duration,
+            )
+            for a in r.attempt_records
+        ]
+
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = self._values(record)
         # Keyed by the record: the run's final upsert replaces it if both share a commit.
@@ -240,19 +256,7 @@ class SQLiteStore:
         rows, attempts = [], []
         for r in records:
             rows.append(self._values(r))
-            attempts += [
-                (
-                    r.id,
-                    a.number,
-                    to_us(a.start_time),
-                    to_us(a.end_time),
-                    a.status.value,
-                    a.error,
-                    a.error_type,
-                    a.duration,
-                )
-                for a in r.attempt_records
-            ]
+            attempts += self._attempt_values(r)
 
         def op(conn: sqlite3.Connection) -> int:
             conn.executemany(_INSERT, rows)
@@ -264,19 +268,7 @@ class SQLiteStore:
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write the record's current state (inserting it if its start was lost)."""
         values = self._values(record)
-        attempts = [
-            (
-                record.id,
-                a.number,
-                to_us(a.start_time),
-                to_us(a.end_time),
-                a.status.value,
-                a.error,
-                a.error_type,
-                a.duration,
-            )
-            for a in record.attempt_records
-        ]
+        attempts = self._attempt_values(record)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT, values)
