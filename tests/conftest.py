@@ -1,13 +1,25 @@
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 
 from bridge import create_app, shutdown_app
 
 PLUGINS = Path(__file__).parent / "plugins"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -47,3 +59,83 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@dataclass
+class Server:
+    """A real gunicorn master (the shipped gunicorn.conf.py) on a loopback port."""
+
+    base: str
+    proc: subprocess.Popen
+    db: Path
+    log: Path
+
+    def workers(self) -> list[int]:
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        return [int(p) for p in out.split()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path, plugin_dir: Path):
+    """`with gunicorn(section={...}) as server:` runs gunicorn with 2 workers on a free
+    127.0.0.1 port, the test plugins and a database in tmp_path, until the block ends."""
+
+    @contextlib.contextmanager
+    def start(**sections: dict) -> Iterator[Server]:
+        port = _free_port()
+        config = {
+            "server": {
+                "host": "127.0.0.1",
+                "port": port,
+                "workers": 2,
+                "threads": 4,
+                "graceful_timeout": "3s",
+            },
+            "plugins": {"dirs": [str(plugin_dir)]},
+            "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
+            "execution_tracking": {"stale_check_interval": "1s"},
+            "scheduler": {"takeover_interval": "0.5s"},
+        }
+        for section, values in sections.items():
+            config.setdefault(section, {}).update(values)
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        log_path = tmp_path / "gunicorn.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT,
+                env={**os.environ, "BRIDGE_CONFIG": str(path)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            server = Server(f"http://127.0.0.1:{port}", proc, tmp_path / "ex.db", log_path)
+            try:
+                deadline = time.monotonic() + 40
+                while True:
+                    with contextlib.suppress(requests.RequestException):
+                        if requests.get(f"{server.base}/health", timeout=5).status_code == 200:
+                            break
+                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.1)
+                yield server
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+    return start

@@ -9,19 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 import bridge.storage.sqlite as sqlite_backend
 
@@ -34,78 +29,6 @@ EXECUTION_ROUTES = [
     ("GET", "/api/v1/executions/some-id"),
     ("DELETE", "/api/v1/executions/cleanup"),
 ]
-
-
-# -- a real gunicorn -------------------------------------------------------------------
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen
-    db: Path
-    log: Path
-
-    def workers(self) -> list[int]:
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        return [int(p) for p in out.split()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Server]:
-    port = _free_port()
-    config = {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "workers": 2,
-            "threads": 4,
-            "graceful_timeout": "3s",
-        },
-        "plugins": {"dirs": [str(plugin_dir)]},
-        "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
-        "execution_tracking": {"stale_check_interval": "1s"},
-        "scheduler": {"takeover_interval": "0.5s"},
-    }
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env={**os.environ, "BRIDGE_CONFIG": str(path)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = Server(f"http://127.0.0.1:{port}", proc, tmp_path / "ex.db", log_path)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                with contextlib.suppress(requests.RequestException):
-                    if requests.get(f"{server.base}/health", timeout=5).status_code == 200:
-                        break
-                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            yield server
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def _rows(db: Path) -> dict[str, tuple[str, str, str, str]]:
@@ -220,9 +143,9 @@ def _wait_until_closed(db: Path, seconds: float) -> dict[str, tuple[str, str, st
 
 
 @pytest.mark.slow
-def test_sigkilled_worker_loses_no_acknowledged_record(tmp_path, plugin_dir):
+def test_sigkilled_worker_loses_no_acknowledged_record(gunicorn):
     """Kill the worker running most plugins while quick and slow runs are in flight."""
-    with gunicorn(tmp_path, plugin_dir, server={"threads": 6}) as server:
+    with gunicorn(server={"threads": 6}) as server:
         slow: list[requests.Response | Exception] = []
 
         def post_slow() -> None:
@@ -282,12 +205,10 @@ def test_sigkilled_worker_loses_no_acknowledged_record(tmp_path, plugin_dir):
 
 
 @pytest.mark.slow
-def test_concurrent_load_on_two_workers_never_reports_a_locked_database(tmp_path, plugin_dir):
+def test_concurrent_load_on_two_workers_never_reports_a_locked_database(gunicorn):
     """Six client threads against two workers, with the background jobs running every
     second in one of them: each write waits its turn instead of failing."""
     with gunicorn(
-        tmp_path,
-        plugin_dir,
         execution_tracking={
             "cleanup_interval": "1s",
             "metrics_aggregation_interval": "1s",
@@ -320,7 +241,7 @@ def test_concurrent_load_on_two_workers_never_reports_a_locked_database(tmp_path
 
 
 @pytest.mark.slow
-def test_chunked_body_over_the_limit_is_413_not_truncated(tmp_path, plugin_dir):
+def test_chunked_body_over_the_limit_is_413_not_truncated(gunicorn):
     """A chunked body (no Content-Length) past the limit is refused, not run cut short."""
     limit = 64 * 1024
 
@@ -328,7 +249,7 @@ def test_chunked_body_over_the_limit_is_413_not_truncated(tmp_path, plugin_dir):
         for i in range(0, len(body), 4096):
             yield body[i : i + 4096]
 
-    with gunicorn(tmp_path, plugin_dir, server={"max_body_size": limit}) as server:
+    with gunicorn(server={"max_body_size": limit}) as server:
         answers = []
         for content_type, body in [
             ("application/x-www-form-urlencoded", b"a=" + b"x" * (2 * limit)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,69 +13,18 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path, plugin_dir):
-    port = _free_port()
-    config = {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "workers": 2,
-            "threads": 4,
-            "graceful_timeout": "3s",
-        },
-        "plugins": {"dirs": [str(plugin_dir)]},
-        "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
-        "execution_tracking": {"stale_check_interval": "1s"},
-        "scheduler": {"takeover_interval": "0.5s"},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env={**os.environ, "BRIDGE_CONFIG": str(path)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 40
-    try:
-        while True:
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "gunicorn.log"
-            ).read_text()
-            time.sleep(0.1)
-        yield base, proc, tmp_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+def server(gunicorn):
+    with gunicorn() as s:
+        yield s
 
 
 def test_webhooks_and_one_scheduler_under_gunicorn(server):
-    base, _proc, tmp_path = server
+    base, tmp_path = server.base, server.db.parent
     r = requests.post(f"{base}/api/v1/webhook/ok", json={"a": 1}, timeout=5)
     assert r.status_code == 200 and r.json()["data"]["echo"] == {"a": 1}
     leaders = {}
@@ -92,7 +40,7 @@ def test_webhooks_and_one_scheduler_under_gunicorn(server):
 
 
 def test_sigkilled_worker_leaves_interrupted_record(server):
-    base, _proc, _tmp = server
+    base = server.base
     result: dict = {}
 
     def call():
@@ -114,7 +62,7 @@ def test_sigkilled_worker_leaves_interrupted_record(server):
         time.sleep(0.1)
     assert running, "the run never showed as running"
     # Kill every worker, so the one running the plugin surely dies; gunicorn respawns.
-    for pid in _worker_pids(_proc.pid):
+    for pid in server.workers():
         os.kill(pid, signal.SIGKILL)
     thread.join(25)
     assert "r" not in result or result["r"].status_code >= 500
@@ -131,15 +79,8 @@ def test_sigkilled_worker_leaves_interrupted_record(server):
     assert record["status"] == "failed" and record["error_type"] == "interrupted"
 
 
-def _worker_pids(master: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False
-    ).stdout
-    return [int(p) for p in out.split()]
-
-
 def test_scheduler_moves_to_another_worker_when_leader_dies(server):
-    base, _proc, _tmp = server
+    base = server.base
 
     def leader_pids(seconds: float) -> dict[int, bool]:
         seen: dict[int, bool] = {}
@@ -184,7 +125,7 @@ def test_bad_config_stops_startup_with_one_line(tmp_path):
 
 
 def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
-    base, proc, tmp_path = server
+    base, proc, tmp_path = server.base, server.proc, server.db.parent
     thread = threading.Thread(
         target=lambda: _post_quietly(f"{base}/api/v1/webhook/sleepy", {"seconds": 20})
     )
@@ -212,7 +153,7 @@ def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
 def test_a_clean_stop_closes_the_database(server):
     """SIGTERM: every worker closes its connections, the last one folds the WAL into the
     database file and removes it."""
-    base, proc, tmp_path = server
+    base, proc, tmp_path = server.base, server.proc, server.db.parent
     for _ in range(4):
         assert requests.post(f"{base}/api/v1/webhook/ok", json={"a": 1}, timeout=10).ok
     assert (tmp_path / "ex.db-wal").exists()
@@ -227,7 +168,7 @@ def _post_quietly(url: str, body: dict) -> None:
 
 
 def test_duplicate_deliveries_across_workers_run_once(server):
-    base, _proc, tmp_path = server
+    base, tmp_path = server.base, server.db.parent
     runs = tmp_path / "runs.txt"
     barrier = threading.Barrier(6)
     answers: list[requests.Response] = []
