@@ -20,7 +20,6 @@ import requests
 
 import bridge.storage.sqlite as sqlite_backend
 
-ROOT = Path(__file__).resolve().parent.parent
 EXECUTION_ROUTES = [
     ("GET", "/api/v1/executions"),
     ("GET", "/api/v1/executions/stats"),
