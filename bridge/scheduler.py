@@ -89,29 +89,20 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         soon = clock.utcnow() + timedelta(seconds=1)
-        scheduler.add_job(
-            self._job,
-            "interval",
-            args=["cleanup", self.run_cleanup],
-            id="cleanup",
-            seconds=float(tracking.cleanup_interval),
-            next_run_time=soon,
+        jobs = (  # cleanup and rollup also run a second after start-up
+            ("cleanup", self.run_cleanup, tracking.cleanup_interval, soon),
+            ("rollup", self.run_rollup, tracking.metrics_aggregation_interval, soon),
+            ("stale", self.tracker.recover_stale, tracking.stale_check_interval, None),
         )
-        scheduler.add_job(
-            self._job,
-            "interval",
-            args=["rollup", self.run_rollup],
-            id="rollup",
-            seconds=float(tracking.metrics_aggregation_interval),
-            next_run_time=soon,
-        )
-        scheduler.add_job(
-            self._job,
-            "interval",
-            args=["stale", self.tracker.recover_stale],
-            id="stale",
-            seconds=float(tracking.stale_check_interval),
-        )
+        for name, fn, interval, first in jobs:
+            scheduler.add_job(
+                self._job,
+                "interval",
+                args=[name, fn],
+                id=name,
+                seconds=float(interval),
+                **({"next_run_time": first} if first else {}),
+            )
         scheduler.start()
         self._scheduler = scheduler
         log.info("✅ Execution cleanup worker started")
