@@ -352,16 +352,17 @@ class WebhookView(MethodView):
             remote_ip=client_ip(
                 request.remote_addr,
                 request.headers.get("X-Forwarded-For"),
-                current_app.extensions["bridge.trusted_proxies"],
+                ext["bridge.trusted_proxies"],
             ),
             tags=parse_tags(request.headers.get("X-Bridge-Tags"), parse_query().get("tag") or []),
-            headers={k: v for k, v in request.headers.items()},
+            headers=dict(request.headers.items()),
             start_time=clock.utcnow(),
         )
+        async_mode = _wants_async()
         inv.metadata = {
             "content_type": request.mimetype or "",
             "content_length": request.content_length or 0,
-            "async": _wants_async(),
+            "async": async_mode,
         }
         spec = plugin.settings.signature if plugin.settings else None
         if spec is not None:
@@ -376,25 +377,25 @@ class WebhookView(MethodView):
             inv.input_json = input_json
         inv.idempotency_key = deliveries.key_from(request.headers)
         try:
-            replay = deliveries.claim(inv, 0 if _wants_async() else runner.longest_run(plugin) + 5)
+            replay = deliveries.claim(inv, 0 if async_mode else runner.longest_run(plugin) + 5)
         except DeliveryInProgress as exc:
-            if not _wants_async():
+            if not async_mode:
                 raise
             replay = tracker.require_store().get(exc.execution_id)
         if replay is not None:
-            return _replay(replay, _wants_async())
+            return _replay(replay, async_mode)
         try:
-            return self._start(inv, runner, config)
+            return self._start(inv, runner, config, async_mode)
         except (PluginBusy, RunnerSaturated, ExecutionCanceled):
             deliveries.release(inv)  # nothing ran: a retry of this delivery must run
             raise
 
     def _start(
-        self, inv: Invocation, runner: Runner, config: Any
+        self, inv: Invocation, runner: Runner, config: Any, async_mode: bool
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         plugin, method = inv.plugin, inv.method
         headers = {"X-Execution-ID": inv.execution_id}
-        if _wants_async():
+        if async_mode:
             runner.run_async(inv)
             location = f"/api/v1/executions/{inv.execution_id}"
             body = {
