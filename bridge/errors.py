@@ -64,15 +64,23 @@ class BadPayload(BridgeError):
     http_status = 400
 
 
-class RunnerSaturated(BridgeError):
-    """Every runner slot is taken; the client should come back after `retry_after` s."""
+class NoCapacity(BridgeError):
+    """No room to run this now: nothing ran, and the client should come back after
+    `retry_after` seconds (the Retry-After header)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class RunnerSaturated(NoCapacity):
+    """Every runner slot is taken."""
 
     http_status = 503
 
     def __init__(self, retry_after: int, what: str = "runner") -> None:
-        super().__init__(f"The {what} is saturated: every slot is busy, retry later")
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__(f"The {what} is saturated: every slot is busy, retry later", retry_after)
 
 
 class ExecutionNotFound(BridgeError):
@@ -170,14 +178,15 @@ class Forbidden(BridgeError):
     http_status = 403
 
 
-class PluginBusy(BridgeError):
-    """The plugin already runs `max_concurrency` deliveries; come back later."""
+class PluginBusy(NoCapacity):
+    """The plugin already runs `max_concurrency` deliveries."""
 
     http_status = 429
 
     def __init__(self, name: str, limit: int, retry_after: int) -> None:
-        super().__init__(f"Plugin '{name}' is at its concurrency limit ({limit}); retry later")
-        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__(
+            f"Plugin '{name}' is at its concurrency limit ({limit}); retry later", retry_after
+        )
 
 
 class DeliveryInProgress(BridgeError):

@@ -26,6 +26,7 @@ from bridge import clock
 from bridge.config import Config
 from bridge.errors import (
     ExecutionCanceled,
+    NoCapacity,
     PluginBusy,
     PluginReportedError,
     PluginTimeout,
@@ -292,7 +293,7 @@ class Runner:
                 try:
                     self._acquire(inv.plugin, wait=0.5)
                     break
-                except (RunnerSaturated, PluginBusy):
+                except NoCapacity:
                     continue
             if self._stop.is_set():
                 now = clock.utcnow()
@@ -343,7 +344,7 @@ class Runner:
             if number > 1 or not first_slot_held:
                 try:
                     self._acquire(inv.plugin, wait=timeout)
-                except (RunnerSaturated, PluginBusy) as exc:
+                except NoCapacity as exc:
                     error = exc
                     break
             cancel, call = threading.Event(), _Call(inv.plugin.name)
@@ -410,7 +411,7 @@ class Runner:
             if self._stop.wait(delay):
                 status = Status.CANCELED
                 break
-        if isinstance(error, RunnerSaturated | PluginBusy):
+        if isinstance(error, NoCapacity):
             status = Status.FAILED
         detail = ""
         if error is not None:

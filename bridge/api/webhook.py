@@ -28,8 +28,7 @@ from bridge.errors import (
     DeliveryInProgress,
     ExecutionCanceled,
     MethodNotAllowed,
-    PluginBusy,
-    RunnerSaturated,
+    NoCapacity,
     SignatureInvalid,
     WebhookFailed,
 )
@@ -386,7 +385,7 @@ class WebhookView(MethodView):
             return _replay(replay, async_mode)
         try:
             return self._start(inv, runner, config, async_mode)
-        except (PluginBusy, RunnerSaturated, ExecutionCanceled):
+        except (NoCapacity, ExecutionCanceled):
             deliveries.release(inv)  # nothing ran: a retry of this delivery must run
             raise
 
