@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 from bench.generate import PLUGINS, History
 from bench.report import Report, percentile
 from bench.servers import Server
-from bridge.storage.sqlite import SQLiteStore, rfc3339_text
+from bridge.clock import rfc3339
+from bridge.storage.sqlite import SQLiteStore
 
 TARGET_MS = 20.0
 
@@ -36,8 +37,8 @@ def _probes(history: History) -> list[tuple[str, str, bool]]:
     """(label, path, has a 20 ms target) for every call the figure times."""
     depth = min(500_000, history.rows // 2)
     cursor, execution_id = _deep(history, depth)
-    since = rfc3339_text(history.now - timedelta(days=37))
-    until = rfc3339_text(history.now - timedelta(days=30))
+    since = rfc3339(history.now - timedelta(days=37))
+    until = rfc3339(history.now - timedelta(days=30))
     plugin = PLUGINS[5]
 
     def q(**params: str) -> str:

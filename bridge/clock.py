@@ -7,3 +7,8 @@ from datetime import UTC, datetime
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """The API's time format: UTC, microseconds, `Z`."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from bridge import clock
 from bridge.config import ERROR_TYPES
 from bridge.storage.base import Status
 
@@ -17,9 +18,7 @@ MAX_DAYS = 3650
 
 
 def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return None if value is None else clock.rfc3339(value)
 
 
 class RFC3339(fields.DateTime):

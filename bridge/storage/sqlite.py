@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bridge.clock import rfc3339
 from bridge.config import Config
 from bridge.errors import InvalidCursor, StorageError
 from bridge.storage.base import (
@@ -38,7 +39,6 @@ from bridge.storage.sqlite_schema import (
     connect,
     from_us,
     migrate,
-    rfc3339_text,
     to_us,
 )
 from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, WriteLock
@@ -632,9 +632,9 @@ class SQLiteStore:
                 c,
                 "last_cleanup",
                 {
-                    "at": rfc3339_text(finished),
+                    "at": rfc3339(finished),
                     "deleted": deleted,
-                    "cutoff": rfc3339_text(cutoff),
+                    "cutoff": rfc3339(cutoff),
                     "duration_ms": round(result.duration_ms, 1),
                 },
             )

@@ -157,10 +157,6 @@ def from_us(value: int | None) -> datetime | None:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
 
 
-def rfc3339_text(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def connect(path: str | Path, config: Config) -> sqlite3.Connection:
     """Open a connection with every setting the store relies on."""
     sq = config.storage.sqlite

@@ -282,9 +282,7 @@ class Tracker:
                 "count": self.failures.count,
                 "last_error": self.failures.last_error,
                 "last_at": (
-                    self.failures.last_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-                    if self.failures.last_at
-                    else None
+                    clock.rfc3339(self.failures.last_at) if self.failures.last_at else None
                 ),
             }
         return {
