@@ -58,6 +58,18 @@ def test_a_bad_signature_is_401_recorded_without_payload(signed_client, headers)
     assert realtime["error_types"] == {"unauthorized": 1}
 
 
+def test_a_rejected_delivery_with_a_lone_surrogate_tag_is_still_recorded(signed_client):
+    response = signed_client.post(
+        "/api/v1/webhook/signed",
+        data=b'{"ref": "main"}',
+        headers={"Content-Type": "application/json", "X-Bridge-Tags": '{"k": "\\udfff"}'},
+    )
+    assert response.status_code == 401
+    page = signed_client.get("/api/v1/executions?plugin=signed").get_json()
+    assert page["total"] == 1
+    assert json.loads(page["executions"][0]["tags"]) == {"k": "\udfff"}
+
+
 def test_a_body_changed_after_signing_is_rejected(signed_client):
     body = json.dumps({"amount": 1}).encode()
     headers = _github(body)

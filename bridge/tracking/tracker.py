@@ -242,7 +242,7 @@ class Tracker:
         record.error_type = error_type
         record.error = f"{type(error).__name__}: {error}"
         try:
-            self.store.update(record, wait=True)
+            self.store.update(storable(record), wait=True)
         except Exception as exc:
             self.write_failed("record a rejected delivery", exc)
 
