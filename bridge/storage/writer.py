@@ -174,10 +174,7 @@ class GroupCommitWriter:
             if not wait:
                 self._unwaited += 1
                 if self._flusher is None or not self._flusher.is_alive():
-                    self._flusher = threading.Thread(
-                        target=self._flush_loop, name="store-flusher", daemon=True
-                    )
-                    self._flusher.start()
+                    self._flusher = _started(self._flush_loop, "store-flusher")
                 elif self._flusher_idle:
                     self._flusher_idle = False
                     self._unwaited_queued.notify()
@@ -297,10 +294,7 @@ class GroupCommitWriter:
         if self._checkpoint is not None and (
             self._checkpointer is None or not self._checkpointer.is_alive()
         ):
-            self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop, name="store-checkpointer", daemon=True
-            )
-            self._checkpointer.start()
+            self._checkpointer = _started(self._checkpoint_loop, "store-checkpointer")
 
     def _checkpoint_loop(self) -> None:
         """Run the checkpoint op after commits, until close; a failed one is retried at
@@ -367,6 +361,13 @@ class GroupCommitWriter:
             if thread is not None:
                 thread.join(timeout)
         self.lock.close()
+
+
+def _started(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread, started (once per process: threads do not survive a fork)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _superseded_dropped(batch: list[_Ticket]) -> list[_Ticket]:
