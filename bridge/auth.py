@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from bridge.config import Config
+from bridge.config import Config, resolve_env
 from bridge.errors import ConfigError, Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,6 @@ class ApiKey:
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-def resolve_env(value: str, where: str, environ: Mapping[str, str]) -> str:
-    """`env:NAME` read from the environment; anything else as written."""
-    if not value.startswith("env:"):
-        return value
-    name = value[4:]
-    resolved = environ.get(name, "")
-    if not resolved:
-        raise ConfigError(where, value, "environment variable is not set or empty")
-    return resolved
 
 
 def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = None) -> list[ApiKey]:

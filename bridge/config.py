@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -42,6 +43,18 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+
+
+def resolve_env(value: str, where: str, environ: Mapping[str, str]) -> str:
+    """`env:NAME` read from `environ`, anything else as written: secrets and keys stay
+    out of config.yaml. An error names the variable, never a value."""
+    if not value.startswith("env:"):
+        return value
+    name = value[4:].strip()
+    resolved = environ.get(name, "") if name else ""
+    if not resolved:
+        raise ConfigError(where, name, "unset or empty environment variable")
+    return resolved
 
 
 def parse_duration(value: Any) -> float:

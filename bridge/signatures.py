@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bridge.clock import utcnow
-from bridge.config import parse_duration
+from bridge.config import parse_duration, resolve_env
 from bridge.errors import ConfigError, SignatureInvalid
 
 TYPES = ("github", "stripe", "standard", "hmac-sha256", "hmac-sha1")
@@ -117,11 +117,7 @@ def _secrets(value: object, key: str, environ: Mapping[str, str]) -> tuple[str, 
         where = f"{key}[{i}]" if isinstance(value, list | tuple) else key
         if not isinstance(item, str):
             raise ConfigError(where, "***", "expected a string (quote it in YAML), got")
-        if item.startswith("env:"):
-            name = item[4:].strip()
-            item = environ.get(name, "") if name else ""
-            if not item:
-                raise ConfigError(where, name, "unset or empty environment variable")
+        item = resolve_env(item, where, environ)
         if not item:
             raise ConfigError(where, "", "empty secret")
         resolved.append(item)
