@@ -115,6 +115,11 @@ def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = No
     return keys
 
 
+def required_scope(method: str) -> str:
+    """The scope a management request needs: reading needs `read`, any change `admin`."""
+    return "read" if method.upper() in READ_METHODS else "admin"
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -156,7 +161,7 @@ class Authenticator:
     def guard(self) -> None:
         blueprint = request.blueprint or ""
         if blueprint in PROTECTED:
-            self.check("read" if request.method in READ_METHODS else "admin")
+            self.check(required_scope(request.method))
         elif blueprint == "webhook" and self.protect_webhooks:
             self.check("write")
 

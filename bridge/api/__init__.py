@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from bridge import __version__
 from bridge.api import errors, executions, health, plugins, webhook
 from bridge.api.schemas import ErrorSchema
-from bridge.auth import PROTECTED, SECURITY_SCHEMES
+from bridge.auth import PROTECTED, SECURITY_SCHEMES, required_scope
 
 DOCS_ASSETS = "/docs/assets/"
 
@@ -45,7 +45,7 @@ class SecurityDocs(BasePlugin):
         if not path or not operations or not path.startswith(self.prefixes):
             return
         for method, operation in operations.items():
-            scope = "read" if method in ("get", "head", "options") else "admin"
+            scope = required_scope(method)
             operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
             responses = operation.setdefault("responses", {})
             responses.setdefault(
