@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import inspect
 import logging
+import os
 import re
 import sys
 import threading
@@ -153,21 +154,11 @@ class PluginRegistry:
         except FileNotFoundError:
             return None
         cached = self._plugins.get(name)
-        if (
-            cached is not None
-            and cached.path == path
-            and cached.mtime_ns == stat.st_mtime_ns
-            and cached.size == stat.st_size
-        ):
+        if _current(cached, path, stat):
             return cached
         with self._lock:
             cached = self._plugins.get(name)
-            if (
-                cached is None
-                or cached.path != path
-                or cached.mtime_ns != stat.st_mtime_ns
-                or cached.size != stat.st_size
-            ):
+            if not _current(cached, path, stat):
                 if cached is not None:
                     log.info("Reloading plugin %s (%s changed)", name, path)
                 cached = self._plugins[name] = self._load(name, path, stat)
@@ -203,3 +194,13 @@ class PluginRegistry:
     def timeout_for(self, plugin: LoadedPlugin) -> float:
         settings = plugin.settings
         return settings.timeout if settings and settings.timeout else self.default_timeout
+
+
+def _current(cached: LoadedPlugin | None, path: Path, stat: os.stat_result) -> bool:
+    """Whether `cached` was loaded from the file as it is now (same path, mtime, size)."""
+    return (
+        cached is not None
+        and cached.path == path
+        and cached.mtime_ns == stat.st_mtime_ns
+        and cached.size == stat.st_size
+    )
