@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,6 +123,43 @@ def test_bad_config_stops_startup_with_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "Invalid configuration: execution_tracking.cleanup_interval: invalid duration 'soon'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("bind", "api_key", "warned"),
+    [
+        ("0.0.0.0:8001", "", True),
+        ("0.0.0.0:8001", "a-key-of-sixteen-chars", False),
+        ("127.0.0.1:8001", "", False),
+    ],
+)
+def test_startup_warns_when_exposed_without_keys(tmp_path, plugin_dir, bind, api_key, warned):
+    """gunicorn --check-config reads gunicorn.conf.py and loads the app without binding."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "plugins": {"dirs": [str(plugin_dir)]},
+                "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
+                "scheduler": {"enabled": False},
+            }
+        )
+    )
+    env = {**os.environ, "BRIDGE_CONFIG": str(path), "BRIDGE_BIND": bind}
+    env.pop("BRIDGE_API_KEY", None)
+    if api_key:
+        env["BRIDGE_API_KEY"] = api_key
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ("SECURITY WARNING: listening on 0.0.0.0" in proc.stderr) is warned
 
 
 def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
