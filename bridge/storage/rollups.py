@@ -42,6 +42,17 @@ class Aggregate:
     histogram: Counter[int] = field(default_factory=Counter)
     error_types: Counter[str] = field(default_factory=Counter)
 
+    def counts(self) -> dict[str, Any]:
+        """The figures every stats document shows: the window's, a day's, live metrics'."""
+        return {
+            "total_executions": self.total,
+            "successful_executions": self.completed,
+            "failed_executions": self.unsuccessful,
+            "timeout_executions": self.timeout,
+            "success_rate": self.success_rate,
+            "avg_duration": self.avg_duration,
+        }
+
     def add(self, status: str, error_type: str, duration: int) -> None:
         self.total += 1
         if status == Status.COMPLETED.value:
@@ -119,25 +130,10 @@ def build_stats(
     for day in days:
         agg = per_day.get(day, Aggregate())
         overall.merge(agg)
-        daily.append(
-            {
-                "date": day.isoformat(),
-                "total_executions": agg.total,
-                "successful_executions": agg.completed,
-                "failed_executions": agg.unsuccessful,
-                "timeout_executions": agg.timeout,
-                "success_rate": agg.success_rate,
-                "avg_duration": agg.avg_duration,
-            }
-        )
+        daily.append({"date": day.isoformat(), **agg.counts()})
     return {
-        "total_executions": overall.total,
-        "successful_executions": overall.completed,
-        "failed_executions": overall.unsuccessful,
-        "timeout_executions": overall.timeout,
+        **overall.counts(),
         "canceled_executions": overall.canceled,
-        "success_rate": overall.success_rate,
-        "avg_duration": overall.avg_duration,
         "min_duration": overall.duration_min or 0,
         "max_duration": overall.duration_max,
         "p50_duration": overall.percentile(0.50),

@@ -28,12 +28,7 @@ class MetricsCache:
     @staticmethod
     def _describe(agg: Aggregate, last: datetime | None, last_status: str) -> dict[str, Any]:
         return {
-            "total_executions": agg.total,
-            "successful_executions": agg.completed,
-            "failed_executions": agg.unsuccessful,
-            "timeout_executions": agg.timeout,
-            "success_rate": agg.success_rate,
-            "avg_duration": agg.avg_duration,
+            **agg.counts(),
             "min_duration": agg.duration_min or 0,
             "max_duration": agg.duration_max,
             "last_execution": last,
