@@ -74,7 +74,7 @@ class SignatureSpec:
                 if _standard_key(secret) is None:
                     key = f"{where}.secret" + (f"[{i}]" if len(secrets) > 1 else "")
                     raise ConfigError(key, "***", "not whsec_<base64> as Standard Webhooks issues")
-        # Standard Webhooks fixes its header names, so `header` is ignored there.
+        # Standard Webhooks fixes its header names (webhook-* or svix-*), so `header` is ignored.
         header = None if kind == "standard" else raw.get("header")
         if header is None:
             if kind in _GENERIC:
@@ -133,15 +133,20 @@ def _standard_key(secret: str) -> bytes | None:
     return key or None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """The header's value, matched case-insensitively even in a plain dict."""
+def _lookup(headers: Mapping[str, str], name: str) -> str:
+    """The header's stripped value, '' if absent; case-insensitive even in a plain dict."""
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    if value is None or not value.strip():
+    return (value or "").strip()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = _lookup(headers, name)
+    if not value:
         raise SignatureInvalid(f"missing {name} header")
-    return value.strip()
+    return value
 
 
 def _decode(text: str, encoding: str) -> bytes | None:
@@ -213,17 +218,29 @@ def _verify_stripe(
     )
 
 
+def _standard_family(headers: Mapping[str, str]) -> str:
+    """`webhook` or `svix`: Svix sends `svix-*` headers unless the account brands them.
+
+    The three headers come from one family, the one whose signature header is present
+    (`webhook-*` first), so a missing header is named as the sender spells it.
+    """
+    if not _lookup(headers, "webhook-signature") and _lookup(headers, "svix-signature"):
+        return "svix"
+    return "webhook"
+
+
 def _verify_standard(
     spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float
 ) -> bool:
-    msg_id = _header(headers, "webhook-id")
-    stamp = _header(headers, "webhook-timestamp")
-    value = _header(headers, "webhook-signature")
+    family = _standard_family(headers)
+    msg_id = _header(headers, f"{family}-id")
+    stamp = _header(headers, f"{family}-timestamp")
+    value = _header(headers, f"{family}-signature")
     versioned = [item.partition(",") for item in value.split()]
     signatures = [_decode(sig, "base64") for version, _, sig in versioned if version == "v1"]
     if not signatures:
-        raise SignatureInvalid("malformed webhook-signature header: no v1,<base64> signature")
-    _check_timestamp(stamp, "webhook-timestamp", spec.tolerance, now)
+        raise SignatureInvalid(f"malformed {family}-signature header: no v1,<base64> signature")
+    _check_timestamp(stamp, f"{family}-timestamp", spec.tolerance, now)
     keys = [k for k in map(_standard_key, spec.secrets) if k is not None]
     message = f"{msg_id}.{stamp}.".encode() + body
     return _matches(keys, message, [s for s in signatures if s is not None])

@@ -6,6 +6,7 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
 from werkzeug.datastructures import Headers
 
 from bridge import signatures
@@ -81,6 +82,48 @@ def test_published_vectors():
         rejected(std, headers, b'{"test": 2432232315}', now=1614265330)
         == "signature does not match"
     )
+
+
+@pytest.mark.parametrize("family", ["webhook", "svix"])
+def test_standard_accepts_what_the_standardwebhooks_library_signs(family):
+    """Svix's SDK signs with this library and sends svix-* headers unless the account
+    brands them as webhook-*; the bridge must accept either spelling."""
+    msg_id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+    body = b'{"type": "invoice.paid", "data": {"id": "in_1"}}'
+    signed = Webhook(STD_SECRET).sign(msg_id, datetime.fromtimestamp(NOW, UTC), body.decode())
+    headers = {
+        f"{family}-id": msg_id,
+        f"{family}-timestamp": str(NOW),
+        f"{family}-signature": signed,
+    }
+    s = spec(type="standard", secret=STD_SECRET)
+    verify(s, headers, body, now=NOW)
+    verify(s, Headers({k.title(): v for k, v in headers.items()}), body, now=NOW)
+    assert rejected(s, headers, body.replace(b"in_1", b"in_2")) == "signature does not match"
+    assert rejected(s, {**headers, f"{family}-id": "msg_other"}, body) == (
+        "signature does not match"
+    )
+    assert rejected(s, headers, body, now=NOW + 301) == (
+        "timestamp too old: outside the 300s tolerance"
+    )
+    for name in headers:
+        if not name.endswith("-signature"):
+            partial = {k: v for k, v in headers.items() if k != name}
+            assert rejected(s, partial, body) == f"missing {name} header"
+    garbled = {**headers, f"{family}-signature": "v2,abc"}
+    assert rejected(s, garbled, body) == (
+        f"malformed {family}-signature header: no v1,<base64> signature"
+    )
+
+
+def test_standard_headers_come_from_one_family():
+    """webhook-* wins when both are sent, so a stray svix-id cannot replace the signed id."""
+    s = spec(type="standard", secret=STD_SECRET)
+    both = {**standard(), "svix-id": "msg_other", "svix-signature": "v1,AAAA"}
+    verify(s, both, BODY, now=NOW)
+    mixed = {"svix-id": "msg_1", "svix-signature": standard()["webhook-signature"]}
+    mixed["webhook-timestamp"] = str(NOW)
+    assert rejected(s, mixed) == "missing svix-timestamp header"
 
 
 @pytest.mark.parametrize(
