@@ -194,7 +194,7 @@ class IdempotencyConfig:
     enabled: bool = True
     window: Duration = Duration(24 * 3600)
     headers: list[str] = field(
-        default_factory=lambda: ["Idempotency-Key", "X-GitHub-Delivery", "webhook-id"]
+        default_factory=lambda: ["Idempotency-Key", "X-GitHub-Delivery", "webhook-id", "svix-id"]
     )
 
 

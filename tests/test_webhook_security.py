@@ -7,8 +7,10 @@ import hmac
 import json
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
 
 SECRET = "It's a Secret to Everybody"
 
@@ -118,6 +120,36 @@ def test_config_signature_stripe_with_timestamp(make_app, monkeypatch):
         headers={"Stripe-Signature": header(now - 3600), "Content-Type": "application/json"},
     )
     assert stale.status_code == 401 and "tolerance" in stale.get_json()["message"]
+
+
+def test_a_svix_delivery_is_verified_and_its_redelivery_replayed(make_app, monkeypatch, tmp_path):
+    """A default (unbranded) Svix sender: svix-* headers, svix-id as the delivery key."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    monkeypatch.setenv("SVIX_SECRET_FOR_TESTS", secret)
+    signature = {"type": "standard", "secret": "env:SVIX_SECRET_FOR_TESTS"}
+    client = make_app(plugins={"settings": {"counter": {"signature": signature}}}).test_client()
+    log = tmp_path / "runs.txt"
+    body = json.dumps({"log": str(log), "type": "invoice.paid"}).encode()
+    msg_id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+    now = datetime.now(UTC)
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, now, body.decode()),
+        "Content-Type": "application/json",
+    }
+    first = client.post("/api/v1/webhook/counter", data=body, headers=headers)
+    again = client.post("/api/v1/webhook/counter", data=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json()["replayed"] is True
+    assert again.get_json()["execution_id"] == first.get_json()["execution_id"]
+    assert len(log.read_text().splitlines()) == 1
+    record = client.get(f"/api/v1/executions/{first.get_json()['execution_id']}").get_json()
+    assert record["execution"]["idempotency_key"] == msg_id
+    forged = client.post(
+        "/api/v1/webhook/counter", data=body.replace(b"paid", b"void"), headers=headers
+    )
+    assert forged.status_code == 401
 
 
 def test_a_bad_signature_setting_stops_start_up(make_app):
