@@ -166,8 +166,10 @@ def connect(path: str | Path, config: Config) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
     # Takes effect only on a new, empty file, and only before WAL is switched on: lets
-    # cleanup hand freed pages back to the OS. A no-op on an existing database.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # cleanup hand freed pages back to the OS. Not set on an existing database, where it
+    # would do nothing but fail on a full disk.
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     if sq.enable_wal:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {sq.synchronous.upper()}")
@@ -194,6 +196,9 @@ def migrate(conn: sqlite3.Connection) -> int:
                 (number, name, datetime.now(UTC).isoformat()),
             )
             log.info("Applied migration %03d_%s", number, name)
+        # A write that changes nothing: a database that cannot be written (a read-only
+        # file or mount) fails here, at start-up, rather than at the first run.
+        conn.execute("DELETE FROM migrations WHERE 0")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
