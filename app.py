@@ -8,13 +8,26 @@ with an explicit file. Production runs gunicorn on `wsgi:app` (`make run`).
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
+from typing import Any
 
-from bridge import create_app
+from flask import Flask
+
+import bridge
 from bridge.auth import exposure_warning
 from bridge.errors import ConfigError
 
-__all__ = ["create_app"]
+
+def create_app(config: Any = None) -> Flask:
+    """The app with the development server's logging; its services (background jobs,
+    closing stale runs) start with the first request it serves, so a `flask` CLI
+    command that builds it starts nothing."""
+    app = bridge.create_app(config)
+    bridge.configure_logging(app.extensions["bridge.config"].logging.level)
+    app.before_request(lambda: bridge.start_services(app))
+    atexit.register(bridge.shutdown_app, app)
+    return app
 
 
 def main() -> None:

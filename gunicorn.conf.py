@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from bridge import shutdown_app
+from bridge import configure_logging, shutdown_app, start_services
 from bridge.auth import exposure_warning
 from bridge.config import load
 from bridge.errors import ConfigError
@@ -23,6 +23,7 @@ try:
     _config = load(os.environ.get("BRIDGE_CONFIG"))
 except ConfigError as exc:  # one line naming the key and the value, no traceback
     sys.exit(f"Invalid configuration: {exc}")
+configure_logging(_config.logging.level)
 bind = os.environ.get("BRIDGE_BIND", f"{_config.server.host}:{_config.server.port}")
 if not bind.startswith(("unix:", "fd://")):
     _warning = exposure_warning(_config, bind.rpartition(":")[0] or bind)
@@ -31,7 +32,7 @@ if not bind.startswith(("unix:", "fd://")):
 worker_class = "gthread"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))
-timeout = int(_config.longest_timeout * _config.runner.max_attempts + 30)
+timeout = int(_config.longest_run + 30)
 graceful_timeout = int(float(_config.server.graceful_timeout))
 keepalive = 5
 accesslog = "-"
@@ -64,10 +65,12 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """On SIGTERM, give in-flight runs most of the graceful timeout, then mark what is
-    still open `canceled` before the arbiter kills the worker."""
+    """Start the app's services in this worker. On SIGTERM, give in-flight runs most of
+    the graceful timeout, then mark what is still open `canceled` before the arbiter
+    kills the worker."""
     original = worker.handle_exit
     app = worker.wsgi
+    start_services(app)
 
     def handle_exit(sig, frame):
         original(sig, frame)

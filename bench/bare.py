@@ -14,10 +14,12 @@ from flask import Flask, request
 def create_app() -> Flask:
     """gunicorn entry: `gunicorn -c gunicorn.conf.py 'bench.bare:create_app()'`."""
     app = Flask(__name__)
-    # gunicorn.conf.py's exit hooks call bridge.shutdown_app; there is nothing to stop here.
+    # gunicorn.conf.py's hooks call bridge.start_services and bridge.shutdown_app; there
+    # is nothing to start or stop here.
     closed = threading.Event()
     closed.set()
     app.extensions["bridge.closed"] = closed
+    app.extensions["bridge.services_started"] = True
 
     @app.post("/api/v1/webhook/<plugin>")
     def webhook(plugin: str) -> tuple[dict[str, Any], int]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bridge.config import from_dict
-from bridge.storage.base import AttemptRecord, ExecutionRecord, Status
+from bridge.model import AttemptRecord, ExecutionRecord, Status
 from bridge.storage.sqlite import SQLiteStore
 from bridge.storage.sqlite_schema import MIGRATIONS
 from bridge.tracking.ids import uuid7_from

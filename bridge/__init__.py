@@ -1,11 +1,11 @@
 """Webhook Bridge: HTTP requests run Python plugins; every run is tracked.
 
-The flow: webhook blueprint -> plugin registry -> runner -> tracker -> store.
+The flow: webhook view -> dispatcher -> plugin registry -> runner -> tracker (the one
+end of every run, and its `RunFinished` event) -> store.
 """
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
 import logging
 import os
@@ -20,7 +20,9 @@ __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
+    """The entry points' logging set-up (never the factory's: an app built by a test or
+    a CLI command leaves the process's logging alone)."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
@@ -29,21 +31,27 @@ def _configure_logging(level: str) -> None:
 
 
 def create_app(config: Any = None) -> Flask:
-    """The application factory: load config, start each service, register the API.
+    """The application factory: load config, build each service, register the API.
 
-    `config` may be a Config, a mapping (as config.yaml would hold), a path, or None
-    for `$BRIDGE_CONFIG` / `config.yaml`.
+    It starts nothing (no thread, no job, no exit hook): `start_services` does that
+    when the app serves. `config` may be a Config, a mapping (as config.yaml would
+    hold), a path, or None for `$BRIDGE_CONFIG` / `config.yaml`.
     """
     from bridge import api
     from bridge.api.body_budget import BodyBudget
     from bridge.api.health import started_marker
     from bridge.auth import Authenticator
     from bridge.config import Config, from_dict, load
+    from bridge.counters import Counters
+    from bridge.dispatcher import Dispatcher
+    from bridge.events import Events
     from bridge.idempotency import Deliveries
     from bridge.registry import PluginRegistry
     from bridge.runner import Runner
     from bridge.scheduler import Scheduler
-    from bridge.tracking import create_tracker
+    from bridge.storage import open_storage
+    from bridge.tracking.metrics import MetricsCache
+    from bridge.tracking.tracker import Tracker
 
     if isinstance(config, Config):
         cfg = config
@@ -51,7 +59,6 @@ def create_app(config: Any = None) -> Flask:
         cfg = from_dict(config, base_dir=os.getcwd())
     else:
         cfg = load(config if isinstance(config, str | Path) else None)
-    _configure_logging(cfg.logging.level)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_size
@@ -65,16 +72,34 @@ def create_app(config: Any = None) -> Flask:
         cfg.server.max_inflight_body_size, cfg.runner.retry_after
     )
 
+    counters, events, storage = Counters(), Events(), open_storage(cfg)
+    for service in (counters, events, storage):
+        service.init_app(app)
+    MetricsCache().init_app(app)
     Authenticator(cfg).init_app(app)
-    tracker = create_tracker(cfg)
+    registry = PluginRegistry(cfg)
+    registry.init_app(app)
+    tracker = Tracker(cfg, storage, events)
     tracker.init_app(app)
-    PluginRegistry(cfg).init_app(app)
-    Runner(cfg, tracker).init_app(app)
-    Deliveries(cfg, tracker).init_app(app)
+    runner = Runner(cfg, tracker, counters)
+    runner.init_app(app)
+    deliveries = Deliveries(cfg, storage)
+    deliveries.init_app(app)
+    Dispatcher(registry, runner, tracker, deliveries).init_app(app)
+    Scheduler(cfg, storage, tracker).init_app(app)
     api.init_app(app)
-    Scheduler(cfg, tracker).init_app(app)
-    atexit.register(shutdown_app, app)
     return app
+
+
+def start_services(app: Flask) -> None:
+    """What runs while the app serves: close runs that dead processes left open, and
+    start the background jobs (in one process). Called once per serving process by
+    gunicorn's worker hook or the development server; a second call does nothing."""
+    ext, marker = app.extensions, object()
+    if ext.setdefault("bridge.services_started", marker) is not marker:
+        return
+    ext["bridge.tracker"].recover_stale()
+    ext["bridge.scheduler"].start()
 
 
 def shutdown_app(app: Flask, timeout: float | None = None) -> None:
@@ -93,8 +118,6 @@ def shutdown_app(app: Flask, timeout: float | None = None) -> None:
     try:
         ext["bridge.runner"].shutdown(wait)
         ext["bridge.scheduler"].shutdown()
-        store = ext["bridge.tracker"].store
-        if store is not None:
-            store.close()
+        ext["bridge.storage"].close()
     finally:
         mine.set()

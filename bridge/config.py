@@ -18,20 +18,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from bridge.errors import ConfigError
+from bridge.model import ERROR_TYPES
 
 log = logging.getLogger(__name__)
 
-ERROR_TYPES = (
-    "timeout",
-    "connection_error",
-    "permission_denied",
-    "validation_error",
-    "not_found",
-    "unauthorized",
-    "forbidden",
-    "interrupted",
-    "unknown_error",
-)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
@@ -87,19 +77,11 @@ def parse_duration(value: Any) -> float:
     return total
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest Go-style spelling of a number of seconds, for logs and docs."""
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    seconds_int = int(seconds)
-    hours, rest = divmod(seconds_int, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        f"{hours}h" if hours else "",
-        f"{minutes}m" if minutes else "",
-        f"{secs}s" if secs else "",
-    ]
-    return "".join(parts) or "0s"
+def longest_run(timeout: float, attempts: int, backoff: float) -> float:
+    """Seconds a run can take at most: every attempt's timeout and the doubling backoff
+    between them. gunicorn's worker timeout, stale-run detection and the idempotency
+    wait all start from it."""
+    return timeout * attempts + backoff * (2 ** max(0, attempts - 1))
 
 
 class Duration(float):
@@ -234,14 +216,21 @@ class Config:
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
 
     @property
-    def longest_timeout(self) -> float:
-        """The longest plugin timeout that config sets (class attributes may differ)."""
+    def longest_run(self) -> float:
+        """The longest run that config allows, with each plugin's overrides (a plugin's
+        class attributes may allow more; the runner asks `longest_run` per plugin)."""
+        runner = self.runner
         values = [float(self.plugins.timeout)]
-        values += [
-            parse_duration(s["timeout"])
-            for s in self.plugins.settings.values()
-            if s.get("timeout") is not None
-        ]
+        for s in [{}, *self.plugins.settings.values()]:
+            values.append(
+                longest_run(
+                    parse_duration(s.get("timeout") or self.plugins.timeout),
+                    int(s.get("max_attempts") or runner.max_attempts),
+                    parse_duration(
+                        s["backoff"] if s.get("backoff") is not None else runner.backoff
+                    ),
+                )
+            )
         return max(values)
 
     @property

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask
 
 from bridge import clock
 from bridge.config import Config
 from bridge.errors import BadPayload, DeliveryInProgress, StorageError
-from bridge.storage.base import ExecutionRecord, Status
-
-if TYPE_CHECKING:
-    from bridge.runner import Invocation
-    from bridge.tracking.tracker import Tracker
+from bridge.model import ExecutionRecord, Run, Status
+from bridge.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +27,13 @@ POLL_SECONDS = 0.05
 
 
 class Deliveries:
-    def __init__(self, config: Config, tracker: Tracker) -> None:
+    def __init__(self, config: Config, storage: Storage) -> None:
         settings = config.idempotency
         self.enabled = settings.enabled and float(settings.window) > 0
         self.window = float(settings.window)
         self.headers = tuple(settings.headers)
         self.retry_after = config.runner.retry_after
-        self.tracker = tracker
+        self.storage = storage
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.deliveries"] = self
@@ -54,20 +51,20 @@ class Deliveries:
             return value
         return ""
 
-    def claim(self, inv: Invocation, wait_s: float) -> ExecutionRecord | None:
+    def claim(self, run: Run, wait_s: float) -> ExecutionRecord | None:
         """None when this delivery should run; the first run's record when it is a replay.
 
         Raises DeliveryInProgress when the first run is still going after `wait_s`.
         """
-        store = self.tracker.store
-        if not inv.idempotency_key or store is None:
+        store = self.storage.store
+        if not run.idempotency_key or store is None:
             return None
-        plugin, key = inv.plugin.name, inv.idempotency_key
+        plugin, key = run.plugin.name, run.idempotency_key
         deadline = time.monotonic() + wait_s
         try:
             while True:
                 holder = store.claim_delivery(
-                    plugin, key, inv.execution_id, clock.utcnow(), self.window
+                    plugin, key, run.execution_id, clock.utcnow(), self.window
                 )
                 if holder is None:
                     return None
@@ -80,7 +77,7 @@ class Deliveries:
                 lost = record is None and holder.age_s > max(wait_s, 60.0)
                 if finished_badly or lost:
                     if store.take_over_delivery(
-                        plugin, key, holder.execution_id, inv.execution_id, clock.utcnow()
+                        plugin, key, holder.execution_id, run.execution_id, clock.utcnow()
                     ):
                         return None
                     continue
@@ -89,15 +86,15 @@ class Deliveries:
                 time.sleep(POLL_SECONDS)
         except StorageError as exc:
             # Without the store there is no memory of deliveries: run rather than refuse.
-            self.tracker.write_failed("check an idempotency key", exc)
+            self.storage.write_failed("check an idempotency key", exc)
             return None
 
-    def release(self, inv: Invocation) -> None:
+    def release(self, run: Run) -> None:
         """Give the key back when the run never started (429, 503), so a retry can run."""
-        store = self.tracker.store
-        if not inv.idempotency_key or store is None:
+        store = self.storage.store
+        if not run.idempotency_key or store is None:
             return
         try:
-            store.release_delivery(inv.plugin.name, inv.idempotency_key, inv.execution_id)
+            store.release_delivery(run.plugin.name, run.idempotency_key, run.execution_id)
         except StorageError as exc:
-            self.tracker.write_failed("release an idempotency key", exc)
+            self.storage.write_failed("release an idempotency key", exc)

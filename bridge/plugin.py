@@ -12,8 +12,9 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from bridge.config import ERROR_TYPES, parse_duration
+from bridge.config import parse_duration
 from bridge.errors import ConfigError
+from bridge.model import ERROR_TYPES
 from bridge.signatures import SignatureSpec
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -94,7 +94,6 @@ class PluginRegistry:
 
     def __init__(self, config: Config) -> None:
         self.dirs = config.plugin_dirs
-        self.default_timeout = float(config.plugins.timeout)
         self.overrides = config.plugins.settings
         self._plugins: dict[str, LoadedPlugin] = {}
         self._lock = threading.Lock()
@@ -190,10 +189,6 @@ class PluginRegistry:
             for gone in set(self._plugins) - set(names):
                 del self._plugins[gone]
         return [p for p in (self.lookup(n) for n in names) if p is not None]
-
-    def timeout_for(self, plugin: LoadedPlugin) -> float:
-        settings = plugin.settings
-        return settings.timeout if settings and settings.timeout else self.default_timeout
 
 
 def _current(cached: LoadedPlugin | None, path: Path, stat: os.stat_result) -> bool:

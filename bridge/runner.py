@@ -16,14 +16,14 @@ import time
 import traceback
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from flask import Flask
 
 from bridge import clock
-from bridge.config import Config
+from bridge.config import Config, longest_run
+from bridge.counters import Counters
 from bridge.errors import (
     ExecutionCanceled,
     NoCapacity,
@@ -32,56 +32,11 @@ from bridge.errors import (
     PluginTimeout,
     RunnerSaturated,
 )
+from bridge.model import AttemptRecord, ErrorType, Outcome, Run, Status
 from bridge.registry import LoadedPlugin
-from bridge.storage.base import AttemptRecord, Status
 from bridge.tracking.classify import classify
 
-if TYPE_CHECKING:
-    from bridge.tracking.tracker import Tracker
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Invocation:
-    """One webhook delivery on its way to a plugin, with what tracking records of it."""
-
-    plugin: LoadedPlugin
-    method: str
-    data: dict[str, Any]
-    execution_id: str
-    trace_id: str
-    user_agent: str = ""
-    remote_ip: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    start_time: datetime = field(default_factory=clock.utcnow)
-    idempotency_key: str = ""
-    # The request body's JSON text when it is the whole of `data`: stored as it came.
-    input_json: str | None = None
-    # Input, tags and metadata as the tracker stores them (input redacted and truncated).
-    stored: tuple[str, str, str] | None = None
-
-
-@dataclass
-class Outcome:
-    """How a run ended, after all its attempts."""
-
-    status: Status
-    start_time: datetime
-    end_time: datetime
-    duration: int  # nanoseconds
-    attempts: list[AttemptRecord]
-    result: dict[str, Any] | None = None
-    output_json: str = ""
-    error: BaseException | None = None
-    error_type: str = ""
-    error_detail: str = ""  # message and traceback, for the record
-
-    @property
-    def retry_count(self) -> int:
-        return max(0, len(self.attempts) - 1)
 
 
 @dataclass
@@ -163,10 +118,22 @@ def normalize_result(value: Any) -> tuple[dict[str, Any], str]:
     return json.loads(text), text
 
 
+class RunLifecycle(Protocol):
+    """What the runner tells about each run it starts (the tracker implements it)."""
+
+    def start(self, run: Run, status: Status) -> None: ...
+
+    def mark_running(self, run: Run) -> None: ...
+
+    def finish(self, run: Run, outcome: Outcome) -> None: ...
+
+    def close_own_runs(self) -> int: ...
+
+
 class Runner:
     """Runs plugins; the tracker hears about every run it starts."""
 
-    def __init__(self, config: Config, tracker: Tracker) -> None:
+    def __init__(self, config: Config, tracker: RunLifecycle, counters: Counters) -> None:
         self.max_workers = config.runner.max_workers
         self.max_pending = config.runner.max_pending
         self.retry_after = config.runner.retry_after
@@ -176,17 +143,16 @@ class Runner:
         self.default_retry_on = tuple(config.runner.retry_on)
         self.default_plugin_limit = config.runner.default_plugin_limit
         self.tracker = tracker
+        self.counters = counters
         self._slots = threading.Semaphore(self.max_workers)
         self._pool = DaemonPool(self.max_workers, "plugin")
         self._async_pool = DaemonPool(self.max_pending, "async")
         self._lock = threading.Lock()
         self._share_freed = threading.Condition(self._lock)
         self._plugin_busy: dict[str, int] = {}
-        self._busy_rejections = 0
         self._busy = 0
         self._abandoned = 0
         self._pending = 0
-        self._saturated = 0
         self._active: set[threading.Event] = set()
         self._stop = threading.Event()
 
@@ -207,7 +173,7 @@ class Runner:
             while self._plugin_busy.get(name, 0) >= limit:
                 remaining = 0.0 if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
-                    self._busy_rejections += 1
+                    self.counters.inc("runner.plugin_busy")
                     raise PluginBusy(name, limit, self.retry_after)
                 self._share_freed.wait(remaining)
             self._plugin_busy[name] = self._plugin_busy.get(name, 0) + 1
@@ -219,7 +185,7 @@ class Runner:
         )
         with self._lock:
             if not acquired:
-                self._saturated += 1
+                self.counters.inc("runner.saturated")
                 self._give_back_share(name)
                 raise RunnerSaturated(self.retry_after)
             self._busy += 1
@@ -249,72 +215,63 @@ class Runner:
                 "busy": self._busy,
                 "abandoned": self._abandoned,
                 "pending": self._pending,
-                "saturated_rejections": self._saturated,
-                "plugin_limit_rejections": self._busy_rejections,
+                "saturated_rejections": self.counters.get("runner.saturated"),
+                "plugin_limit_rejections": self.counters.get("runner.plugin_busy"),
                 "plugins_running": dict(self._plugin_busy),
                 "closing": self._stop.is_set(),
             }
 
     # -- running -----------------------------------------------------------
-    def run(self, inv: Invocation) -> Outcome:
+    def run(self, run: Run) -> Outcome:
         """Run now in the caller's request, or raise RunnerSaturated without recording."""
         if self._stop.is_set():
-            raise ExecutionCanceled(inv.plugin.name)
-        self._acquire(inv.plugin, wait=None)
+            raise ExecutionCanceled(run.plugin.name)
+        self._acquire(run.plugin, wait=None)
         try:
-            self.tracker.start(inv, Status.RUNNING)
+            self.tracker.start(run, Status.RUNNING)
         except BaseException:
-            self._release(_Call(inv.plugin.name))
+            self._release(_Call(run.plugin.name))
             raise
-        outcome = self._attempts(inv, first_slot_held=True)
-        self.tracker.finish(inv, outcome)
+        outcome = self._attempts(run, first_slot_held=True)
+        self.tracker.finish(run, outcome)
         return outcome
 
-    def run_async(self, inv: Invocation) -> None:
+    def run_async(self, run: Run) -> None:
         """Accept the run as `pending` and return; it starts when a slot frees."""
         if self._stop.is_set():
-            raise ExecutionCanceled(inv.plugin.name)
+            raise ExecutionCanceled(run.plugin.name)
         with self._lock:
             if self._pending >= self.max_pending:
-                self._saturated += 1
+                self.counters.inc("runner.saturated")
                 raise RunnerSaturated(self.retry_after, what="async queue")
             self._pending += 1
         try:
-            self.tracker.start(inv, Status.PENDING)
-            self._async_pool.submit(self._run_pending, inv)
+            self.tracker.start(run, Status.PENDING)
+            self._async_pool.submit(self._run_pending, run)
         except BaseException:
             with self._lock:
                 self._pending -= 1
             raise
 
-    def _run_pending(self, inv: Invocation) -> None:
+    def _run_pending(self, run: Run) -> None:
         try:
             while not self._stop.is_set():
                 try:
-                    self._acquire(inv.plugin, wait=0.5)
+                    self._acquire(run.plugin, wait=0.5)
                     break
                 except NoCapacity:
                     continue
             if self._stop.is_set():
-                now = clock.utcnow()
+                detail = "Canceled: the server shut down before the run started"
                 self.tracker.finish(
-                    inv,
-                    Outcome(
-                        Status.CANCELED,
-                        now,
-                        now,
-                        0,
-                        [],
-                        error=ExecutionCanceled(inv.plugin.name),
-                        error_type="interrupted",
-                    ),
+                    run, Outcome.interrupted(Status.CANCELED, detail, clock.utcnow())
                 )
                 return
-            self.tracker.mark_running(inv)
-            self.tracker.finish(inv, self._attempts(inv, first_slot_held=True))
+            self.tracker.mark_running(run)
+            self.tracker.finish(run, self._attempts(run, first_slot_held=True))
         except Exception:
             log.exception(
-                "Async run %s of %s failed in the runner", inv.execution_id, inv.plugin.name
+                "Async run %s of %s failed in the runner", run.execution_id, run.plugin.name
             )
         finally:
             with self._lock:
@@ -331,33 +288,33 @@ class Runner:
     def longest_run(self, plugin: LoadedPlugin) -> float:
         """Seconds a run of `plugin` can take at most: every attempt and its backoff."""
         timeout, attempts, backoff, _ = self._settings(plugin)
-        return timeout * attempts + backoff * (2 ** max(0, attempts - 1))
+        return longest_run(timeout, attempts, backoff)
 
-    def _attempts(self, inv: Invocation, first_slot_held: bool) -> Outcome:
-        timeout, max_attempts, backoff, retry_on = self._settings(inv.plugin)
+    def _attempts(self, run: Run, first_slot_held: bool) -> Outcome:
+        timeout, max_attempts, backoff, retry_on = self._settings(run.plugin)
         attempts: list[AttemptRecord] = []
         start, t0 = clock.utcnow(), time.perf_counter_ns()
         result: dict[str, Any] | None = None
-        output_json, error, call = "", None, _Call(inv.plugin.name)
+        output_json, error, call = "", None, _Call(run.plugin.name)
         status = Status.FAILED
         for number in range(1, max_attempts + 1):
             if number > 1 or not first_slot_held:
                 try:
-                    self._acquire(inv.plugin, wait=timeout)
+                    self._acquire(run.plugin, wait=timeout)
                 except NoCapacity as exc:
                     error = exc
                     break
-            cancel, call = threading.Event(), _Call(inv.plugin.name)
+            cancel, call = threading.Event(), _Call(run.plugin.name)
             with self._lock:
                 self._active.add(cancel)
-            data = inv.data if number == 1 else copy.deepcopy(inv.data)
+            data = run.data if number == 1 else copy.deepcopy(run.data)
             a_start, a_t0 = clock.utcnow(), time.perf_counter_ns()
             error = None
             try:
-                future = self._pool.submit(self._call, inv, data, cancel, number, call)
+                future = self._pool.submit(self._call, run, data, cancel, number, call)
             except RuntimeError:  # the pool is shut down
                 self._release(call)
-                error, status = ExecutionCanceled(inv.plugin.name), Status.CANCELED
+                error, status = ExecutionCanceled(run.plugin.name), Status.CANCELED
             else:
                 try:
                     result, output_json = future.result(timeout=timeout)
@@ -368,12 +325,12 @@ class Runner:
                         if not call.finished:
                             call.abandoned = True
                             self._abandoned += 1
-                    error, status = PluginTimeout(inv.plugin.name, timeout), Status.TIMEOUT
+                    error, status = PluginTimeout(run.plugin.name, timeout), Status.TIMEOUT
                     log.warning(
                         "Plugin %s timed out after %gs (execution %s)",
-                        inv.plugin.name,
+                        run.plugin.name,
                         timeout,
-                        inv.execution_id,
+                        run.execution_id,
                     )
                 except BaseException as exc:
                     error, status = exc, Status.FAILED
@@ -402,7 +359,7 @@ class Runner:
             delay = backoff * (2 ** (number - 1))
             log.info(
                 "Retrying plugin %s (attempt %d of %d failed with %s) in %gs",
-                inv.plugin.name,
+                run.plugin.name,
                 number,
                 max_attempts,
                 error_type,
@@ -431,13 +388,13 @@ class Runner:
             error=error,
             error_type=""
             if error is None
-            else ("interrupted" if status is Status.CANCELED else classify(error)),
+            else (ErrorType.INTERRUPTED.value if status is Status.CANCELED else classify(error)),
             error_detail=detail,
         )
 
     def _call(
         self,
-        inv: Invocation,
+        run: Run,
         data: dict[str, Any],
         cancel: threading.Event,
         attempt: int,
@@ -445,23 +402,23 @@ class Runner:
     ) -> tuple[dict[str, Any], str]:
         """In a pool thread: build the plugin, run its handler, normalise the result."""
         try:
-            plugin_class = inv.plugin.plugin_class
+            plugin_class = run.plugin.plugin_class
             assert plugin_class is not None
             instance = plugin_class(
-                data, logging.getLogger(f"plugins.{inv.plugin.name}"), inv.method
+                data, logging.getLogger(f"plugins.{run.plugin.name}"), run.method
             )
             instance.cancel_event = cancel
             instance.context = {
-                "execution_id": inv.execution_id,
-                "trace_id": inv.trace_id,
+                "execution_id": run.execution_id,
+                "trace_id": run.trace_id,
                 "attempt": attempt,
-                "headers": inv.headers,
-                "plugin": inv.plugin.name,
+                "headers": run.headers,
+                "plugin": run.plugin.name,
             }
             value = instance.execute()
             result, text = normalize_result(value)
             if result.get("status") == "error":
-                raise PluginReportedError(inv.plugin.name, result)
+                raise PluginReportedError(run.plugin.name, result)
             return result, text
         except BaseException:
             call.traceback = traceback.format_exc()

@@ -22,16 +22,18 @@ from flask import Flask
 
 from bridge import clock
 from bridge.config import Config
+from bridge.storage import Storage
 from bridge.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, config: Config, tracker: Tracker) -> None:
+    def __init__(self, config: Config, storage: Storage, tracker: Tracker) -> None:
         self.config = config
+        self.storage = storage
         self.tracker = tracker
-        self.enabled = config.scheduler.enabled and tracker.store is not None
+        self.enabled = config.scheduler.enabled and storage.store is not None
         self.lock_path = Path(
             config.scheduler.lock_path or f"{config.database_path}.scheduler.lock"
         )
@@ -44,14 +46,15 @@ class Scheduler:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.scheduler"] = self
-        if self.enabled:
-            self.start()
 
     @property
     def is_leader(self) -> bool:
         return self._scheduler is not None
 
     def start(self) -> None:
+        """Lead the jobs if no other process does, else stand by to take over."""
+        if not self.enabled:
+            return
         if self._try_lock():
             self._start_jobs()
             return
@@ -117,7 +120,7 @@ class Scheduler:
             log.exception("Background job %s failed", name)
 
     def run_cleanup(self) -> int:
-        store = self.tracker.require_store()
+        store = self.storage.require()
         result = store.cleanup(self.config.retention_days, clock.utcnow())
         log.info(
             "Cleanup deleted %d executions older than %s", result.deleted, result.cutoff.isoformat()
@@ -127,7 +130,7 @@ class Scheduler:
         return result.deleted
 
     def run_rollup(self) -> int:
-        return self.tracker.require_store().rollup(clock.utcnow())
+        return self.storage.require().rollup(clock.utcnow())
 
     def status(self) -> dict[str, Any]:
         jobs = []

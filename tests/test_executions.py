@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge import clock
-from bridge.storage.base import ExecutionRecord, Status
+from bridge.model import ExecutionRecord, Status
 from bridge.storage.sqlite_schema import MIGRATIONS
 
 
@@ -104,7 +104,7 @@ def test_stats_lists_every_day_of_window(client, monkeypatch):
 
 
 def test_rollups_keep_stats_after_cleanup(app, client):
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     now = clock.utcnow()
     old = now - timedelta(days=40)
     for i in range(4):
@@ -133,7 +133,7 @@ def test_rollups_keep_stats_after_cleanup(app, client):
 
 
 def test_cleanup_never_deletes_running(app, client):
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     old = clock.utcnow() - timedelta(days=100)
     store.insert(
         ExecutionRecord(
@@ -150,7 +150,7 @@ def test_cleanup_never_deletes_running(app, client):
 
 
 def test_dead_process_rows_closed_as_interrupted(app):
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     store.insert(
         ExecutionRecord(
             id="orphan",
@@ -168,7 +168,7 @@ def test_dead_process_rows_closed_as_interrupted(app):
 
 
 def test_indexes_serve_list_filters(app):
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     for where in (
         "plugin_name = 'a'",
         "status = 'failed'",
@@ -205,13 +205,18 @@ def test_shutdown_cancels_runs_in_flight(app):
     import time
 
     from bridge import shutdown_app
-    from bridge.runner import Invocation
+    from bridge.model import Run
 
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     plugin = app.extensions["bridge.registry"].get("sleepy")
     app.extensions["bridge.runner"].run_async(
-        Invocation(
-            plugin=plugin, method="POST", data={"seconds": 2}, execution_id="cut", trace_id="t"
+        Run(
+            plugin=plugin,
+            method="POST",
+            data={"seconds": 2},
+            execution_id="cut",
+            trace_id="t",
+            start_time=clock.utcnow(),
         )
     )
     deadline = time.monotonic() + 3
@@ -251,7 +256,7 @@ def test_plugin_stats_include_realtime_metrics(client):
 
 
 def test_cleanup_gives_space_back(app, client):
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     old = clock.utcnow() - timedelta(days=60)
     for i in range(300):
         store.insert(
@@ -276,7 +281,7 @@ def test_cleanup_gives_space_back(app, client):
 def test_failing_writes_are_counted_and_webhooks_still_answer(app, client):
     import sqlite3
 
-    store = app.extensions["bridge.tracker"].store
+    store = app.extensions["bridge.storage"].store
     with sqlite3.connect(store.path) as conn:  # every write of a record now fails
         conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON executions "

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.config import from_dict
-from bridge.storage.base import AttemptRecord, ExecutionFilter, ExecutionRecord, Status
+from bridge.model import AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.sqlite import SQLiteStore
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)

@@ -24,8 +24,9 @@ from bridge.api.schemas import (
     rfc3339,
 )
 from bridge.errors import ExecutionNotFound
-from bridge.storage.base import ExecutionFilter, ExecutionStore
-from bridge.tracking.tracker import Tracker
+from bridge.model import ExecutionFilter
+from bridge.storage import Storage
+from bridge.storage.base import ExecutionStore
 
 blp = Blueprint(
     "executions",
@@ -37,12 +38,12 @@ blp = Blueprint(
 _UNAVAILABLE = {"schema": ErrorSchema, "description": "Execution tracking is disabled"}
 
 
-def _tracker() -> Tracker:
-    return current_app.extensions["bridge.tracker"]
+def _storage() -> Storage:
+    return current_app.extensions["bridge.storage"]
 
 
 def _store() -> ExecutionStore:
-    return _tracker().require_store()
+    return _storage().require()
 
 
 @blp.route("")
@@ -97,7 +98,7 @@ class PluginStats(MethodView):
         return {
             "plugin": plugin,
             "stats": _store().stats(args["days"], plugin, clock.utcnow()),
-            "realtime": _tracker().metrics.get(plugin),
+            "realtime": current_app.extensions["bridge.live_metrics"].get(plugin),
         }
 
 
@@ -110,7 +111,7 @@ class StorageInfo(MethodView):
         store = _store()
         info = store.info()
         info["healthy"], info["health_message"] = store.health()
-        info["write_failures"] = _tracker().status()["write_failures"]
+        info["write_failures"] = _storage().status()["write_failures"]
         return info
 
 

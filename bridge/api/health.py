@@ -17,7 +17,7 @@ blp = Blueprint("health", __name__, description="Is the bridge working?")
 
 def health_report() -> tuple[dict[str, Any], int]:
     ext = current_app.extensions
-    runner, registry, tracker = ext["bridge.runner"], ext["bridge.registry"], ext["bridge.tracker"]
+    runner, registry, storage = ext["bridge.runner"], ext["bridge.registry"], ext["bridge.storage"]
     started_at, started = ext["bridge.started"]
     run = runner.snapshot()
     plugins = registry.all()
@@ -34,8 +34,8 @@ def health_report() -> tuple[dict[str, Any], int]:
             "unavailable": [p.name for p in plugins if not p.is_available],
         },
     }
-    tracking = tracker.status()
-    if tracker.store is None:
+    tracking = storage.status()
+    if storage.store is None:
         checks["storage"] = {
             "status": "degraded",
             "message": tracking["disabled_reason"],
@@ -43,10 +43,10 @@ def health_report() -> tuple[dict[str, Any], int]:
         }
     else:
         # Degraded, not unhealthy: webhooks still run while records cannot be stored.
-        ok, message = tracker.store.health()
+        ok, message = storage.store.health()
         checks["storage"] = {
             "status": "healthy" if ok else "degraded",
-            "type": tracker.store.kind,
+            "type": storage.store.kind,
             "message": message,
             **tracking,
         }

@@ -9,8 +9,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from bridge import clock
-from bridge.config import ERROR_TYPES
-from bridge.storage.base import Status
+from bridge.model import ERROR_TYPES, Status
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10_000_000

@@ -14,7 +14,6 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
-from bridge import clock
 from bridge.api.body_budget import BodyBudget
 from bridge.api.schemas import (
     ErrorSchema,
@@ -23,22 +22,13 @@ from bridge.api.schemas import (
     WebhookResponseSchema,
     rfc3339,
 )
+from bridge.dispatcher import Dispatcher, Result
 from bridge.errors import (
     BadPayload,
-    DeliveryInProgress,
-    ExecutionCanceled,
-    MethodNotAllowed,
-    NoCapacity,
-    SignatureInvalid,
     WebhookFailed,
 )
-from bridge.idempotency import Deliveries
-from bridge.registry import PluginRegistry
-from bridge.runner import Invocation, Outcome, Runner
-from bridge.signatures import verify
-from bridge.storage.base import ExecutionRecord, Status
+from bridge.model import Delivery, ExecutionRecord, Outcome, Run, Status
 from bridge.tracking.ids import uuid7
-from bridge.tracking.tracker import Tracker
 
 blp = Blueprint(
     "webhook",
@@ -199,23 +189,91 @@ def _wants_async() -> bool:
     return bool(parse_query().get("async_")) or "respond-async" in request.headers.get("Prefer", "")
 
 
-def _response_fields(inv: Invocation, outcome: Outcome, code: int, message: str) -> dict:
+def delivery_from_request(plugin: str) -> Delivery:
+    """The delivery this request makes: its raw body for the signature check, and
+    `parse_payload` to read the plugin's data once the signature is checked."""
+    body = raw_body()  # before anything parses it or checks its signature
+    async_mode = _wants_async()
+    return Delivery(
+        plugin=plugin,
+        method=request.method,
+        parse=parse_payload,
+        body=body,
+        headers=request.headers,
+        trace_id=g.trace_id,
+        user_agent=request.headers.get("User-Agent", "")[:512],
+        remote_ip=client_ip(
+            request.remote_addr,
+            request.headers.get("X-Forwarded-For"),
+            current_app.extensions["bridge.trusted_proxies"],
+        ),
+        tags=parse_tags(request.headers.get("X-Bridge-Tags"), parse_query().get("tag") or []),
+        metadata={
+            "content_type": request.mimetype or "",
+            "content_length": request.content_length or 0,
+            "async": async_mode,
+        },
+        async_mode=async_mode,
+    )
+
+
+def answer(result: Result) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The webhook answer for what became of a delivery: the one place that decides
+    its HTTP status. A failed run raises WebhookFailed, rendered in the error shape."""
+    if result.replayed_from is not None:
+        return _replayed(result.replayed_from, result.async_mode)
+    run = result.run
+    assert run is not None
+    headers = {"X-Execution-ID": run.execution_id}
+    if result.outcome is None:
+        location = f"/api/v1/executions/{run.execution_id}"
+        body = {
+            "plugin": run.plugin_name,
+            "method": run.method,
+            "status_code": 202,
+            "message": "Accepted: the run continues in the background; poll "
+            "status_url for its record",
+            "timestamp": rfc3339(run.start_time),
+            "request_id": run.trace_id,
+            "execution_id": run.execution_id,
+            "trace_id": run.trace_id,
+            "status_url": location,
+        }
+        return body, 202, {**headers, "Location": location}
+    outcome = result.outcome
+    if outcome.status is Status.COMPLETED:
+        return _response_fields(run, outcome, 200, "Plugin executed successfully"), 200, headers
+    code = _FAILURE_STATUS.get(outcome.status, 500)
+    error = outcome.error
+    if outcome.status is Status.TIMEOUT:
+        message = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}" if error else "unknown error"
+        message = f"Plugin '{run.plugin_name}' failed: {text}"
+    fields = _response_fields(run, outcome, code, message)
+    fields.update(error=str(error) if error else "", error_type=outcome.error_type)
+    if code == 503:
+        headers["Retry-After"] = str(current_app.extensions["bridge.config"].runner.retry_after)
+    raise WebhookFailed(code, message, fields, headers)
+
+
+def _response_fields(run: Run, outcome: Outcome, code: int, message: str) -> dict:
     return {
-        "plugin": inv.plugin.name,
-        "method": inv.method,
+        "plugin": run.plugin_name,
+        "method": run.method,
         "status_code": code,
         "message": message,
         "execution_time": round(outcome.duration / 1e9, 6),
         "timestamp": rfc3339(outcome.end_time),
         "data": outcome.result,
-        "request_id": inv.trace_id,
-        "execution_id": inv.execution_id,
-        "trace_id": inv.trace_id,
+        "request_id": run.trace_id,
+        "execution_id": run.execution_id,
+        "trace_id": run.trace_id,
         "attempts": len(outcome.attempts),
     }
 
 
-def _replay(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]:
+def _replayed(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]:
     """The first run's answer, rebuilt from its record, for a repeated delivery."""
     location = f"/api/v1/executions/{record.id}"
     headers = {"X-Execution-ID": record.id, "Idempotent-Replayed": "true"}
@@ -322,113 +380,13 @@ class WebhookView(MethodView):
 
     def _answer(self, plugin_name: str) -> Response:
         """A large body first waits for room in the body budget (503 after the plugin
-        timeout); then the run, and its answer as JSON."""
-        budget: BodyBudget = current_app.extensions["bridge.body_budget"]
-        wait = float(current_app.extensions["bridge.config"].plugins.timeout)
-        with budget.hold(request.content_length, wait):
-            return _json(*self._run(plugin_name))
-
-    def _run(self, plugin_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        timeout); then the delivery, and its answer as JSON."""
         ext = current_app.extensions
-        registry: PluginRegistry = ext["bridge.registry"]
-        runner: Runner = ext["bridge.runner"]
-        tracker: Tracker = ext["bridge.tracker"]
-        deliveries: Deliveries = ext["bridge.deliveries"]
-        config = ext["bridge.config"]
+        budget: BodyBudget = ext["bridge.body_budget"]
+        dispatcher: Dispatcher = ext["bridge.dispatcher"]
         g.trace_id = trace_id_from(request.headers)
-        plugin = registry.get(plugin_name)
-        body = raw_body()  # before anything parses it or checks its signature
-        method = request.method
-        if method not in plugin.supported_methods:
-            raise MethodNotAllowed(plugin.name, method, plugin.supported_methods)
-        inv = Invocation(
-            plugin=plugin,
-            method=method,
-            data={},
-            execution_id=str(uuid7()),
-            trace_id=g.trace_id,
-            user_agent=request.headers.get("User-Agent", "")[:512],
-            remote_ip=client_ip(
-                request.remote_addr,
-                request.headers.get("X-Forwarded-For"),
-                ext["bridge.trusted_proxies"],
-            ),
-            tags=parse_tags(request.headers.get("X-Bridge-Tags"), parse_query().get("tag") or []),
-            headers=dict(request.headers.items()),
-            start_time=clock.utcnow(),
-        )
-        async_mode = _wants_async()
-        inv.metadata = {
-            "content_type": request.mimetype or "",
-            "content_length": request.content_length or 0,
-            "async": async_mode,
-        }
-        spec = plugin.settings.signature if plugin.settings else None
-        if spec is not None:
-            try:  # on the raw bytes, before anything parses them
-                verify(spec, request.headers, body)
-            except SignatureInvalid as exc:
-                inv.metadata["rejected"] = "signature"
-                tracker.reject(inv, exc, "unauthorized")
-                raise
-        inv.data, input_json = parse_payload()
-        if tracker.enabled:  # else nobody reads it: let it go with parsing
-            inv.input_json = input_json
-        inv.idempotency_key = deliveries.key_from(request.headers)
-        try:
-            replay = deliveries.claim(inv, 0 if async_mode else runner.longest_run(plugin) + 5)
-        except DeliveryInProgress as exc:
-            if not async_mode:
-                raise
-            replay = tracker.require_store().get(exc.execution_id)
-        if replay is not None:
-            return _replay(replay, async_mode)
-        try:
-            return self._start(inv, runner, config, async_mode)
-        except (NoCapacity, ExecutionCanceled):
-            deliveries.release(inv)  # nothing ran: a retry of this delivery must run
-            raise
-
-    def _start(
-        self, inv: Invocation, runner: Runner, config: Any, async_mode: bool
-    ) -> tuple[dict[str, Any], int, dict[str, str]]:
-        plugin, method = inv.plugin, inv.method
-        headers = {"X-Execution-ID": inv.execution_id}
-        if async_mode:
-            runner.run_async(inv)
-            location = f"/api/v1/executions/{inv.execution_id}"
-            body = {
-                "plugin": plugin.name,
-                "method": method,
-                "status_code": 202,
-                "message": "Accepted: the run continues in the background; poll "
-                "status_url for its record",
-                "timestamp": rfc3339(inv.start_time),
-                "request_id": inv.trace_id,
-                "execution_id": inv.execution_id,
-                "trace_id": inv.trace_id,
-                "status_url": location,
-            }
-            return body, 202, {**headers, "Location": location}
-        outcome = runner.run(inv)
-        if outcome.status is Status.COMPLETED:
-            return (
-                _response_fields(inv, outcome, 200, "Plugin executed successfully"),
-                200,
-                headers,
-            )
-        code = _FAILURE_STATUS.get(outcome.status, 500)
-        error = outcome.error
-        text = f"{type(error).__name__}: {error}" if error else "unknown error"
-        if outcome.status is Status.TIMEOUT:
-            message = str(error)
-        else:
-            message = f"Plugin '{plugin.name}' failed: {text}"
-        fields = _response_fields(inv, outcome, code, message)
-        fields.update(error=str(error) if error else "", error_type=outcome.error_type)
-        if code == 503:
-            headers["Retry-After"] = str(config.runner.retry_after)
-        raise WebhookFailed(code, message, fields, headers)
+        with budget.hold(request.content_length, float(ext["bridge.config"].plugins.timeout)):
+            return _json(*answer(dispatcher.deliver(delivery_from_request(plugin_name))))
 
     @documented(
         blp.arguments(WebhookQuerySchema, location="query"),

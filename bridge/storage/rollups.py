@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bridge.storage.base import Status
+from bridge.model import Status
 
 BUCKETS_PER_DOUBLING = 8
 _BASE_NS = 1_000  # 1 µs: shorter durations share the first bucket

@@ -25,7 +25,7 @@ from typing import Any
 from bridge.clock import rfc3339
 from bridge.config import Config
 from bridge.errors import InvalidCursor, StorageError
-from bridge.storage.base import (
+from bridge.model import (
     AttemptRecord,
     CleanupResult,
     DeliveryClaim,
@@ -653,41 +653,14 @@ class SQLiteStore:
         except StorageError as exc:
             log.warning("WAL checkpoint skipped: %s", exc)
 
-    def close_stale(self, now: datetime, alive: Callable[[str], bool], max_age_s: float) -> int:
-        """Close rows left open by dead processes (or open far too long) as interrupted."""
-        now_us = to_us(now) or 0
-        rows = self._read(
-            lambda c: c.execute(
-                "SELECT id, worker, start_time FROM executions WHERE status IN (?, ?)",
-                OPEN_STATUSES,
-            ).fetchall()
-        )
-        age_limit = now_us - int(max_age_s * 1_000_000)
-        dead = [
-            (r["id"], r["worker"])
-            for r in rows
-            if r["start_time"] < age_limit or not alive(r["worker"])
-        ]
-        if not dead:
-            return 0
-        return sum(
-            self._write(lambda c, ids=chunk: _close(c, ids, Status.FAILED, "interrupted", now_us))
-            for chunk in _chunks(dead, 200)
-        )
-
-    def close_own(
-        self, worker: str, status: Status, error: str, error_type: str, now: datetime
-    ) -> int:
-        now_us = to_us(now)
-
-        def op(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE executions SET status = ?, error = ?, error_type = ?, end_time = ?, "
-                "updated_at = ? WHERE worker = ? AND status IN (?, ?)",
-                (status.value, error, error_type, now_us, now_us, worker, *OPEN_STATUSES),
-            ).rowcount
-
-        return self._write(op)
+    def open_runs(self, worker: str | None = None) -> list[ExecutionRecord]:
+        """Runs still `running` or `pending` (of one worker, or all), without attempts."""
+        sql = f"{_SELECT} WHERE status IN (?, ?)"
+        args: list[Any] = list(OPEN_STATUSES)
+        if worker is not None:
+            sql += " AND worker = ?"
+            args.append(worker)
+        return self._read(lambda c: [self._record(r) for r in c.execute(sql, args)])
 
     # -- idempotency -------------------------------------------------------
     def claim_delivery(
@@ -845,37 +818,6 @@ def _rebuild_days(conn: sqlite3.Connection, start_s: int, end_s: int) -> None:
 
 def _day(us: int) -> date:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).date()
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _close(
-    conn: sqlite3.Connection,
-    rows: list[tuple[str, str]],
-    status: Status,
-    error_type: str,
-    now_us: int,
-) -> int:
-    closed = 0
-    for execution_id, worker in rows:
-        closed += conn.execute(
-            "UPDATE executions SET status = ?, error_type = ?, error = ?, end_time = ?, "
-            "updated_at = ? WHERE id = ? AND status IN (?, ?)",
-            (
-                status.value,
-                error_type,
-                f"Interrupted: the process running it ({worker or 'unknown'}) stopped before "
-                "the run finished",
-                now_us,
-                now_us,
-                execution_id,
-                *OPEN_STATUSES,
-            ),
-        ).rowcount
-    return closed
 
 
 def _aggregate_from_row(row: sqlite3.Row) -> Aggregate:

@@ -6,24 +6,29 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from bridge.storage.base import Status
+from flask import Flask
+
+from bridge.events import RunFinished
 from bridge.storage.rollups import Aggregate
 
 
 class MetricsCache:
-    """Counts since this process started; the database holds the durable history."""
+    """Counts since this process started, fed by `RunFinished`; the database holds the
+    durable history."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._plugins: dict[str, tuple[Aggregate, datetime | None, str]] = {}
 
-    def record(
-        self, plugin: str, status: Status, duration: int, error_type: str, when: datetime
-    ) -> None:
+    def init_app(self, app: Flask) -> None:
+        app.extensions["bridge.live_metrics"] = self
+        app.extensions["bridge.events"].add_listener(self.record)
+
+    def record(self, event: RunFinished) -> None:
         with self._lock:
-            agg = self._plugins.get(plugin, (Aggregate(), None, ""))[0]
-            agg.add(status.value, error_type, duration)
-            self._plugins[plugin] = (agg, when, status.value)
+            agg = self._plugins.get(event.plugin, (Aggregate(), None, ""))[0]
+            agg.add(event.status.value, event.error_type, event.duration)
+            self._plugins[event.plugin] = (agg, event.end_time, event.status.value)
 
     @staticmethod
     def _describe(agg: Aggregate, last: datetime | None, last_status: str) -> dict[str, Any]:
@@ -39,7 +44,3 @@ class MetricsCache:
     def get(self, plugin: str) -> dict[str, Any]:
         with self._lock:
             return self._describe(*self._plugins.get(plugin, (Aggregate(), None, "")))
-
-    def all(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {name: self._describe(*entry) for name, entry in sorted(self._plugins.items())}

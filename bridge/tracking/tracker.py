@@ -1,5 +1,9 @@
 """Tracker: the lifecycle of execution records, from `running` to a final status.
 
+Every run ends in `Tracker.end_run`, however it ends: the plugin returned or raised,
+timed out, was refused (a bad signature), was cut off by shutdown, or was left open by
+a process that died. It stores the record with its attempts and emits `RunFinished`.
+
 Tracking never affects the plugin: if the store cannot be opened, tracking is off and
 webhooks still run; if a write fails later, the failure is logged and counted (shown
 in /health and storage info) and the webhook still answers.
@@ -11,22 +15,17 @@ import json
 import logging
 import os
 import socket
-import threading
-from dataclasses import dataclass, fields, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import fields, replace
 
 from flask import Flask
 
 from bridge import clock
 from bridge.config import Config, TrackingConfig
-from bridge.errors import StorageUnavailable
-from bridge.storage.base import ExecutionRecord, ExecutionStore, Status
-from bridge.tracking.metrics import MetricsCache
+from bridge.events import Events, RunFinished
+from bridge.model import ExecutionRecord, Outcome, Run, Status
+from bridge.storage import Storage
+from bridge.storage.base import ExecutionStore
 from bridge.tracking.redact import Redactor
-
-if TYPE_CHECKING:
-    from bridge.runner import Invocation, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -92,128 +91,134 @@ def worker_id() -> str:
     return _worker[1]
 
 
-@dataclass
-class WriteFailures:
-    count: int = 0
-    last_error: str = ""
-    last_at: datetime | None = None
+# What the log line says could not be done when the end of a run cannot be written.
+_END_ACTIONS = {
+    "run": "record the end of a run",
+    "rejected": "record a rejected delivery",
+    "shutdown": "cancel unfinished runs at shutdown",
+    "stale": "close a run left open by a dead process",
+}
 
 
 class Tracker:
-    """Writes records through the store; the store may be None when tracking is off."""
+    """Writes records through the store; without a store it only emits the events."""
 
-    def __init__(
-        self, config: Config, store: ExecutionStore | None, disabled_reason: str = ""
-    ) -> None:
+    def __init__(self, config: Config, storage: Storage, events: Events) -> None:
         self.settings: TrackingConfig = config.execution_tracking
-        self.store = store
-        self.disabled_reason = disabled_reason
-        self.metrics = MetricsCache()
-        self.failures = WriteFailures()
+        self.storage = storage
+        self.events = events
         self.redact = Redactor(self.settings.redact_fields)
-        self._lock = threading.Lock()
-        # Longest a run can legitimately stay `running`: beyond it the row is stale.
-        self.max_run_seconds = float(config.plugins.timeout) * max(1, config.runner.max_attempts)
+        # Longest a run can legitimately stay open: beyond it another host's row is stale.
+        self.max_run_seconds = config.longest_run
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.tracker"] = self
 
     @property
-    def enabled(self) -> bool:
-        return self.store is not None
+    def store(self) -> ExecutionStore | None:
+        return self.storage.store
 
-    def require_store(self) -> ExecutionStore:
-        if self.store is None:
-            raise StorageUnavailable(
-                f"Execution tracking is disabled: {self.disabled_reason or 'not configured'}"
-            )
-        return self.store
-
-    def write_failed(self, action: str, exc: BaseException) -> None:
-        with self._lock:
-            self.failures.count += 1
-            self.failures.last_error = f"{type(exc).__name__}: {exc}"
-            self.failures.last_at = clock.utcnow()
-        log.error("Execution tracking could not %s: %s", action, exc)
-
-    # -- lifecycle ---------------------------------------------------------
-    def _texts(self, inv: Invocation) -> tuple[str, str, str]:
+    # -- records -----------------------------------------------------------
+    def _texts(self, run: Run) -> tuple[str, str, str]:
         """Input, tags and metadata as stored: serialized (and redacted) once per run,
-        at its start."""
-        if inv.stored is None:
+        at its start; nothing to serialize while tracking is off."""
+        if run.stored is None:
+            if self.store is None:
+                return "", "{}", "{}"
             input_text = ""
             if self.settings.track_input:
-                text, inv.input_json = inv.input_json, None  # not held for the whole run
+                text, run.input_json = run.input_json, None  # not held for the whole run
                 if text is None:
-                    text = json.dumps(inv.data, ensure_ascii=False, default=str)
+                    text = json.dumps(run.data, ensure_ascii=False, default=str)
                 input_text = truncate_json(
-                    self.redact.json(inv.data, text), self.settings.max_input_size
+                    self.redact.json(run.data, text), self.settings.max_input_size
                 )
-            inv.stored = (
+            run.stored = (
                 input_text,
-                json.dumps(inv.tags, ensure_ascii=False),
-                json.dumps(inv.metadata, ensure_ascii=False, default=str),
+                json.dumps(run.tags, ensure_ascii=False),
+                json.dumps(run.metadata, ensure_ascii=False, default=str),
             )
-        return inv.stored
+        return run.stored
 
-    def _record(self, inv: Invocation, status: Status) -> ExecutionRecord:
-        input_text, tags, metadata = self._texts(inv)
+    def record_of(self, run: Run, status: Status) -> ExecutionRecord:
+        input_text, tags, metadata = self._texts(run)
         return ExecutionRecord(
-            id=inv.execution_id,
-            plugin_name=inv.plugin.name,
-            http_method=inv.method,
-            start_time=inv.start_time,
+            id=run.execution_id,
+            plugin_name=run.plugin_name,
+            http_method=run.method,
+            start_time=run.start_time,
             status=status,
             input=input_text,
-            trace_id=inv.trace_id,
-            user_agent=inv.user_agent,
-            remote_ip=inv.remote_ip,
+            trace_id=run.trace_id,
+            user_agent=run.user_agent,
+            remote_ip=run.remote_ip,
             tags=tags,
             metadata=metadata,
-            created_at=inv.start_time,
-            updated_at=inv.start_time,
+            created_at=run.start_time,
+            updated_at=run.start_time,
             worker=worker_id(),
-            idempotency_key=inv.idempotency_key,
+            idempotency_key=run.idempotency_key,
         )
 
-    def start(self, inv: Invocation, status: Status) -> None:
+    def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> None:
+        if self.store is None:
+            return
+        try:
+            if insert:
+                self.store.insert(storable(record), wait=wait)
+            else:
+                self.store.update(storable(record), wait=wait)
+        except Exception as exc:
+            self.storage.write_failed(action, exc)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, run: Run, status: Status) -> None:
         """Write the `running` (or `pending`) row before the plugin runs. A `pending` row
         is committed before the 202 that points to it; a `running` row is not waited for
         (the run's final row is, before its answer)."""
-        if self.store is None:
-            return
-        try:
-            self.store.insert(storable(self._record(inv, status)), wait=status is Status.PENDING)
-        except Exception as exc:
-            self.write_failed("record the start of a run", exc)
+        wait = status is Status.PENDING
+        self._write(self.record_of(run, status), wait, "record the start of a run", True)
 
-    def mark_running(self, inv: Invocation) -> None:
-        if self.store is None:
-            return
-        record = self._record(inv, Status.RUNNING)
+    def mark_running(self, run: Run) -> None:
+        record = self.record_of(run, Status.RUNNING)
         record.updated_at = clock.utcnow()
-        try:
-            self.store.update(storable(record), wait=False)
-        except Exception as exc:
-            self.write_failed("mark a run as running", exc)
+        self._write(record, False, "mark a run as running", False)
 
-    def finish(self, inv: Invocation, outcome: Outcome) -> None:
-        """Complete the row with the outcome and its attempts; waits for the commit."""
-        self.metrics.record(
-            inv.plugin.name, outcome.status, outcome.duration, outcome.error_type, outcome.end_time
+    def finish(self, run: Run, outcome: Outcome) -> None:
+        """The plugin's run ended (or never started: canceled while pending)."""
+        self.end_run(self.record_of(run, outcome.status), outcome)
+
+    def reject(self, run: Run, error: BaseException, error_type: str) -> None:
+        """A delivery refused before its plugin ran (a bad signature): recorded without
+        its payload, so that probing shows up in the history."""
+        now = clock.utcnow()
+        record = self.record_of(run, Status.FAILED)
+        record.input = ""
+        outcome = Outcome(
+            Status.FAILED,
+            now,
+            now,
+            0,
+            [],
+            error=error,
+            error_type=error_type,
+            error_detail=f"{type(error).__name__}: {error}",
         )
-        if self.store is None:
-            return
-        record = self._record(inv, outcome.status)
-        record.start_time = min(inv.start_time, outcome.start_time)
-        record.end_time = outcome.end_time
-        record.updated_at = outcome.end_time
+        self.end_run(record, outcome, how="rejected")
+
+    def end_run(self, record: ExecutionRecord, outcome: Outcome, how: str = "run") -> None:
+        """The one place a run ends: the record takes the outcome (output redacted and
+        truncated, errors kept or not as configured), is written with its attempts and
+        waited for, and `RunFinished` goes to the listeners."""
+        record.status = outcome.status
+        record.start_time = min(record.start_time, outcome.start_time)
+        record.end_time = record.updated_at = outcome.end_time
         record.duration = outcome.duration
         record.attempts = len(outcome.attempts)
         record.retry_count = outcome.retry_count
         record.error_type = outcome.error_type
         record.attempt_records = outcome.attempts
-        if self.settings.track_output and outcome.result is not None:
+        if self.settings.track_output and outcome.result is not None and self.store is not None:
             text = outcome.output_json or json.dumps(
                 outcome.result, ensure_ascii=False, default=str
             )
@@ -222,38 +227,41 @@ class Tracker:
         if self.settings.track_errors:
             record.error = outcome.error_detail
         else:
+            record.error = ""
             for attempt in record.attempt_records:
                 attempt.error = ""
-        try:
-            self.store.update(storable(record), wait=True)
-        except Exception as exc:
-            self.write_failed("record the end of a run", exc)
+        self._write(record, True, _END_ACTIONS[how], False)
+        self.events.emit(
+            RunFinished(
+                execution_id=record.id,
+                plugin=record.plugin_name,
+                status=record.status,
+                error_type=record.error_type,
+                duration=record.duration,
+                attempts=record.attempts,
+                end_time=outcome.end_time,
+                trace_id=record.trace_id,
+                how=how,
+            )
+        )
 
-    def reject(self, inv: Invocation, error: BaseException, error_type: str) -> None:
-        """A delivery refused before its plugin ran (a bad signature): counted, and recorded
-        without its payload, so that probing shows up in the history."""
-        now = clock.utcnow()
-        self.metrics.record(inv.plugin.name, Status.FAILED, 0, error_type, now)
-        if self.store is None:
-            return
-        record = self._record(inv, Status.FAILED)
-        record.input = ""
-        record.end_time = record.updated_at = now
-        record.error_type = error_type
-        record.error = f"{type(error).__name__}: {error}"
-        try:
-            self.store.update(storable(record), wait=True)
-        except Exception as exc:
-            self.write_failed("record a rejected delivery", exc)
-
-    # -- recovery ----------------------------------------------------------
+    # -- runs left open ----------------------------------------------------
     def recover_stale(self) -> int:
         """Close rows left `running` or `pending` by processes that are gone."""
         if self.store is None:
             return 0
-        closed = self.store.close_stale(
-            clock.utcnow(), alive=_process_alive, max_age_s=self.max_run_seconds + 300
-        )
+        now = clock.utcnow()
+        oldest_live = now.timestamp() - (self.max_run_seconds + 300)
+        closed = 0
+        for record in self.store.open_runs():
+            if record.start_time.timestamp() >= oldest_live and _process_alive(record.worker):
+                continue
+            detail = (
+                f"Interrupted: the process running it ({record.worker or 'unknown'}) stopped "
+                "before the run finished"
+            )
+            self.end_run(record, Outcome.interrupted(Status.FAILED, detail, now), how="stale")
+            closed += 1
         if closed:
             log.warning(
                 "Closed %d executions left running by a dead process as interrupted", closed
@@ -265,31 +273,17 @@ class Tracker:
         if self.store is None:
             return 0
         try:
-            return self.store.close_own(
-                worker_id(),
-                Status.CANCELED,
-                "Canceled: the server shut down during the run",
-                "interrupted",
-                clock.utcnow(),
-            )
+            records = self.store.open_runs(worker_id())
         except Exception as exc:
-            self.write_failed("cancel unfinished runs at shutdown", exc)
+            self.storage.write_failed("cancel unfinished runs at shutdown", exc)
             return 0
-
-    def status(self) -> dict[str, Any]:
-        with self._lock:
-            failures = {
-                "count": self.failures.count,
-                "last_error": self.failures.last_error,
-                "last_at": (
-                    clock.rfc3339(self.failures.last_at) if self.failures.last_at else None
-                ),
-            }
-        return {
-            "enabled": self.enabled,
-            "disabled_reason": self.disabled_reason,
-            "write_failures": failures,
-        }
+        now = clock.utcnow()
+        for record in records:
+            outcome = Outcome.interrupted(
+                Status.CANCELED, "Canceled: the server shut down during the run", now
+            )
+            self.end_run(record, outcome, how="shutdown")
+        return len(records)
 
 
 def _process_alive(worker: str) -> bool:

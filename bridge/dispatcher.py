@@ -1,0 +1,107 @@
+"""Dispatcher: every delivery goes through `Dispatcher.deliver`, wherever it came from.
+
+A webhook request, a replay of a stored run or a CLI command builds a `Delivery`; the
+dispatcher finds the plugin, checks the method and the signature, parses the data,
+settles idempotency, and hands the run to the runner (now, or in the background).
+It raises the bridge's errors for deliveries that cannot run; what a run ended as is
+the `Result`, which each caller turns into its own answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from bridge import clock
+from bridge.errors import (
+    DeliveryInProgress,
+    ExecutionCanceled,
+    MethodNotAllowed,
+    NoCapacity,
+    SignatureInvalid,
+)
+from bridge.idempotency import Deliveries
+from bridge.model import Delivery, ErrorType, ExecutionRecord, Outcome, Run
+from bridge.registry import PluginRegistry
+from bridge.runner import Runner
+from bridge.signatures import verify
+from bridge.tracking.ids import uuid7
+from bridge.tracking.tracker import Tracker
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of a delivery: it ran (`outcome`), was accepted to run in the
+    background (`outcome` None), or repeated one already seen (`replayed_from`)."""
+
+    run: Run | None
+    outcome: Outcome | None = None
+    replayed_from: ExecutionRecord | None = None
+    async_mode: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self, registry: PluginRegistry, runner: Runner, tracker: Tracker, deliveries: Deliveries
+    ) -> None:
+        self.registry = registry
+        self.runner = runner
+        self.tracker = tracker
+        self.deliveries = deliveries
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["bridge.dispatcher"] = self
+
+    def deliver(self, delivery: Delivery) -> Result:
+        """Run the delivery's plugin, or answer it from the run it repeats."""
+        plugin = self.registry.get(delivery.plugin)
+        if delivery.method not in plugin.supported_methods:
+            raise MethodNotAllowed(plugin.name, delivery.method, plugin.supported_methods)
+        run = Run(
+            plugin=plugin,
+            method=delivery.method,
+            data={},
+            execution_id=str(uuid7()),
+            trace_id=delivery.trace_id or uuid7().hex,
+            start_time=clock.utcnow(),
+            user_agent=delivery.user_agent,
+            remote_ip=delivery.remote_ip,
+            tags=delivery.tags,
+            metadata=dict(delivery.metadata),
+            headers=delivery.headers,
+        )
+        spec = plugin.settings.signature if plugin.settings else None
+        if spec is not None and not delivery.trusted:
+            try:  # on the raw bytes, before anything parses them
+                verify(spec, delivery.headers, delivery.body)
+            except SignatureInvalid as exc:
+                run.metadata["rejected"] = "signature"
+                self.tracker.reject(run, exc, ErrorType.UNAUTHORIZED.value)
+                raise
+        run.data, input_json = delivery.parse()
+        if self.tracker.store is not None:  # else nobody reads it: let it go with parsing
+            run.input_json = input_json
+        if not delivery.trusted:
+            run.idempotency_key = self.deliveries.key_from(delivery.headers)
+        replayed = self._claim(run, delivery.async_mode)
+        if replayed is not None:
+            return Result(None, replayed_from=replayed, async_mode=delivery.async_mode)
+        try:
+            if delivery.async_mode:
+                self.runner.run_async(run)
+                return Result(run, async_mode=True)
+            return Result(run, self.runner.run(run))
+        except (NoCapacity, ExecutionCanceled):
+            self.deliveries.release(run)  # nothing ran: a retry of this delivery must run
+            raise
+
+    def _claim(self, run: Run, async_mode: bool) -> ExecutionRecord | None:
+        """The first run's record when this delivery repeats one, else None (it runs)."""
+        wait = 0 if async_mode else self.runner.longest_run(run.plugin) + 5
+        try:
+            return self.deliveries.claim(run, wait)
+        except DeliveryInProgress as exc:
+            if not async_mode:
+                raise
+            return self.tracker.storage.require().get(exc.execution_id)
