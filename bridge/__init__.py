@@ -85,7 +85,7 @@ def create_app(config: Any = None) -> Flask:
     runner.init_app(app)
     deliveries = Deliveries(cfg, storage)
     deliveries.init_app(app)
-    Dispatcher(registry, runner, tracker, deliveries).init_app(app)
+    Dispatcher(registry, runner, tracker, deliveries, counters).init_app(app)
     Scheduler(cfg, storage, tracker).init_app(app)
     api.init_app(app)
     return app

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from bridge import clock
+from bridge.counters import Counters
 from bridge.errors import (
     DeliveryInProgress,
     ExecutionCanceled,
@@ -43,12 +44,18 @@ class Result:
 
 class Dispatcher:
     def __init__(
-        self, registry: PluginRegistry, runner: Runner, tracker: Tracker, deliveries: Deliveries
+        self,
+        registry: PluginRegistry,
+        runner: Runner,
+        tracker: Tracker,
+        deliveries: Deliveries,
+        counters: Counters,
     ) -> None:
         self.registry = registry
         self.runner = runner
         self.tracker = tracker
         self.deliveries = deliveries
+        self.counters = counters
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.dispatcher"] = self
@@ -76,6 +83,7 @@ class Dispatcher:
             try:  # on the raw bytes, before anything parses them
                 verify(spec, delivery.headers, delivery.body)
             except SignatureInvalid as exc:
+                self.counters.inc("webhook.signature_rejected")
                 run.metadata["rejected"] = "signature"
                 self.tracker.reject(run, exc, ErrorType.UNAUTHORIZED.value)
                 raise
@@ -86,6 +94,7 @@ class Dispatcher:
             run.idempotency_key = self.deliveries.key_from(delivery.headers)
         replayed = self._claim(run, delivery.async_mode)
         if replayed is not None:
+            self.counters.inc("webhook.replayed")
             return Result(None, replayed_from=replayed, async_mode=delivery.async_mode)
         try:
             if delivery.async_mode:

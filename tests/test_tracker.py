@@ -1,0 +1,147 @@
+"""Every run ends in Tracker.end_run, however it ends, and emits one RunFinished that
+listeners (live metrics, later Prometheus and alerts) hear."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from bridge import clock
+from bridge.events import RunFinished
+from bridge.model import ExecutionRecord, Status
+
+
+@pytest.fixture
+def heard(app) -> list[RunFinished]:
+    events: list[RunFinished] = []
+    app.extensions["bridge.events"].add_listener(events.append)
+    return events
+
+
+def _open_row(store, run_id: str, worker: str, started=None) -> None:
+    store.insert(
+        ExecutionRecord(
+            id=run_id,
+            plugin_name="ok",
+            http_method="POST",
+            start_time=started or clock.utcnow(),
+            status=Status.RUNNING,
+            worker=worker,
+        ),
+        wait=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("plugin", "status", "error_type", "code"),
+    [
+        ("ok", Status.COMPLETED, "", 200),
+        ("raising", Status.FAILED, "validation_error", 500),
+        ("hanging", Status.TIMEOUT, "timeout", 504),
+    ],
+)
+def test_each_run_emits_one_event_matching_its_record(
+    client, app, heard, plugin, status, error_type, code
+):
+    r = client.post(f"/api/v1/webhook/{plugin}", json={})
+    assert r.status_code == code
+    (event,) = heard
+    record = app.extensions["bridge.storage"].store.get(r.get_json()["execution_id"])
+    assert (event.execution_id, event.status, event.error_type) == (record.id, status, error_type)
+    assert (record.status, record.error_type) == (status, error_type)
+    assert event.how == "run" and event.attempts == record.attempts == 1
+    assert event.duration == record.duration > 0
+    assert len(record.attempt_records) == 1
+
+
+def test_rejected_delivery_ends_through_the_same_path(make_app, monkeypatch):
+    monkeypatch.setenv("TEST_GITHUB_SECRET", "s3cret")
+    app = make_app()
+    heard: list[RunFinished] = []
+    app.extensions["bridge.events"].add_listener(heard.append)
+    r = app.test_client().post("/api/v1/webhook/signed", json={"x": 1})
+    assert r.status_code == 401
+    (event,) = heard
+    assert (event.status, event.error_type, event.how) == (
+        Status.FAILED,
+        "unauthorized",
+        "rejected",
+    )
+    realtime = app.test_client().get("/api/v1/executions/stats/signed").get_json()["realtime"]
+    assert realtime["failed_executions"] == 1
+
+
+def test_stale_and_shutdown_endings_reach_live_metrics(app, heard):
+    store = app.extensions["bridge.storage"].store
+    tracker = app.extensions["bridge.tracker"]
+    host = os.uname().nodename
+    _open_row(store, "dead", f"{host}:999999")
+    _open_row(store, "mine", f"{host}:{os.getpid()}")
+    assert tracker.recover_stale() == 1
+    assert tracker.close_own_runs() == 1
+    assert [(e.execution_id, e.status, e.how) for e in heard] == [
+        ("dead", Status.FAILED, "stale"),
+        ("mine", Status.CANCELED, "shutdown"),
+    ]
+    assert all(e.error_type == "interrupted" for e in heard)
+    assert store.get("dead").error.startswith("Interrupted: the process running it")
+    assert store.get("mine").error == "Canceled: the server shut down during the run"
+    realtime = app.test_client().get("/api/v1/executions/stats/ok").get_json()["realtime"]
+    assert realtime["total_executions"] == 2 and realtime["failed_executions"] == 2
+
+
+def test_a_live_run_of_another_host_is_left_open_until_too_old(app, heard):
+    store = app.extensions["bridge.storage"].store
+    tracker = app.extensions["bridge.tracker"]
+    _open_row(store, "elsewhere", "other-host:1")
+    assert tracker.recover_stale() == 0 and heard == []
+    long_ago = clock.utcnow() - timedelta(seconds=tracker.max_run_seconds + 301)
+    _open_row(store, "ancient", "other-host:2", started=long_ago)
+    assert tracker.recover_stale() == 1
+    assert store.get("elsewhere").status is Status.RUNNING
+    assert store.get("ancient").status is Status.FAILED
+
+
+def test_a_failing_listener_never_affects_the_run(client, app, heard):
+    def broken(event: RunFinished) -> None:
+        raise RuntimeError("listener bug")
+
+    app.extensions["bridge.events"].add_listener(broken)
+    r = client.post("/api/v1/webhook/ok", json={})
+    assert r.status_code == 200 and len(heard) == 1
+
+
+def test_without_tracking_events_still_flow(make_app):
+    app = make_app(execution_tracking={"enabled": False})
+    heard: list[RunFinished] = []
+    app.extensions["bridge.events"].add_listener(heard.append)
+    assert app.test_client().post("/api/v1/webhook/ok", json={}).status_code == 200
+    assert [e.status for e in heard] == [Status.COMPLETED]
+
+
+def test_create_app_starts_nothing(make_app, tmp_path):
+    import atexit
+    import logging
+
+    threads = {t.ident for t in threading.enumerate()}
+    handlers = list(logging.getLogger().handlers)
+    exits = atexit._ncallbacks()
+    app = make_app(scheduler={"enabled": True})
+    assert {t.ident for t in threading.enumerate()} == threads
+    assert atexit._ncallbacks() == exits
+    assert logging.getLogger().handlers == handlers
+    assert app.extensions["bridge.scheduler"].status()["leader"] is False
+
+    from bridge import start_services
+
+    start_services(app)
+    start_services(app)  # a second call does nothing
+    deadline = time.monotonic() + 5
+    while not app.extensions["bridge.scheduler"].status()["jobs"]:
+        assert time.monotonic() < deadline, "the scheduler never started"
+        time.sleep(0.01)
+    assert app.extensions["bridge.scheduler"].status()["leader"] is True
