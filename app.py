@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 
 import bridge
-from bridge.auth import exposure_warning
+from bridge.auth import exposure_warning, local_only_notice
 from bridge.errors import ConfigError
 
 
@@ -42,8 +42,9 @@ def main() -> None:
         raise SystemExit(f"Invalid configuration: {exc}") from None
     server = app.extensions["bridge.config"].server
     warning = exposure_warning(app.extensions["bridge.config"], args.host or server.host)
-    if warning:
-        print(warning, file=sys.stderr)
+    notice = warning or local_only_notice(app.extensions["bridge.config"])
+    if notice:
+        print(notice, file=sys.stderr)
     app.run(host=args.host or server.host, port=args.port or server.port, threaded=True)
 
 

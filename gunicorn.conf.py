@@ -15,7 +15,7 @@ import sys
 import threading
 
 from bridge import configure_logging, shutdown_app, start_services
-from bridge.auth import exposure_warning
+from bridge.auth import exposure_warning, local_only_notice
 from bridge.config import load
 from bridge.errors import ConfigError
 
@@ -29,6 +29,8 @@ if not bind.startswith(("unix:", "fd://")):
     _warning = exposure_warning(_config, bind.rpartition(":")[0] or bind)
     if _warning:
         print(f"\n{'!' * 78}\n{_warning}\n{'!' * 78}\n", file=sys.stderr)
+    elif local_only_notice(_config):
+        print(local_only_notice(_config), file=sys.stderr)
 worker_class = "gthread"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))

@@ -31,6 +31,23 @@ PROTECTED = ("executions", "plugins")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+# Headers that proxies, load balancers and CDNs add: a request carrying any of them was
+# relayed, so its loopback address says nothing about the real client. A proxy that
+# adds none (nginx's bare proxy_pass) cannot be detected: behind one, configure a key.
+FORWARDING_HEADERS = (
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Real-IP",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
+    "Via",
+    "CF-Connecting-IP",
+    "True-Client-IP",
+    "Fastly-Client-IP",
+    "X-Original-Forwarded-For",
+)
 
 SECURITY_SCHEMES = {
     "bearerAuth": {
@@ -86,7 +103,8 @@ def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = No
             value = entry["key"]
             if not isinstance(value, str):
                 raise ConfigError(f"{where}.key", "<hidden>", "expected a string")
-            value = resolve_env(value, f"{where}.key", environ)
+            # Stripped as a presented key is: a key pasted with its newline still matches.
+            value = resolve_env(value, f"{where}.key", environ).strip()
             if len(value) < 16:
                 raise ConfigError(
                     f"{where}.key", "<hidden>", "too short: use at least 16 characters"
@@ -107,7 +125,7 @@ def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = No
         ):
             raise ConfigError(f"{where}.scopes", scopes, "expected a list of read, write, admin")
         keys.append(ApiKey(name, key_digest, max(SCOPES.index(s) for s in scopes)))
-    env_key = environ.get(ENV_KEY, "")
+    env_key = environ.get(ENV_KEY, "").strip()
     if env_key:
         if len(env_key) < 16:
             raise ConfigError(ENV_KEY, "<hidden>", "too short: use at least 16 characters")
@@ -136,6 +154,18 @@ def exposure_warning(config: Config, bind_host: str | None = None) -> str | None
         f"SECURITY WARNING: listening on {host} with no API key configured. The "
         "management API (/api/v1/executions, /api/v1/plugins) will refuse every "
         "non-loopback client with 403 until you set auth.api_keys or BRIDGE_API_KEY."
+    )
+
+
+def local_only_notice(config: Config) -> str | None:
+    """The start-up line that says what "loopback only" can and cannot see."""
+    if config.auth.api_keys or os.environ.get(ENV_KEY, "").strip():
+        return None
+    return (
+        "No API key configured: the management API answers local clients only. A request "
+        "carrying a forwarding header (X-Forwarded-For, X-Real-IP, Via, ...) counts as "
+        "remote, but a reverse proxy that adds no such header cannot be told from a local "
+        "client: behind a proxy, configure auth.api_keys or BRIDGE_API_KEY."
     )
 
 
@@ -169,7 +199,7 @@ class Authenticator:
         key = presented_key()
         if not self.keys:
             # A request relayed by a proxy is not a local client, whatever its address.
-            relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+            relayed = any(name in request.headers for name in FORWARDING_HEADERS)
             if is_loopback(request.remote_addr or "") and not relayed:
                 return
             raise Forbidden(

@@ -94,6 +94,8 @@ class ServerConfig:
     port: int = 8001
     max_body_size: int = 10 * 1024 * 1024
     max_inflight_body_size: int = 4 * 1024 * 1024
+    # Form fields in a body, and query parameters, a webhook may carry (413 / 400 past it).
+    max_form_fields: int = 1000
     workers: int = 2
     threads: int = 8
     graceful_timeout: Duration = Duration(30)
@@ -159,7 +161,14 @@ class TrackingConfig:
     # Keys whose values are stored as "[REDACTED]" (matched case-insensitively, ignoring
     # "-" and "_", anywhere in a key's name), in stored input and output alike.
     redact_fields: list[str] = field(
-        default_factory=lambda: ["password", "token", "secret", "authorization", "api_key"]
+        default_factory=lambda: [
+            "password",
+            "token",
+            "secret",
+            "authorization",
+            "api_key",
+            "cookie",
+        ]
     )
 
 
@@ -320,6 +329,12 @@ def _validate(config: Config) -> None:
         "server.max_inflight_body_size",
         config.server.max_inflight_body_size,
         "must be >= 0 (0: no limit)",
+    )
+    check(
+        config.server.max_form_fields >= 1,
+        "server.max_form_fields",
+        config.server.max_form_fields,
+        "must be >= 1",
     )
     check(config.server.workers >= 1, "server.workers", config.server.workers, "must be >= 1")
     check(config.server.threads >= 1, "server.threads", config.server.threads, "must be >= 1")

@@ -26,7 +26,7 @@ from bridge.idempotency import Deliveries
 from bridge.model import Delivery, ErrorType, ExecutionRecord, Outcome, Run
 from bridge.registry import PluginRegistry
 from bridge.runner import Runner
-from bridge.signatures import verify
+from bridge.signatures import signed_identity, verify
 from bridge.tracking.ids import uuid7
 from bridge.tracking.tracker import Tracker
 
@@ -87,11 +87,17 @@ class Dispatcher:
                 run.metadata["rejected"] = "signature"
                 self.tracker.reject(run, exc, ErrorType.UNAUTHORIZED.value)
                 raise
-        run.data, input_json = delivery.parse()
+        body, input_json = delivery.parse()
+        if spec is not None or not delivery.query:
+            run.data = body  # what a signature covers, and nothing else
+        else:
+            run.data, input_json = {**delivery.query, **body}, None
+        run.query = delivery.query
         if self.tracker.store is not None:  # else nobody reads it: let it go with parsing
             run.input_json = input_json
         if not delivery.trusted:
-            run.idempotency_key = self.deliveries.key_from(delivery.headers)
+            signed_id = None if spec is None else signed_identity(spec, delivery.headers, body)
+            run.idempotency_key = self.deliveries.key_from(delivery.headers, signed_id)
         replayed = self._claim(run, delivery.async_mode)
         if replayed is not None:
             self.counters.inc("webhook.replayed")

@@ -40,13 +40,19 @@ class PluginNotFound(BridgeError):
 
 
 class PluginUnavailable(BridgeError):
-    """The plugin file exists but could not be loaded."""
+    """The plugin file exists but could not be loaded. The reason (an import error may
+    show paths or a DSN) stays out of the answer: it is in the log and in the
+    key-protected GET /api/v1/plugins."""
 
     http_status = 503
 
     def __init__(self, name: str, error: str) -> None:
-        super().__init__(f"Plugin '{name}' is unavailable: {error}")
+        super().__init__(
+            f"Plugin '{name}' is unavailable: it failed to load (see the server log "
+            "or GET /api/v1/plugins)"
+        )
         self.name = name
+        self.error = error
 
 
 class MethodNotAllowed(BridgeError):
@@ -62,6 +68,15 @@ class MethodNotAllowed(BridgeError):
 
 class BadPayload(BridgeError):
     http_status = 400
+
+
+class TooManyFields(BridgeError):
+    """A form body with more fields than server.max_form_fields."""
+
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many form fields: at most {limit} (server.max_form_fields)")
 
 
 class NoCapacity(BridgeError):

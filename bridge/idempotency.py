@@ -38,17 +38,18 @@ class Deliveries:
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.deliveries"] = self
 
-    def key_from(self, headers: Any) -> str:
-        """The first idempotency header the delivery carries, checked, or ""."""
+    def key_from(self, headers: Any, signed_id: str | None = None) -> str:
+        """The delivery's idempotency key, checked, or "": the id its signature vouches
+        for when the plugin is signed with a scheme that signs one (a header an attacker
+        may add never overrides it), else the first idempotency header it carries."""
         if not self.enabled:
             return ""
+        if signed_id is not None:
+            return _checked(signed_id, "The signed delivery id")
         for name in self.headers:
             value = (headers.get(name) or "").strip()
-            if not value:
-                continue
-            if len(value) > MAX_KEY_LENGTH or not value.isascii() or not value.isprintable():
-                raise BadPayload(f"{name} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
-            return value
+            if value:
+                return _checked(value, name)
         return ""
 
     def claim(self, run: Run, wait_s: float) -> ExecutionRecord | None:
@@ -98,3 +99,10 @@ class Deliveries:
             store.release_delivery(run.plugin.name, run.idempotency_key, run.execution_id)
         except StorageError as exc:
             self.storage.write_failed("release an idempotency key", exc)
+
+
+def _checked(value: str, name: str) -> str:
+    value = value.strip()
+    if value and (len(value) > MAX_KEY_LENGTH or not value.isascii() or not value.isprintable()):
+        raise BadPayload(f"{name} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
+    return value

@@ -128,13 +128,16 @@ class CleanupResult:
 class Delivery:
     """A request to run a plugin, wherever it came from (HTTP, a replay, the CLI).
 
-    `parse` turns the body into the plugin's data; the dispatcher calls it only after
-    the signature over the raw `body` is checked."""
+    `parse` turns the body into the plugin's data (and the body's JSON text when it can
+    be stored as it came); the dispatcher calls it only after the signature over the
+    raw `body` is checked. `query` holds the URL's parameters, which no signature
+    covers: they join the data of unsigned plugins only."""
 
     plugin: str
     method: str
     parse: Callable[[], tuple[dict[str, Any], str | None]]
     body: bytes = b""
+    query: dict[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     trace_id: str = ""
     user_agent: str = ""
@@ -162,6 +165,8 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The URL's parameters; for a signed plugin not part of `data` (no signature covers them).
+    query: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""
     # The request body's JSON text when it is the whole of `data`: stored as it came.
     input_json: str | None = None

@@ -96,6 +96,7 @@ class PluginRegistry:
         self.dirs = config.plugin_dirs
         self.overrides = config.plugins.settings
         self._plugins: dict[str, LoadedPlugin] = {}
+        self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def init_app(self, app: Flask) -> None:
@@ -155,12 +156,18 @@ class PluginRegistry:
         cached = self._plugins.get(name)
         if _current(cached, path, stat):
             return cached
+        # One import of a file at a time, under that plugin's own lock: a slow import
+        # holds up only the requests for that plugin, never the others or /health.
         with self._lock:
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:
             cached = self._plugins.get(name)
             if not _current(cached, path, stat):
                 if cached is not None:
                     log.info("Reloading plugin %s (%s changed)", name, path)
-                cached = self._plugins[name] = self._load(name, path, stat)
+                cached = self._load(name, path, stat)
+                with self._lock:
+                    self._plugins[name] = cached
             return cached
 
     def get(self, name: str) -> LoadedPlugin:
@@ -182,12 +189,18 @@ class PluginRegistry:
                     seen.append(path.stem)
         return sorted(seen)
 
+    def known(self) -> list[LoadedPlugin]:
+        """The plugins as last loaded, without looking at the folders or importing."""
+        with self._lock:
+            return sorted(self._plugins.values(), key=lambda p: p.name)
+
     def all(self) -> list[LoadedPlugin]:
         """Every plugin file now in the folders, each as currently loaded."""
         names = self.names()
         with self._lock:
             for gone in set(self._plugins) - set(names):
                 del self._plugins[gone]
+                self._loading.pop(gone, None)
         return [p for p in (self.lookup(n) for n in names) if p is not None]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -111,11 +112,26 @@ class DaemonPool:
 
 
 def normalize_result(value: Any) -> tuple[dict[str, Any], str]:
-    """The plugin's result as a JSON-safe dict and its JSON text."""
+    """The plugin's result as a JSON-safe dict and its JSON text. NaN and infinities,
+    which JSON has no spelling for, become null."""
     if not isinstance(value, dict):
         value = {"result": value}
-    text = json.dumps(value, default=str, ensure_ascii=False)
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), default=str, ensure_ascii=False, allow_nan=False)
     return json.loads(text), text
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (the rare path)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RunLifecycle(Protocol):
@@ -412,7 +428,8 @@ class Runner:
                 "execution_id": run.execution_id,
                 "trace_id": run.trace_id,
                 "attempt": attempt,
-                "headers": run.headers,
+                "headers": dict(run.headers.items()),
+                "query": run.query,
                 "plugin": run.plugin.name,
             }
             value = instance.execute()

@@ -278,3 +278,18 @@ def verify(
     current = utcnow().timestamp() if now is None else now
     if not _VERIFIERS[spec.type](spec, headers, body, current):
         raise SignatureInvalid("signature does not match")
+
+
+def signed_identity(spec: SignatureSpec, headers: Mapping[str, str], data: Mapping) -> str | None:
+    """The delivery id that the sender's signature vouches for, as the idempotency key:
+    Standard Webhooks' `webhook-id` (or `svix-id`, signed with the body), Stripe's event
+    id (in the signed body), GitHub's `X-GitHub-Delivery`. None for the generic HMAC
+    types, which sign no id: their idempotency headers are read as for any plugin."""
+    if spec.type == "standard":
+        return _lookup(headers, f"{_standard_family(headers)}-id")
+    if spec.type == "stripe":
+        event_id = data.get("id")
+        return event_id if isinstance(event_id, str) else ""
+    if spec.type == "github":
+        return _lookup(headers, "X-GitHub-Delivery")
+    return None

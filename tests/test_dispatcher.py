@@ -48,7 +48,7 @@ def test_trusted_delivery_skips_signature_and_idempotency(make_app, monkeypatch)
     monkeypatch.setenv("TEST_GITHUB_SECRET", "s3cret")
     app = make_app()
     dispatcher = _dispatcher(app)
-    unsigned = _delivery("signed", {"x": 1}, headers={"Idempotency-Key": "k1"})
+    unsigned = _delivery("signed", {"x": 1}, headers={"X-GitHub-Delivery": "d1"})
     with pytest.raises(SignatureInvalid):
         dispatcher.deliver(unsigned)
     body = json.dumps({"x": 1}).encode()
@@ -56,7 +56,7 @@ def test_trusted_delivery_skips_signature_and_idempotency(make_app, monkeypatch)
     signed = _delivery(
         "signed",
         {"x": 1},
-        headers={"X-Hub-Signature-256": f"sha256={digest}", "Idempotency-Key": "k1"},
+        headers={"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Delivery": "d1"},
     )
     first = dispatcher.deliver(signed)
     assert first.outcome.status is Status.COMPLETED

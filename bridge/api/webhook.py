@@ -12,6 +12,7 @@ from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from bridge.api.body_budget import BodyBudget
@@ -23,10 +24,7 @@ from bridge.api.schemas import (
     rfc3339,
 )
 from bridge.dispatcher import Dispatcher, Result
-from bridge.errors import (
-    BadPayload,
-    WebhookFailed,
-)
+from bridge.errors import BadPayload, TooManyFields, WebhookFailed
 from bridge.model import Delivery, ExecutionRecord, Outcome, Run, Status
 from bridge.tracking.ids import uuid7
 
@@ -38,6 +36,7 @@ blp = Blueprint(
 )
 
 RESERVED_QUERY = ("async", "tag")
+_API_KEYS = ("authorization", "x-api-key")
 MAX_TAGS = 20
 _TRACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -111,7 +110,7 @@ def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
         header = header.strip()
         if header.startswith("{"):
             try:
-                parsed = json.loads(header)
+                parsed = loads_json(header)
             except ValueError:
                 raise BadPayload("X-Bridge-Tags is not a JSON object") from None
             if not isinstance(parsed, dict):
@@ -144,24 +143,50 @@ def raw_body() -> bytes:
     return raw
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: NaN and Infinity, which Python's json module accepts
+    and would echo back into answers no JSON parser reads, are refused."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _fields(multi: Any) -> dict[str, Any]:
+    return {
+        key: values[0] if len(values) == 1 else values
+        for key, values in ((k, multi.getlist(k)) for k in multi)
+        if key not in RESERVED_QUERY
+    }
+
+
+def query_data() -> dict[str, Any]:
+    """The query parameters that are the plugin's (all but `async` and `tag`), at most
+    `server.max_form_fields` of them (400 past it)."""
+    if not request.query_string:
+        return {}
+    limit = current_app.extensions["bridge.config"].server.max_form_fields
+    if request.query_string.count(b"&") >= limit:
+        raise BadPayload(f"Too many query parameters: at most {limit} (server.max_form_fields)")
+    return _fields(request.args)
+
+
 def parse_payload() -> tuple[dict[str, Any], str | None]:
-    """The plugin's data: query parameters, overlaid by a JSON object or form fields;
-    and the body's JSON text when the data is that body alone and its text can be
+    """The body as the plugin's data: a JSON object or form fields (at most
+    `server.max_form_fields`, 413 past it); and the body's JSON text when it can be
     stored as it came (no `\\u` escapes, which could hide a field to redact)."""
-    data: dict[str, Any] = {}
-    for key in request.args:
-        if key not in RESERVED_QUERY:
-            values = request.args.getlist(key)
-            data[key] = values[0] if len(values) == 1 else values
     mimetype = request.mimetype
     if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        for key in request.form:
-            values = request.form.getlist(key)
-            data[key] = values[0] if len(values) == 1 else values
-        return data, None
+        limit = current_app.extensions["bridge.config"].server.max_form_fields
+        # Counted before parsing: a million fields cost seconds of CPU to parse.
+        if mimetype.endswith("urlencoded") and raw_body().count(b"&") >= limit:
+            raise TooManyFields(limit)
+        request.max_form_parts = limit
+        return _fields(request.form), None
     raw = raw_body()
     if not raw.strip():
-        return data, None
+        return {}, None
     if mimetype and not (
         mimetype == "application/json" or mimetype.endswith("+json") or mimetype == "text/plain"
     ):
@@ -170,7 +195,7 @@ def parse_payload() -> tuple[dict[str, Any], str | None]:
         )
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text)
+        body = loads_json(text)
     except UnicodeDecodeError:
         raise BadPayload("The request body is not valid UTF-8") from None
     except RecursionError:
@@ -179,10 +204,7 @@ def parse_payload() -> tuple[dict[str, Any], str | None]:
         raise BadPayload(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadPayload(f"The JSON body must be an object, not {type(body).__name__}")
-    if not data and "\\u" not in text:
-        return body, text.strip()
-    data.update(body)
-    return data, None
+    return body, (None if "\\u" in text else text.strip())
 
 
 def _wants_async() -> bool:
@@ -194,12 +216,17 @@ def delivery_from_request(plugin: str) -> Delivery:
     `parse_payload` to read the plugin's data once the signature is checked."""
     body = raw_body()  # before anything parses it or checks its signature
     async_mode = _wants_async()
+    headers = request.headers
+    if current_app.extensions["bridge.auth"].protect_webhooks:
+        # The caller's API key was the bridge's to check, not the plugin's to see.
+        headers = Headers([(k, v) for k, v in headers.items() if k.lower() not in _API_KEYS])
     return Delivery(
         plugin=plugin,
         method=request.method,
         parse=parse_payload,
         body=body,
-        headers=request.headers,
+        query=query_data(),
+        headers=headers,
         trace_id=g.trace_id,
         user_agent=request.headers.get("User-Agent", "")[:512],
         remote_ip=client_ip(

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 MASK = "[REDACTED]"
-MAX_DEPTH = 64
+_CONTAINERS = (dict, list, tuple)
 
 
 def _normal(name: str) -> str:
@@ -36,12 +36,26 @@ class Redactor:
             return text
         return json.dumps(self(value), ensure_ascii=False, default=str)
 
-    def __call__(self, value: Any, depth: int = 0) -> Any:
-        """A copy of `value` with sensitive keys masked, at any depth of dicts and lists."""
-        if not self.needles or depth > MAX_DEPTH:
+    def __call__(self, value: Any) -> Any:
+        """A copy of `value` with sensitive keys masked, at every depth of dicts and
+        lists: walked with a stack, not recursion, so no nesting is too deep for it."""
+        if not self.needles:
             return value
-        if isinstance(value, dict):
-            return {k: MASK if self.sensitive(k) else self(v, depth + 1) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self(v, depth + 1) for v in value]
-        return value
+        holder: list[Any] = [value]
+        stack: list[tuple[Any, Any, Any]] = [(holder, 0, value)]
+        while stack:
+            parent, slot, item = stack.pop()
+            if isinstance(item, dict):
+                copy: Any = {}
+                for k, v in item.items():
+                    if self.sensitive(k):
+                        copy[k] = MASK
+                    else:
+                        copy[k] = v
+                        if isinstance(v, _CONTAINERS):
+                            stack.append((copy, k, v))
+            else:
+                copy = list(item)
+                stack.extend((copy, i, v) for i, v in enumerate(copy) if isinstance(v, _CONTAINERS))
+            parent[slot] = copy
+        return holder[0]

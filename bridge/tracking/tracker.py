@@ -135,7 +135,7 @@ class Tracker:
                 )
             run.stored = (
                 input_text,
-                json.dumps(run.tags, ensure_ascii=False),
+                json.dumps(self.redact(run.tags), ensure_ascii=False),
                 json.dumps(run.metadata, ensure_ascii=False, default=str),
             )
         return run.stored
