@@ -133,14 +133,23 @@ def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
 
 
 def raw_body() -> bytes:
-    """The request body, whole. A chunked body (no Content-Length) is read only up to
-    server.max_body_size, so one that reaches the limit is refused rather than run cut
-    short; the form parser reads these cached bytes too."""
-    raw = request.get_data(cache=True)
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(raw) >= limit:
-        raise RequestEntityTooLarge()
-    return raw
+    """The request body, whole; the form parser reads these cached bytes too. A chunked
+    body (no Content-Length) may be server.max_body_size bytes long, as one with
+    Content-Length may: it is read up to one byte more, and a body with that byte is
+    413. Once read, it is counted in the body budget, as one with Content-Length was
+    before it was read."""
+    if request.content_length is not None:
+        return request.get_data(cache=True)
+    if "chunked_body" not in g:
+        limit = request.max_content_length
+        if limit is not None:
+            request.max_content_length = limit + 1
+        raw = request.get_data(cache=True)
+        if limit is not None and len(raw) > limit:
+            raise RequestEntityTooLarge()
+        current_app.extensions["bridge.body_budget"].count(len(raw))
+        g.chunked_body = raw
+    return g.chunked_body
 
 
 def _no_constant(name: str) -> Any:
