@@ -10,16 +10,18 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from bridge import create_app, shutdown_app
+from bridge import clock, create_app, shutdown_app
 
 PLUGINS = Path(__file__).parent / "plugins"
 ROOT = Path(__file__).resolve().parent.parent
+FROZEN_AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -49,6 +51,43 @@ def make_app(tmp_path: Path, plugin_dir: Path):
     yield build
     for app in apps:
         shutdown_app(app, timeout=1)
+
+
+class FrozenClock:
+    """What `clock.utcnow()` returns while `frozen_clock` is on; moves only when told."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+    def set(self, now: datetime) -> datetime:
+        if now.tzinfo is None:
+            raise ValueError("frozen_clock.set() takes an aware datetime, as utcnow() returns")
+        self.now = now.astimezone(UTC)
+        return self.now
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """The bridge's wall clock stopped at FROZEN_AT (UTC) for one test, so a window can
+    expire or a day change without sleeping: `frozen_clock.advance(seconds)` moves it on,
+    `frozen_clock.set(datetime)` puts it anywhere, `frozen_clock.now` reads it.
+
+    Only `bridge.clock.utcnow` is frozen (plus modules that imported it by name, such as
+    `bridge.signatures`); durations, deadlines and ids keep real time, so runs still
+    finish and waits still time out."""
+    real, frozen = clock.utcnow, FrozenClock(FROZEN_AT)
+    monkeypatch.setattr(clock, "utcnow", frozen)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("bridge.") and getattr(module, "utcnow", None) is real:
+            monkeypatch.setattr(module, "utcnow", frozen)
+    return frozen
 
 
 @pytest.fixture

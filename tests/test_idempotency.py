@@ -55,11 +55,15 @@ def test_a_failed_first_run_runs_again_on_redelivery(client, tmp_path):
     assert again.get_json()["replayed"] is True and _runs(log) == 2
 
 
-def test_the_window_expires(make_app, tmp_path):
-    client = make_app(idempotency={"window": "1ms"}).test_client()
+def test_the_window_expires(make_app, tmp_path, frozen_clock):
+    client = make_app(idempotency={"window": "10m"}).test_client()
     log = tmp_path / "runs.txt"
     _post(client, log, "k")
-    _post(client, log, "k")
+    frozen_clock.advance(599)
+    assert _post(client, log, "k").get_json()["replayed"] is True
+    frozen_clock.advance(2)
+    again = _post(client, log, "k")
+    assert again.status_code == 200 and "replayed" not in again.get_json()
     assert _runs(log) == 2
 
 
