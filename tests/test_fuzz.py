@@ -114,6 +114,7 @@ def test_every_route_is_fuzzed(api_schema):
     assert documented == set(ROUTES)
 
 
+@pytest.mark.slow  # ~7 s for all routes, a third of `make test-fast`
 @pytest.mark.parametrize("method,path", ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 def test_route_answers_as_documented(api_schema, method, path):
     operation = api_schema[path][method]
