@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run dev test lint format bench clean
+.PHONY: run dev test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ dev: $(VENV)/.runtime  ## Flask's development server with reload
 test: $(VENV)/.dev  ## install dev dependencies and run every test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.dev  ## the inner loop: every test but the slow ones (real servers, fuzzing)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.runtime  ## the benchmark (a few minutes); figures in bench/RESULTS.md
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
