@@ -127,6 +127,7 @@ def test_create_app_starts_nothing(make_app, tmp_path):
     import atexit
     import logging
 
+    make_app()  # first imports (some libraries register exit hooks when imported)
     threads = {t.ident for t in threading.enumerate()}
     handlers = list(logging.getLogger().handlers)
     exits = atexit._ncallbacks()
