@@ -6,6 +6,7 @@ stops start-up with one line naming the key and the value; an unknown key only w
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import os
@@ -77,11 +78,18 @@ def parse_duration(value: Any) -> float:
     return total
 
 
-def longest_run(timeout: float, attempts: int, backoff: float) -> float:
-    """Seconds a run can take at most: every attempt's timeout and the doubling backoff
-    between them. gunicorn's worker timeout, stale-run detection and the idempotency
-    wait all start from it."""
-    return timeout * attempts + backoff * (2 ** max(0, attempts - 1))
+def retry_delay(backoff: float, max_backoff: float, failed_attempt: int) -> float:
+    """The longest wait after attempt `failed_attempt` (1, 2, ...): the backoff doubled
+    each time, capped at `max_backoff` (the runner waits between half of it and all)."""
+    return min(max_backoff, backoff * 2.0 ** min(failed_attempt - 1, 62))
+
+
+def longest_run(timeout: float, attempts: int, backoff: float, max_backoff: float) -> float:
+    """Seconds a run can take at most: every attempt's timeout and the waits between
+    them. gunicorn's worker timeout, stale-run detection and the idempotency wait all
+    start from it."""
+    waits = sum(retry_delay(backoff, max_backoff, n) for n in range(1, attempts))
+    return timeout * attempts + waits
 
 
 class Duration(float):
@@ -114,6 +122,8 @@ class RunnerConfig:
     max_workers: int = 16
     max_attempts: int = 1
     backoff: Duration = Duration(1)
+    # The longest wait between two attempts, however many there are.
+    max_backoff: Duration = Duration(60)
     retry_on: list[str] = field(default_factory=lambda: ["timeout", "connection_error"])
     max_pending: int = 100
     retry_after: int = 1
@@ -238,6 +248,7 @@ class Config:
                     parse_duration(
                         s["backoff"] if s.get("backoff") is not None else runner.backoff
                     ),
+                    float(runner.max_backoff),
                 )
             )
         return max(values)
@@ -297,7 +308,9 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     known = {f.name for f in fields(cls)}
     for name in raw:
         if name not in known:
-            log.warning("Unknown config key %s%s ignored", f"{prefix}." if prefix else "", name)
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warn_once(f"Unknown config key {prefix}{'.' if prefix else ''}{name} ignored{hint}")
     kwargs = {
         name: _convert(f"{prefix}.{name}" if prefix else name, hints[name], raw[name])
         for name in known
@@ -422,17 +435,64 @@ def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = "."
     return config
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the config file named by `path`, `$BRIDGE_CONFIG` or `config.yaml`."""
-    path = Path(path or os.environ.get("BRIDGE_CONFIG") or "config.yaml")
+def load(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the config file named by `path`, `$BRIDGE_CONFIG` or `config.yaml`, with
+    `BRIDGE_<SECTION>__<KEY>` environment variables over it (see env_overrides)."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("BRIDGE_CONFIG") or "config.yaml")
     if not path.exists():
-        if os.environ.get("BRIDGE_CONFIG") or path.name != "config.yaml":
+        if environ.get("BRIDGE_CONFIG") or path.name != "config.yaml":
             raise ConfigError("config", str(path), "file not found")
-        return from_dict({}, base_dir=".")
+        return from_dict(env_overrides({}, environ), base_dir=".")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError("config", str(path), f"not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError("config", str(path), "expected a mapping at the top level")
-    return from_dict(raw, base_dir=path.resolve().parent)
+    return from_dict(env_overrides(raw, environ), base_dir=path.resolve().parent)
+
+
+ENV_PREFIX = "BRIDGE_"
+
+
+def env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """`raw` with every `BRIDGE_<SECTION>__<KEY>[__<SUBKEY>]` variable set over it:
+    `BRIDGE_SERVER__PORT=9000` sets server.port. Names are lower-cased; `__` separates
+    levels; values are read as YAML scalars or flow lists (`9000`, `true`, `30s`,
+    `[a, b]`). Variables without `__` (BRIDGE_CONFIG, BRIDGE_API_KEY, ...) are not keys."""
+    merged = dict(raw)
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        if not all(keys):
+            raise ConfigError(name, name, "expected BRIDGE_<SECTION>__<KEY>")
+        try:
+            value = yaml.safe_load(environ[name])
+        except yaml.YAMLError:
+            value = environ[name]
+        node = merged
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                if child is not None:
+                    raise ConfigError(".".join(keys[: i + 1]), child, f"not a section ({name})")
+                child = {}
+            node[key] = child = dict(child)
+            node = child
+        node[keys[-1]] = value
+    return merged
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Log a config warning once per process tree: gunicorn's master reads the config
+    before it forks, and its workers, which read it again, inherit what was said."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)

@@ -7,12 +7,14 @@ Compatible with the original webhook_bridge Python API (also importable as
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from bridge.config import parse_duration
+from bridge.config import parse_duration, resolve_env, warn_once
 from bridge.errors import ConfigError
 from bridge.model import ERROR_TYPES
 from bridge.signatures import SignatureSpec
@@ -36,6 +38,9 @@ class BasePlugin:
     max_concurrency: ClassVar[int | None] = None
     # {type, secret, header, encoding, tolerance}: see bridge.signatures and the README.
     signature: ClassVar[dict[str, Any] | None] = None
+    # The plugin's own settings (defaults); plugins.settings.<name>.options overrides
+    # them key by key, with `env:NAME` values read from the environment.
+    options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -51,8 +56,9 @@ class BasePlugin:
         self.http_method = http_method.upper()
         self.result: dict[str, Any] = {}
         self.cancel_event = cancel_event or threading.Event()
-        # Request facts a plugin may want: execution_id, trace_id, attempt, headers.
+        # Request facts a plugin may want: execution_id, trace_id, attempt, headers, query.
         self.context = context or {}
+        self.options: dict[str, Any] = dict(type(self).options)
 
     @property
     def cancelled(self) -> bool:
@@ -126,6 +132,7 @@ class PluginSettings:
     retry_on: tuple[str, ...] | None = None
     max_concurrency: int | None = None
     signature: SignatureSpec | None = None
+    options: dict[str, Any] | None = None
 
     KEYS: ClassVar[tuple[str, ...]] = (
         "timeout",
@@ -135,6 +142,7 @@ class PluginSettings:
         "retry_on",
         "max_concurrency",
         "signature",
+        "options",
     )
 
     @classmethod
@@ -143,9 +151,9 @@ class PluginSettings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in cls.KEYS:
-                logging.getLogger(__name__).warning(
-                    "Unknown plugin setting %s.%s ignored", where, key
-                )
+                close = difflib.get_close_matches(key, cls.KEYS, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                warn_once(f"Unknown plugin setting {where}.{key} ignored{hint}")
                 continue
             if value is None:
                 continue
@@ -167,13 +175,18 @@ class PluginSettings:
                 **{
                     key: getattr(configured, key)
                     for key in cls.KEYS
-                    if getattr(configured, key) is not None
+                    if getattr(configured, key) is not None and key != "options"
                 },
+                options={**(settings.options or {}), **(configured.options or {})},
             )
         return settings
 
 
 def _check_setting(where: str, key: str, value: Any) -> Any:
+    if key == "options":
+        if not isinstance(value, dict):
+            raise ConfigError(where, value, "expected a mapping")
+        return {str(k): _resolved(f"{where}.{k}", v) for k, v in value.items()}
     if key in ("timeout", "backoff"):
         try:
             seconds = parse_duration(value)
@@ -202,3 +215,14 @@ def _check_setting(where: str, key: str, value: Any) -> Any:
         if kind not in ERROR_TYPES:
             raise ConfigError(where, kind, "unknown error type")
     return tuple(value)
+
+
+def _resolved(where: str, value: Any) -> Any:
+    """An option's value with every `env:NAME` string read from the environment."""
+    if isinstance(value, str):
+        return resolve_env(value, where, os.environ)
+    if isinstance(value, dict):
+        return {k: _resolved(f"{where}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    return value

@@ -3,11 +3,16 @@
 A file is reloaded when its mtime or size changes, checked on each lookup, so an edit
 in `plugins/` takes effect on the next request in every gunicorn worker. A file that
 fails to load is kept as unavailable with its error; it never stops the server.
+
+Files whose names start with `_` are not plugins but helpers that plugins import by
+name (`import _common`); a plugin is reloaded when a helper it imported changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import logging
@@ -30,6 +35,33 @@ from bridge.plugin import BasePlugin, PluginSettings
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+# One plugin import at a time (helpers are shared in sys.modules); lookups of plugins
+# already loaded, and /health, never wait for it.
+_IMPORTS = threading.Lock()
+
+
+class HelperFinder(importlib.abc.MetaPathFinder):
+    """Finds `_name` modules in the plugin folders, after every other finder: a helper
+    can shadow nothing, and plugin files are not importable as modules."""
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or not name.startswith("_") or not self.dirs:
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, self.dirs)
+
+
+def _helper_finder(dirs: list[Path]) -> HelperFinder:
+    finder = next((f for f in sys.meta_path if isinstance(f, HelperFinder)), None)
+    if finder is None:
+        finder = HelperFinder()
+        sys.meta_path.append(finder)
+    # The newest registry's folders first (tests build many apps in one process).
+    mine = [str(d.resolve()) for d in dirs]
+    finder.dirs[:] = mine + [d for d in finder.dirs if d not in mine]
+    return finder
 
 
 def is_plugin_name(name: str) -> bool:
@@ -48,6 +80,8 @@ class LoadedPlugin:
     plugin_class: type[BasePlugin] | None
     settings: PluginSettings | None
     error: str | None
+    # The helper files (`_*.py`) its import loaded, as (path, mtime_ns, size).
+    helpers: tuple[tuple[Path, int, int], ...] = ()
 
     @property
     def is_available(self) -> bool:
@@ -101,6 +135,13 @@ class PluginRegistry:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.registry"] = self
+        _helper_finder(self.dirs)
+        for folder in self.missing_dirs():
+            log.warning(
+                "Plugin folder %s does not exist: no plugins are loaded from it (relative "
+                "plugins.dirs entries are read from the config file's folder)",
+                folder,
+            )
         for plugin in self.all():
             if plugin.error:
                 log.warning("Plugin %s unavailable: %s", plugin.name, plugin.error.splitlines()[0])
@@ -119,26 +160,54 @@ class PluginRegistry:
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
         module_name = f"bridge_plugins.{name.replace('-', '_')}_{digest}"
         plugin_class = settings = error = None
+        helpers: tuple[tuple[Path, int, int], ...] = ()
         try:
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            with _IMPORTS:
+                # Helpers are imported afresh for each plugin, so that what its import
+                # adds to sys.modules is exactly the helpers it uses.
+                for old in self._helper_modules(sys.modules):
+                    del sys.modules[old]
+                try:
+                    spec.loader.exec_module(module)
+                finally:
+                    helpers = tuple(
+                        _file_state(Path(sys.modules[m].__file__))
+                        for m in self._helper_modules(sys.modules)
+                    )
             plugin_class = _find_plugin_class(module)
             if plugin_class is None:
                 raise ImportError("no plugin class: define a class that subclasses BasePlugin")
             settings = PluginSettings.for_plugin(plugin_class, name, self.overrides.get(name))
         except BridgeError as exc:
             plugin_class, error = None, exc.message
+        except SyntaxError as exc:  # the file, line and message first: the log shows one line
+            plugin_class = None
+            error = f"{type(exc).__name__}: {exc.msg} ({exc.filename}, line {exc.lineno})"
+            if exc.text:
+                error += f"\n    {exc.text.strip()}"
         except BaseException as exc:  # a plugin file can raise anything, SystemExit included
             plugin_class = None
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             log.debug("Plugin %s failed to load", name, exc_info=True)
         return LoadedPlugin(
-            name, path, stat.st_mtime_ns, stat.st_size, plugin_class, settings, error
+            name, path, stat.st_mtime_ns, stat.st_size, plugin_class, settings, error, helpers
         )
+
+    def _helper_modules(self, modules: dict[str, Any]) -> list[str]:
+        """Names of the loaded modules that are helper files in the plugin folders."""
+        folders = tuple(f"{d.resolve()}{os.sep}" for d in self.dirs)
+        return [
+            name
+            for name, module in list(modules.items())
+            if name.startswith("_")
+            and isinstance(getattr(module, "__file__", None), str)
+            and module.__file__.startswith(folders)
+        ]
 
     def lookup(self, name: str) -> LoadedPlugin | None:
         """The plugin called `name` as its file is now, reloading it if it changed."""
@@ -189,6 +258,9 @@ class PluginRegistry:
                     seen.append(path.stem)
         return sorted(seen)
 
+    def missing_dirs(self) -> list[Path]:
+        return [d for d in self.dirs if not d.is_dir()]
+
     def known(self) -> list[LoadedPlugin]:
         """The plugins as last loaded, without looking at the folders or importing."""
         with self._lock:
@@ -205,10 +277,20 @@ class PluginRegistry:
 
 
 def _current(cached: LoadedPlugin | None, path: Path, stat: os.stat_result) -> bool:
-    """Whether `cached` was loaded from the file as it is now (same path, mtime, size)."""
+    """Whether `cached` was loaded from the file as it is now (same path, mtime, size),
+    and from the helpers it imported as they are now."""
     return (
         cached is not None
         and cached.path == path
         and cached.mtime_ns == stat.st_mtime_ns
         and cached.size == stat.st_size
+        and all(_file_state(helper[0]) == helper for helper in cached.helpers)
     )
+
+
+def _file_state(path: Path) -> tuple[Path, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return path, -1, -1
+    return path, stat.st_mtime_ns, stat.st_size

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import queue
+import random
 import threading
 import time
 import traceback
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from flask import Flask
 
 from bridge import clock
-from bridge.config import Config, longest_run
+from bridge.config import Config, longest_run, retry_delay
 from bridge.counters import Counters
 from bridge.errors import (
     ExecutionCanceled,
@@ -156,6 +157,7 @@ class Runner:
         self.default_timeout = float(config.plugins.timeout)
         self.default_attempts = config.runner.max_attempts
         self.default_backoff = float(config.runner.backoff)
+        self.max_backoff = float(config.runner.max_backoff)
         self.default_retry_on = tuple(config.runner.retry_on)
         self.default_plugin_limit = config.runner.default_plugin_limit
         self.tracker = tracker
@@ -304,7 +306,7 @@ class Runner:
     def longest_run(self, plugin: LoadedPlugin) -> float:
         """Seconds a run of `plugin` can take at most: every attempt and its backoff."""
         timeout, attempts, backoff, _ = self._settings(plugin)
-        return longest_run(timeout, attempts, backoff)
+        return longest_run(timeout, attempts, backoff, self.max_backoff)
 
     def _attempts(self, run: Run, first_slot_held: bool) -> Outcome:
         timeout, max_attempts, backoff, retry_on = self._settings(run.plugin)
@@ -372,7 +374,8 @@ class Runner:
                 break
             if error_type not in retry_on or number == max_attempts:
                 break
-            delay = backoff * (2 ** (number - 1))
+            # Jittered, so that runs that failed together do not retry together.
+            delay = random.uniform(0.5, 1.0) * retry_delay(backoff, self.max_backoff, number)
             log.info(
                 "Retrying plugin %s (attempt %d of %d failed with %s) in %gs",
                 run.plugin.name,
@@ -424,6 +427,8 @@ class Runner:
                 data, logging.getLogger(f"plugins.{run.plugin.name}"), run.method
             )
             instance.cancel_event = cancel
+            settings = run.plugin.settings
+            instance.options = {**instance.options, **((settings and settings.options) or {})}
             instance.context = {
                 "execution_id": run.execution_id,
                 "trace_id": run.trace_id,

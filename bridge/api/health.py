@@ -21,6 +21,7 @@ def health_report() -> tuple[dict[str, Any], int]:
     started_at, started = ext["bridge.started"]
     run = runner.snapshot()
     plugins = registry.known()  # never an import: /health answers while a plugin loads
+    missing = registry.missing_dirs()
     checks: dict[str, Any] = {
         "runner": {
             "status": "unhealthy"
@@ -29,9 +30,12 @@ def health_report() -> tuple[dict[str, Any], int]:
             **run,
         },
         "plugins": {
-            "status": "healthy" if all(p.is_available for p in plugins) else "degraded",
+            "status": "healthy"
+            if all(p.is_available for p in plugins) and not missing
+            else "degraded",
             "total": len(plugins),
             "unavailable": [p.name for p in plugins if not p.is_available],
+            "missing_dirs": [str(d) for d in missing],
         },
     }
     tracking = storage.status()
