@@ -6,15 +6,25 @@ CONFIG ?= config.yaml
 
 .PHONY: run dev test test-fast lint format bench clean
 
-$(BIN)/python:
+# The version of $(PYTHON), or "old" below 3.11: checked before anything is installed,
+# and recorded in the venv, so that a venv made by another Python is made again.
+PYVER := $(shell $(PYTHON) -c 'import sys; v = sys.version_info; print(f"{v[0]}.{v[1]}" if v >= (3, 11) else "old")' 2>/dev/null)
+MADE  := $(VENV)/.made-by-python-$(PYVER)
+
+$(MADE):
+	@if [ -z "$(PYVER)" ] || [ "$(PYVER)" = old ]; then \
+	  echo "Webhook Bridge needs Python 3.11 or newer, and '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo 'not installed'). Install one, or name it: make PYTHON=python3.12 run" >&2; \
+	  exit 1; fi
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $@
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt $(MADE)
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(MADE)
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
