@@ -17,7 +17,7 @@ from pathlib import Path
 from bridge.config import from_dict
 from bridge.model import AttemptRecord, ExecutionRecord, Status
 from bridge.storage.sqlite import SQLiteStore
-from bridge.storage.sqlite_schema import MIGRATIONS
+from bridge.storage.sqlite.migrations import MIGRATIONS
 from bridge.tracking.ids import uuid7_from
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from bridge.storage import writer as writer_module
-from bridge.storage.writer import GroupCommitWriter, WriteFailed, WriteLock
+from bridge.storage.sqlite import writer as writer_module
+from bridge.storage.sqlite.locks import WriteLock
+from bridge.storage.sqlite.writer import GroupCommitWriter, WriteFailed
 
 
 def _connect(path):

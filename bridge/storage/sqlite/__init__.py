@@ -35,13 +35,16 @@ from bridge.model import (
     Status,
 )
 from bridge.storage.rollups import Aggregate, build_stats, day_range
-from bridge.storage.sqlite_schema import (
+from bridge.storage.sqlite.connection import (
+    ReadPool,
     connect,
     from_us,
-    migrate,
     to_us,
+    tune_for_writing,
 )
-from bridge.storage.writer import GroupCommitWriter, ReadPool, WriteFailed, WriteLock
+from bridge.storage.sqlite.locks import WriteLock
+from bridge.storage.sqlite.migrations import migrate
+from bridge.storage.sqlite.writer import GroupCommitWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ CLEANUP_BATCH = 150  # rows per delete transaction: a webhook may wait for one (
 VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
 VACUUM_BUDGET_S = 30.0  # longest a cleanup spends handing pages back to the OS
 EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
-WAL_BACKSTOP_PAGES = 10_000  # SQLite checkpoints in a commit only past this (~40 MB)
-WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL file kept once it restarts
 ALL_PLUGINS = "*"  # execution_metrics_daily's row for every plugin together
 OPEN_STATUSES = (Status.RUNNING.value, Status.PENDING.value)
 
@@ -157,14 +158,7 @@ class SQLiteStore:
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
 
     def _connect_writer(self) -> sqlite3.Connection:
-        """The writer's connection. The writer's checkpointer thread copies the WAL back
-        into the database file; SQLite's automatic checkpoint, run by the commit that
-        crosses its threshold while every writer waits, is only the backstop. The WAL file
-        is cut back to WAL_SIZE_LIMIT once it restarts after a burst (a cleanup, say)."""
-        conn = connect(self.path, self.config)
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-        return conn
+        return tune_for_writing(connect(self.path, self.config))
 
     def _check_fork(self) -> None:
         """A forked child must not use its parent's connections or writer thread."""

@@ -7,22 +7,19 @@ others whose writes it took (see GroupCommitWriter).
 The writers of several processes (gunicorn workers) take turns through a file lock, so
 a waiting writer wakes the moment the lock is free instead of sleeping in SQLite's busy
 handler (1, 2, 5, 10 ... 100 ms naps: the cause of a slow tail). SQLite's own locking
-still decides; the file lock only orders the writers that use it.
-Also a small bounded pool of read connections, each held by one thread at a time.
+still decides; the file lock only orders the writers that use it (locks.WriteLock).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
+
+from bridge.storage.sqlite.locks import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -47,53 +44,6 @@ class _Ticket:
         self.finished = False
         self.error: BaseException | None = None
         self.result: Any = None
-
-
-class WriteLock:
-    """An exclusive lock on a file beside the database, shared by this database's writers
-    in every process; a thread in this process waits on a mutex first."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._mutex = threading.Lock()
-        self._fd: int | None = None
-        self._pid = 0
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        with self._mutex:
-            fd = self._file()
-            if fd is None:
-                yield
-                return
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _file(self) -> int | None:
-        if self.path is None:
-            return None
-        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                self._pid = os.getpid()
-            except OSError as exc:
-                log.warning(
-                    "Write lock %s unavailable (%s); SQLite's busy timeout orders writers instead",
-                    self.path,
-                    exc,
-                )
-                self.path = None
-                return None
-        return self._fd
-
-    def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = None
 
 
 class GroupCommitWriter:
@@ -257,7 +207,7 @@ class GroupCommitWriter:
             with contextlib.suppress(Exception):
                 if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
-            if conn is not None and not _is_usable(conn):
+            if conn is not None and not is_usable(conn):
                 with contextlib.suppress(Exception):
                     conn.close()
                 conn = None
@@ -313,7 +263,7 @@ class GroupCommitWriter:
                         self._checkpoint(conn)
                 except Exception as exc:  # a full disk, say: the write path reports it
                     log.debug("WAL checkpoint failed: %s", exc)
-                    if conn is not None and not _is_usable(conn):
+                    if conn is not None and not is_usable(conn):
                         with contextlib.suppress(Exception):
                             conn.close()
                         conn = None
@@ -381,57 +331,10 @@ def _superseded_dropped(batch: list[_Ticket]) -> list[_Ticket]:
     return [t for i, t in enumerate(batch) if t.key is None or t.wait or last[t.key] == i]
 
 
-def _is_usable(conn: Any) -> bool:
+def is_usable(conn: Any) -> bool:
+    """Whether a connection still answers (a failed one is closed and replaced)."""
     try:
         conn.execute("SELECT 1")
         return True
     except Exception:
         return False
-
-
-class ReadPool:
-    """At most `size` read connections; each is used by one thread at a time."""
-
-    def __init__(self, connect: Callable[[], Any], size: int) -> None:
-        self._connect = connect
-        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max(1, size))
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def connection(self, timeout: float = 30.0) -> Iterator[Any]:
-        if not self._slots.acquire(timeout=timeout):
-            raise WriteFailed("no database connection free")
-        conn = None
-        try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._connect()
-                with self._lock:
-                    self._all.append(conn)
-            yield conn
-        except BaseException:
-            if conn is not None and not _is_usable(conn):
-                with self._lock:
-                    self._all.remove(conn)
-                conn.close()
-                conn = None
-            raise
-        finally:
-            if conn is not None:
-                self._idle.put(conn)
-            self._slots.release()
-
-    @property
-    def open_count(self) -> int:
-        with self._lock:
-            return len(self._all)
-
-    def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()

@@ -1,18 +1,16 @@
-"""The SQLite schema: its migrations, how a connection is opened, how times are stored.
+"""The SQLite schema as an ordered list of named migrations (sqlite-utils style).
 
-Times are integer microseconds since the epoch (UTC): compact, and ordered for the
-indexes. Migrations are numbered by their place in MIGRATIONS and never edited once
-released: a change is a new migration at the end.
+Each is applied in the transaction that records its name in the `migrations` table, and
+a database's applied migrations are found by name. Released migrations are never
+edited: a change is a new migration at the end. Times are integer microseconds since
+the epoch (see connection.py).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-from bridge.config import Config
+from datetime import UTC, datetime
 
 log = logging.getLogger("bridge.storage.sqlite")
 
@@ -145,57 +143,33 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-def to_us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    return int(value.timestamp() * 1_000_000)
-
-
-def from_us(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
-
-
-def connect(path: str | Path, config: Config) -> sqlite3.Connection:
-    """Open a connection with every setting the store relies on."""
-    sq = config.storage.sqlite
-    conn = sqlite3.connect(
-        str(path), timeout=float(sq.busy_timeout), isolation_level=None, check_same_thread=False
-    )
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
-    # Takes effect only on a new, empty file, and only before WAL is switched on: lets
-    # cleanup hand freed pages back to the OS. Not set on an existing database, where it
-    # would do nothing but fail on a full disk.
-    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    if sq.enable_wal:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {sq.synchronous.upper()}")
-    conn.execute(f"PRAGMA foreign_keys = {'ON' if sq.enable_foreign_keys else 'OFF'}")
-    return conn
-
-
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, each in the transaction that records it; the version."""
+    """Apply the migrations not yet recorded (by name), each in the transaction that
+    records it; returns the schema version."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, "
             "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        done = {row[0] for row in conn.execute("SELECT id FROM migrations")}
+        done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
         for number, (name, sql) in enumerate(MIGRATIONS, start=1):
-            if number in done:
+            if name in done:
                 continue
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
             conn.execute(
-                "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, datetime.now(UTC).isoformat()),
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
             )
             log.info("Applied migration %03d_%s", number, name)
+        unknown = done - {name for name, _ in MIGRATIONS}
+        if unknown:
+            log.warning(
+                "The database has migrations this version does not know (a newer "
+                "version applied them): %s",
+                ", ".join(sorted(unknown)),
+            )
         # A write that changes nothing: a database that cannot be written (a read-only
         # file or mount) fails here, at start-up, rather than at the first run.
         conn.execute("DELETE FROM migrations WHERE 0")
@@ -204,4 +178,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return schema_version(conn)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of the latest migration applied (its row's id)."""
     return conn.execute("SELECT max(id) FROM migrations").fetchone()[0] or 0
