@@ -87,7 +87,8 @@ def test_tags_from_header_and_query(client):
     assert json.loads(ex["execution"]["tags"]) == {"job_id": "job-123", "env": "prod"}
 
 
-def test_stats_lists_every_day_of_window(client, monkeypatch):
+def test_stats_lists_every_day_of_window(client, frozen_clock):
+    frozen_clock.set(datetime(2025, 3, 9, 23, 59, tzinfo=UTC))
     _run(client)
     _run(client, "raising")
     _run(client, "hanging")
@@ -97,10 +98,14 @@ def test_stats_lists_every_day_of_window(client, monkeypatch):
     assert stats["failed_executions"] == 2 and stats["timeout_executions"] == 1
     assert stats["unique_plugins"] == 3
     assert len(stats["daily_stats"]) == 7
-    assert [d["total_executions"] for d in stats["daily_stats"]][:6] == [0] * 6
-    assert stats["daily_stats"][-1]["date"] == clock.utcnow().date().isoformat()
+    assert [d["total_executions"] for d in stats["daily_stats"]] == [0] * 6 + [3]
+    assert stats["daily_stats"][-1]["date"] == "2025-03-09"
     assert stats["error_types"] == {"timeout": 1, "validation_error": 1}
     assert stats["p99_duration"] >= stats["p50_duration"] > 0
+    frozen_clock.advance(120)  # past midnight: the runs are yesterday's now
+    stats = client.get("/api/v1/executions/stats?days=7").get_json()["stats"]
+    assert stats["daily_stats"][-1]["date"] == "2025-03-10"
+    assert [d["total_executions"] for d in stats["daily_stats"]] == [0] * 5 + [3, 0]
 
 
 def test_rollups_keep_stats_after_cleanup(app, client):
