@@ -24,7 +24,7 @@ def create_app(config: Any = None) -> Flask:
     closing stale runs) start with the first request it serves, so a `flask` CLI
     command that builds it starts nothing."""
     app = bridge.create_app(config)
-    bridge.configure_logging(app.extensions["bridge.config"].logging.level)
+    bridge.configure_logging(app.extensions["bridge.config"].logging)
     app.before_request(lambda: bridge.start_services(app))
     atexit.register(bridge.shutdown_app, app)
     return app

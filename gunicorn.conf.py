@@ -9,28 +9,36 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
+import logging.config
 import os
 import signal
 import sys
 import threading
 
-from bridge import configure_logging, shutdown_app, start_services
+from bridge import shutdown_app, start_services
 from bridge.auth import exposure_warning, local_only_notice
-from bridge.config import load
+from bridge.config import flush_warnings, load
 from bridge.errors import ConfigError
+from bridge.logs import dict_config
+
+_log = logging.getLogger("bridge.security")
 
 try:
     _config = load(os.environ.get("BRIDGE_CONFIG"))
 except ConfigError as exc:  # one line naming the key and the value, no traceback
     sys.exit(f"Invalid configuration: {exc}")
-configure_logging(_config.logging.level)
+# One format for gunicorn's lines, the access log and the app's (logging.format).
+logconfig_dict = dict_config(_config.logging.level, _config.logging.format)
+logging.config.dictConfig(logconfig_dict)  # the master's own start-up lines too
+flush_warnings()
 bind = os.environ.get("BRIDGE_BIND", f"{_config.server.host}:{_config.server.port}")
 if not bind.startswith(("unix:", "fd://")):
     _warning = exposure_warning(_config, bind.rpartition(":")[0] or bind)
     if _warning:
-        print(f"\n{'!' * 78}\n{_warning}\n{'!' * 78}\n", file=sys.stderr)
+        _log.warning("%s", _warning)
     elif local_only_notice(_config):
-        print(local_only_notice(_config), file=sys.stderr)
+        _log.info("%s", local_only_notice(_config))
 worker_class = "gthread"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))

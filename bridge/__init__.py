@@ -20,14 +20,14 @@ __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(settings: Any) -> None:
     """The entry points' logging set-up (never the factory's: an app built by a test or
-    a CLI command leaves the process's logging alone)."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
-    logging.getLogger("bridge").setLevel(level.upper())
-    logging.getLogger("plugins").setLevel(level.upper())
+    a CLI command leaves the process's logging alone). `settings`: `config.logging`."""
+    from bridge import logs
+    from bridge.config import flush_warnings
+
+    logs.configure(settings.level, settings.format)
+    flush_warnings()
 
 
 def create_app(config: Any = None) -> Flask:

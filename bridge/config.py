@@ -209,6 +209,8 @@ class SchedulerConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    # text, or json: one JSON object per line for log shippers.
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -403,6 +405,12 @@ def _validate(config: Config) -> None:
             header,
             "expected a header name",
         )
+    check(
+        config.logging.format in ("text", "json"),
+        "logging.format",
+        config.logging.format,
+        "expected text or json",
+    )
     level = config.logging.level.upper()
     check(
         logging.getLevelName(level) != f"Level {level}",
@@ -488,11 +496,23 @@ def env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, 
 
 
 _warned: set[str] = set()
+_pending: list[str] = []
 
 
 def warn_once(message: str) -> None:
     """Log a config warning once per process tree: gunicorn's master reads the config
-    before it forks, and its workers, which read it again, inherit what was said."""
-    if message not in _warned:
-        _warned.add(message)
+    before it forks, and its workers, which read it again, inherit what was said. Said
+    before logging is set up (the config names the log format), it waits for
+    `flush_warnings`, so that it is written in that format."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    if logging.getLogger().handlers:
         log.warning(message)
+    else:
+        _pending.append(message)
+
+
+def flush_warnings() -> None:
+    while _pending:
+        log.warning(_pending.pop(0))

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from flask import Flask
 
-from bridge import clock
+from bridge import clock, logs
 from bridge.config import Config, longest_run, retry_delay
 from bridge.counters import Counters
 from bridge.errors import (
@@ -420,33 +420,36 @@ class Runner:
         call: _Call,
     ) -> tuple[dict[str, Any], str]:
         """In a pool thread: build the plugin, run its handler, normalise the result."""
-        try:
-            plugin_class = run.plugin.plugin_class
-            assert plugin_class is not None
-            instance = plugin_class(
-                data, logging.getLogger(f"plugins.{run.plugin.name}"), run.method
-            )
-            instance.cancel_event = cancel
-            settings = run.plugin.settings
-            instance.options = {**instance.options, **((settings and settings.options) or {})}
-            instance.context = {
-                "execution_id": run.execution_id,
-                "trace_id": run.trace_id,
-                "attempt": attempt,
-                "headers": dict(run.headers.items()),
-                "query": run.query,
-                "plugin": run.plugin.name,
-            }
-            value = instance.execute()
-            result, text = normalize_result(value)
-            if result.get("status") == "error":
-                raise PluginReportedError(run.plugin.name, result)
-            return result, text
-        except BaseException:
-            call.traceback = traceback.format_exc()
-            raise
-        finally:
-            self._release(call)
+        with logs.bind(
+            plugin=run.plugin.name, execution_id=run.execution_id, trace_id=run.trace_id
+        ):
+            try:
+                plugin_class = run.plugin.plugin_class
+                assert plugin_class is not None
+                instance = plugin_class(
+                    data, logging.getLogger(f"plugins.{run.plugin.name}"), run.method
+                )
+                instance.cancel_event = cancel
+                settings = run.plugin.settings
+                instance.options = {**instance.options, **((settings and settings.options) or {})}
+                instance.context = {
+                    "execution_id": run.execution_id,
+                    "trace_id": run.trace_id,
+                    "attempt": attempt,
+                    "headers": dict(run.headers.items()),
+                    "query": run.query,
+                    "plugin": run.plugin.name,
+                }
+                value = instance.execute()
+                result, text = normalize_result(value)
+                if result.get("status") == "error":
+                    raise PluginReportedError(run.plugin.name, result)
+                return result, text
+            except BaseException:
+                call.traceback = traceback.format_exc()
+                raise
+            finally:
+                self._release(call)
 
     # -- shutdown ----------------------------------------------------------
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -160,7 +160,8 @@ def test_startup_warns_when_exposed_without_keys(tmp_path, plugin_dir, bind, api
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert ("SECURITY WARNING: listening on 0.0.0.0" in proc.stderr) is warned
+    said = proc.stdout + proc.stderr  # the log goes to stdout
+    assert ("SECURITY WARNING: listening on 0.0.0.0" in said) is warned
 
 
 def test_sigterm_cancels_a_run_that_outlasts_the_graceful_timeout(server):
