@@ -44,6 +44,10 @@ workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))
 timeout = int(_config.longest_run + 30)
 graceful_timeout = int(float(_config.server.graceful_timeout))
+# gunicorn's control socket (gunicornc) beside this bridge's database, not the one path
+# every gunicorn on the host shares; off where that path is too long for a socket.
+control_socket = f"{_config.database_path.resolve()}.gunicorn.ctl"
+control_socket_disable = len(control_socket.encode()) > 100
 keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms trace=%({x-request-id}o)s'

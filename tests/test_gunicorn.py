@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -233,3 +234,33 @@ def test_duplicate_deliveries_across_workers_run_once(server):
     assert len(runs.read_text().splitlines()) == 1
     assert len({a.json()["execution_id"] for a in answers}) == 1
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 5
+
+
+def test_two_bridges_on_one_host_each_have_their_own_control_socket(gunicorn, tmp_path):
+    """gunicornc reaches each bridge through the socket beside its own database."""
+    second_db = tmp_path / "second" / "ex.db"
+    with (
+        gunicorn() as first,
+        gunicorn(storage={"sqlite": {"database_path": str(second_db)}}) as second,
+    ):
+        pids = {}
+        for server, db in ((first, first.db), (second, second_db)):
+            socket_path = f"{db.resolve()}.gunicorn.ctl"
+            status = subprocess.run(
+                [
+                    Path(sys.executable).parent / "gunicornc",
+                    "-s",
+                    socket_path,
+                    "-j",
+                    "-c",
+                    "show workers",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert status.returncode == 0, status.stderr
+            pids[server.base] = sorted(w["pid"] for w in json.loads(status.stdout)["workers"])
+        assert pids[first.base] == sorted(first.workers())
+        assert pids[second.base] == sorted(second.workers())
