@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.clock import utcnow
+from bridge import clock
 from bridge.config import parse_duration, resolve_env
 from bridge.errors import ConfigError, SignatureInvalid
 
@@ -275,7 +275,7 @@ def verify(
     spec: SignatureSpec, headers: Mapping[str, str], body: bytes, now: float | None = None
 ) -> None:
     """Raise SignatureInvalid unless `body` is signed with one of the spec's secrets."""
-    current = utcnow().timestamp() if now is None else now
+    current = clock.utcnow().timestamp() if now is None else now
     if not _VERIFIERS[spec.type](spec, headers, body, current):
         raise SignatureInvalid("signature does not match")
 

@@ -35,5 +35,7 @@ def test_every_curl_example_works_pasted_in_order(gunicorn, tmp_path):
     codes = done.stderr.split()
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
     assert len(codes) == calls, done.stderr
-    assert all(code.startswith("2") for code in codes), list(zip(codes, block.splitlines()))
+    assert all(code.startswith("2") for code in codes), list(
+        zip(codes, block.splitlines(), strict=False)
+    )
     assert '"total_executions"' in done.stdout and '"next_cursor"' in done.stdout
