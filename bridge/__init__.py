@@ -118,6 +118,7 @@ def shutdown_app(app: Flask, timeout: float | None = None) -> None:
     try:
         ext["bridge.runner"].shutdown(wait)
         ext["bridge.scheduler"].shutdown()
+        ext["bridge.tracker"].unsaved.close()
         ext["bridge.storage"].close()
     finally:
         mine.set()

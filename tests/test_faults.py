@@ -416,9 +416,11 @@ def test_full_disk(make_app, tmp_path, mounted):
     first = _assert_webhooks_still_run(client)
     filler = _fill(disk)
 
+    answered_while_full = []
     for _ in range(3):
         r = client.post("/api/v1/webhook/ok", json={"blob": "x" * 20_000})
         assert r.status_code == 200 and r.get_json()["data"]["echo"]["blob"] == "x" * 20_000
+        answered_while_full.append(r.get_json()["execution_id"])
     storage = _assert_storage_reported(client, "database or disk is full")
     assert storage["write_failures"]["count"] >= 1
     assert storage["write_failures"]["last_at"].endswith("Z")
@@ -432,7 +434,17 @@ def test_full_disk(make_app, tmp_path, mounted):
     later = _assert_webhooks_still_run(client)
     record = client.get(f"/api/v1/executions/{later}").get_json()["execution"]
     assert record["status"] == "completed"
-    health = client.get("/health").get_json()["checks"]["storage"]
+    # The runs answered while the disk was full end as their callers were told.
+    deadline = time.monotonic() + 10
+    for execution_id in answered_while_full:
+        while client.get(f"/api/v1/executions/{execution_id}").status_code != 200:
+            assert time.monotonic() < deadline, f"{execution_id} was never written"
+            time.sleep(0.05)
+        kept = client.get(f"/api/v1/executions/{execution_id}").get_json()["execution"]
+        assert kept["status"] == "completed" and kept["attempts"] == 1
+    while (health := client.get("/health").get_json()["checks"]["storage"])["unsaved_records"]:
+        assert time.monotonic() < deadline, health
+        time.sleep(0.02)
     assert health["status"] == "healthy", health
 
 
@@ -475,5 +487,42 @@ def test_injected_write_errors_then_recovery(make_app, monkeypatch, error):
     fault.error = None
     kept = _assert_webhooks_still_run(client)
     assert client.get(f"/api/v1/executions/{kept}").get_json()["execution"]["status"] == "completed"
-    storage = client.get("/health").get_json()["checks"]["storage"]
+    # The run answered during the fault is written once writes work again.
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/v1/executions/{lost}").status_code != 200:
+        assert time.monotonic() < deadline, "the held final record was never written"
+        time.sleep(0.02)
+    assert client.get(f"/api/v1/executions/{lost}").get_json()["execution"]["status"] == "completed"
+    while (storage := client.get("/health").get_json()["checks"]["storage"])["unsaved_records"]:
+        assert time.monotonic() < deadline, storage
+        time.sleep(0.02)
     assert storage["status"] == "healthy" and storage["write_failures"]["count"] >= 1
+
+
+@pytest.mark.slow
+def test_full_disk_under_gunicorn_ends_each_answered_run_as_answered(gunicorn, tmp_path, mounted):
+    """The disk fills while a real server runs: webhooks keep answering 200, and once
+    space is freed every run they answered is in the history as completed."""
+    disk = tmp_path / "tiny"
+    mounted("-t", "tmpfs", "-o", "size=768k", "tmpfs", target=disk)
+    db = disk / "ex.db"
+    with gunicorn(storage={"sqlite": {"database_path": str(db)}}) as server:
+        url = f"{server.base}/api/v1/webhook/ok"
+        assert requests.post(url, json={"before": True}, timeout=10).status_code == 200
+        filler = _fill(disk)
+        answered = []
+        for i in range(6):
+            r = requests.post(url, json={"blob": "x" * 20_000, "i": i}, timeout=30)
+            assert r.status_code == 200, r.text
+            answered.append(r.json()["execution_id"])
+        health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
+        assert health["status"] == "degraded", health
+        filler.unlink()
+        deadline = time.monotonic() + 20
+        for execution_id in answered:
+            while True:
+                r = requests.get(f"{server.base}/api/v1/executions/{execution_id}", timeout=10)
+                if r.status_code == 200 and r.json()["execution"]["status"] == "completed":
+                    break
+                assert time.monotonic() < deadline, (execution_id, r.status_code, r.text[:300])
+                time.sleep(0.1)

@@ -48,10 +48,14 @@ def health_report() -> tuple[dict[str, Any], int]:
     else:
         # Degraded, not unhealthy: webhooks still run while records cannot be stored.
         ok, message = storage.store.health()
+        unsaved = len(ext["bridge.tracker"].unsaved)
+        if ok and unsaved:
+            ok, message = False, f"{unsaved} final records wait to be written"
         checks["storage"] = {
             "status": "healthy" if ok else "degraded",
             "type": storage.store.kind,
             "message": message,
+            "unsaved_records": len(ext["bridge.tracker"].unsaved),
             **tracking,
         }
     scheduler = ext.get("bridge.scheduler")

@@ -26,6 +26,7 @@ from bridge.model import ExecutionRecord, Outcome, Run, Status
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
 from bridge.tracking.redact import Redactor
+from bridge.tracking.unsaved import UnsavedRecords
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Tracker:
         self.redact = Redactor(self.settings.redact_fields)
         # Longest a run can legitimately stay open: beyond it another host's row is stale.
         self.max_run_seconds = config.longest_run
+        self.unsaved = UnsavedRecords(self._write_final)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.tracker"] = self
@@ -160,9 +162,10 @@ class Tracker:
             idempotency_key=run.idempotency_key,
         )
 
-    def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> None:
+    def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> bool:
+        """Write `record`; False (counted and logged) when the store refused it."""
         if self.store is None:
-            return
+            return True
         try:
             if insert:
                 self.store.insert(storable(record), wait=wait)
@@ -170,6 +173,13 @@ class Tracker:
                 self.store.update(storable(record), wait=wait)
         except Exception as exc:
             self.storage.write_failed(action, exc)
+            return False
+        return True
+
+    def _write_final(self, record: ExecutionRecord) -> None:
+        """A held final record, written again (raises while the store still refuses)."""
+        if self.store is not None:
+            self.store.update(record, wait=True)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, run: Run, status: Status) -> None:
@@ -230,7 +240,10 @@ class Tracker:
             record.error = ""
             for attempt in record.attempt_records:
                 attempt.error = ""
-        self._write(record, True, _END_ACTIONS[how], False)
+        if self._write(record, True, _END_ACTIONS[how], False):
+            self.unsaved.store_works()
+        else:
+            self.unsaved.keep(storable(record))
         self.events.emit(
             RunFinished(
                 execution_id=record.id,
