@@ -100,6 +100,7 @@ def start_services(app: Flask) -> None:
         return
     ext["bridge.tracker"].recover_stale()
     ext["bridge.scheduler"].start()
+    ext["bridge.storage"].keep_trying(opened=ext["bridge.tracker"].recover_stale)
 
 
 def shutdown_app(app: Flask, timeout: float | None = None) -> None:

@@ -526,3 +526,32 @@ def test_full_disk_under_gunicorn_ends_each_answered_run_as_answered(gunicorn, t
                     break
                 assert time.monotonic() < deadline, (execution_id, r.status_code, r.text[:300])
                 time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_store_that_could_not_open_is_opened_once_it_can_be(gunicorn, tmp_path):
+    """The database folder is blocked when gunicorn starts (a file in the way): webhooks
+    run, /health says degraded; once the path is fixed every worker opens the store
+    on its own and records runs again, with no restart."""
+    (tmp_path / "blocked").write_text("a file where the database folder should be")
+    db = tmp_path / "blocked" / "ex.db"
+    with gunicorn(storage={"sqlite": {"database_path": str(db)}}) as server:
+        url = f"{server.base}/api/v1/webhook/ok"
+        assert requests.post(url, json={}, timeout=10).status_code == 200
+        health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
+        assert health["status"] == "degraded" and "is a file" in health["message"]
+        (tmp_path / "blocked").unlink()
+        deadline = time.monotonic() + 20
+        recorded: set[int] = set()
+        while len(recorded) < 2:  # a run recorded by each of the two workers
+            r = requests.post(f"{server.base}/api/v1/webhook/sleepy", json={}, timeout=10)
+            assert r.status_code == 200
+            got = requests.get(
+                f"{server.base}/api/v1/executions/{r.json()['execution_id']}", timeout=10
+            )
+            if got.status_code == 200:
+                recorded.add(r.json()["data"]["pid"])
+            assert time.monotonic() < deadline, "the store was never opened again"
+            time.sleep(0.1)
+        health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
+        assert health["status"] == "healthy", health

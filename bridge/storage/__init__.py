@@ -2,12 +2,15 @@
 
 The store may be missing (tracking disabled, or the database could not be opened):
 webhooks still run, and whatever needs the history gets StorageUnavailable (503).
+A store that could not be opened is tried again while the app serves, with a growing
+pause, until it opens: a database folder fixed later needs no restart.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,11 +35,20 @@ class WriteFailures:
 class Storage:
     """The app's store (or why there is none) and the count of writes that failed."""
 
-    def __init__(self, store: ExecutionStore | None = None, disabled_reason: str = "") -> None:
+    def __init__(
+        self,
+        store: ExecutionStore | None = None,
+        disabled_reason: str = "",
+        opener: Callable[[], ExecutionStore] | None = None,
+    ) -> None:
         self.store = store
         self.disabled_reason = disabled_reason
         self.failures = WriteFailures()
         self._lock = threading.Lock()
+        # How to try again when the store could not be opened (None: tracking is off).
+        self.opener = opener
+        self._stop = threading.Event()
+        self._reopening: threading.Thread | None = None
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.storage"] = self
@@ -75,7 +87,32 @@ class Storage:
             "write_failures": failures,
         }
 
+    def keep_trying(self, opened: Callable[[], None], first_wait: float = 1.0) -> None:
+        """While the store is missing for a reason that may pass (a folder not yet
+        writable, a database not yet up), try to open it again in a thread, waiting
+        1, 2, 4 ... up to 60 seconds between tries; `opened` runs once it is open."""
+        if self.store is not None or self.opener is None or self._reopening is not None:
+            return
+
+        def loop() -> None:
+            wait = first_wait
+            while not self._stop.wait(wait):
+                try:
+                    store = self.opener()
+                except StorageError as exc:
+                    self.disabled_reason = str(exc)
+                    wait = min(wait * 2, 60.0)
+                    continue
+                self.store, self.disabled_reason = store, ""
+                log.info("✅ Execution storage initialized successfully")
+                opened()
+                return
+
+        self._reopening = threading.Thread(target=loop, name="storage-reopen", daemon=True)
+        self._reopening.start()
+
     def close(self) -> None:
+        self._stop.set()
         if self.store is not None:
             self.store.close()
 
@@ -87,8 +124,9 @@ def open_storage(config: Config) -> Storage:
         log.info("🔄 Execution tracking is disabled (execution_tracking.enabled: false)")
         return Storage(None, "execution_tracking.enabled is false")
     storage = Storage()
+    storage.opener = lambda: open_store(config, storage.write_failed)
     try:
-        storage.store = open_store(config, storage.write_failed)
+        storage.store = storage.opener()
     except StorageError as exc:
         log.warning("⚠️ Failed to initialize storage: %s", exc)
         log.warning("🔄 Execution tracking will be disabled")
