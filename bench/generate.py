@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bridge.config import from_dict
 from bridge.model import AttemptRecord, ExecutionRecord, Status
+from bridge.storage.rollup import rollup
 from bridge.storage.sqlite import SQLiteStore
 from bridge.storage.sqlite.migrations import MIGRATIONS
 from bridge.tracking.ids import uuid7_from
@@ -151,7 +152,7 @@ def generate(path: Path, rows: int, now: datetime) -> None:
                 batch = []
         if batch:
             store.insert_many(batch)
-        store.rollup(now)
+        rollup(store, now)
     finally:
         store.close()
 

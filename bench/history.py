@@ -14,7 +14,7 @@ from bench.generate import PLUGINS, History
 from bench.report import Report, percentile
 from bench.servers import Server
 from bridge.clock import rfc3339
-from bridge.storage.sqlite import SQLiteStore
+from bridge.storage.sqlite.records import encode_cursor
 
 TARGET_MS = 20.0
 
@@ -30,7 +30,7 @@ def _deep(history: History, depth: int) -> tuple[str, str]:
         ).fetchone()
     finally:
         conn.close()
-    return SQLiteStore.encode_cursor(start, seq), execution_id
+    return encode_cursor(start, seq), execution_id
 
 
 def _probes(history: History) -> list[tuple[str, str, bool]]:

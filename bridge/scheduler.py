@@ -23,6 +23,8 @@ from flask import Flask
 from bridge import clock
 from bridge.config import Config
 from bridge.storage import Storage
+from bridge.storage.cleanup import cleanup
+from bridge.storage.rollup import rollup
 from bridge.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,7 @@ class Scheduler:
 
     def run_cleanup(self) -> int:
         store = self.storage.require()
-        result = store.cleanup(self.config.retention_days, clock.utcnow())
+        result = cleanup(store, self.config.retention_days, clock.utcnow())
         log.info(
             "Cleanup deleted %d executions older than %s", result.deleted, result.cutoff.isoformat()
         )
@@ -130,7 +132,7 @@ class Scheduler:
         return result.deleted
 
     def run_rollup(self) -> int:
-        return self.storage.require().rollup(clock.utcnow())
+        return rollup(self.storage.require(), clock.utcnow())
 
     def status(self) -> dict[str, Any]:
         jobs = []

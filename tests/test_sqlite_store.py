@@ -8,7 +8,10 @@ import pytest
 
 from bridge.config import from_dict
 from bridge.model import AttemptRecord, ExecutionFilter, ExecutionRecord, Status
+from bridge.storage.cleanup import cleanup
+from bridge.storage.rollup import rollup
 from bridge.storage.sqlite import SQLiteStore
+from bridge.storage.stats import list_page, window_stats
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
@@ -58,25 +61,24 @@ def store(tmp_path):
     ],
 )
 def test_total_above_the_limit_is_an_estimate_from_rollups(store, flt, expected):
-    store.rollup(NOW)
-    store.exact_count_limit = 5
-    page = store.list(flt, limit=3, offset=0, cursor=None)
+    rollup(store, NOW)
+    page = list_page(store, flt, limit=3, offset=0, cursor=None, exact_up_to=5)
     assert page.total_is_estimate is True
     assert page.total == expected  # whole hours only, so the rollups count exactly here
     assert len(page.records) == 3
 
 
 def test_total_at_or_below_the_limit_is_exact(store):
-    store.exact_count_limit = 20
-    page = store.list(ExecutionFilter(plugin="b"), limit=50, offset=0, cursor=None)
+    page = list_page(
+        store, ExecutionFilter(plugin="b"), limit=50, offset=0, cursor=None, exact_up_to=20
+    )
     assert (page.total, page.total_is_estimate, len(page.records)) == (20, False, 20)
 
 
 def test_estimate_counts_runs_after_the_watermark_and_not_deleted_hours(store):
-    store.rollup(NOW - timedelta(days=2))  # the last two days are raw rows only
-    store.cleanup(4, NOW)  # deletes the runs older than 4 days: 12 are left
-    store.exact_count_limit = 5
-    page = store.list(ExecutionFilter(), limit=1, offset=0, cursor=None)
+    rollup(store, NOW - timedelta(days=2))  # the last two days are raw rows only
+    cleanup(store, 4, NOW)  # deletes the runs older than 4 days: 12 are left
+    page = list_page(store, ExecutionFilter(), limit=1, offset=0, cursor=None, exact_up_to=5)
     assert page.total_is_estimate is True
     assert abs(page.total - 48) <= 1  # the oldest hour still held is counted whole
 
@@ -84,7 +86,7 @@ def test_estimate_counts_runs_after_the_watermark_and_not_deleted_hours(store):
 def test_cursor_pages_walk_every_row_once(store):
     seen, cursor = [], None
     while True:
-        page = store.list(ExecutionFilter(), limit=7, offset=0, cursor=cursor)
+        page = list_page(store, ExecutionFilter(), limit=7, offset=0, cursor=cursor)
         seen += [r.id for r in page.records]
         cursor = page.next_cursor
         if cursor is None:
@@ -94,18 +96,18 @@ def test_cursor_pages_walk_every_row_once(store):
 
 @pytest.mark.parametrize("plugin", [None, "b"])
 def test_stats_from_daily_rollups_match_stats_from_raw_rows(store, plugin):
-    raw = store.stats(7, plugin, NOW)
-    assert store.rollup(NOW) > 0
-    rolled = store.stats(7, plugin, NOW)
+    raw = window_stats(store, 7, plugin, NOW)
+    assert rollup(store, NOW) > 0
+    rolled = window_stats(store, 7, plugin, NOW)
     assert rolled == raw
     assert raw["total_executions"] == (60 if plugin is None else 20)
 
 
 def test_daily_rollups_are_rebuilt_when_missing(store):
-    store.rollup(NOW)
-    expected = store.stats(7, None, NOW)
+    rollup(store, NOW)
+    expected = window_stats(store, 7, None, NOW)
     # As after the upgrade that added the daily table: hourly rows, no daily ones.
     store._write(lambda c: c.execute("DELETE FROM execution_metrics_daily"))
     store._write(lambda c: c.execute("DELETE FROM bridge_state WHERE key = 'daily_watermark'"))
-    store.rollup(NOW)
-    assert store.stats(7, None, NOW) == expected
+    rollup(store, NOW)
+    assert window_stats(store, 7, None, NOW) == expected

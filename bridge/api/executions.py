@@ -27,6 +27,8 @@ from bridge.errors import ExecutionNotFound
 from bridge.model import ExecutionFilter
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
+from bridge.storage.cleanup import cleanup
+from bridge.storage.stats import list_page, window_stats
 
 blp = Blueprint(
     "executions",
@@ -61,7 +63,7 @@ class Executions(MethodView):
             since=args.get("since"),
             until=args.get("until"),
         )
-        page = _store().list(flt, args["limit"], args["offset"], args.get("cursor"))
+        page = list_page(_store(), flt, args["limit"], args["offset"], args.get("cursor"))
         shown = {
             k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until") else v)
             for k, v in asdict(flt).items()
@@ -85,7 +87,7 @@ class Stats(MethodView):
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Totals, success rate, durations and a daily breakdown for the last `days` days."""
-        return {"stats": _store().stats(args["days"], args.get("plugin"), clock.utcnow())}
+        return {"stats": window_stats(_store(), args["days"], args.get("plugin"), clock.utcnow())}
 
 
 @blp.route("/stats/<plugin>")
@@ -97,7 +99,7 @@ class PluginStats(MethodView):
         """One plugin's stats, plus this worker's real-time metrics for it."""
         return {
             "plugin": plugin,
-            "stats": _store().stats(args["days"], plugin, clock.utcnow()),
+            "stats": window_stats(_store(), args["days"], plugin, clock.utcnow()),
             "realtime": current_app.extensions["bridge.live_metrics"].get(plugin),
         }
 
@@ -124,7 +126,7 @@ class Cleanup(MethodView):
         """Delete finished runs older than `older_than_days` (default: retention_days)."""
         store = _store()
         days = args.get("older_than_days", current_app.extensions["bridge.config"].retention_days)
-        result = store.cleanup(days, clock.utcnow())
+        result = cleanup(store, days, clock.utcnow())
         return {
             "deleted": result.deleted,
             "older_than_days": days,

@@ -1,46 +1,169 @@
-"""What every storage backend stores and the interface it offers.
+"""The interface every storage backend implements: storage primitives, no algorithms.
 
-The SQLite backend (`bridge.storage.sqlite`) is the embedded default; PostgreSQL and
-MySQL backends are planned and will be new modules implementing `ExecutionStore`.
+Stats, estimates, rollup planning and cleanup are written once above it (stats.py,
+rollup.py, cleanup.py), as APScheduler keeps its scheduling logic above its job
+stores. The SQLite backend (`bridge.storage.sqlite`) is the embedded default; a
+PostgreSQL or MySQL backend is a new package implementing `ExecutionStore` and passing
+the contract tests in tests/storage/.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-from bridge.model import (
-    CleanupResult,
-    DeliveryClaim,
-    ExecutionFilter,
-    ExecutionRecord,
-    Page,
-)
+from bridge.model import DeliveryClaim, ExecutionFilter, ExecutionRecord, Status
+from bridge.storage.rollups import Aggregate
+
+T = TypeVar("T")
+
+Grain = Literal["hour", "day"]
+HOUR: Grain = "hour"
+DAY: Grain = "day"
+
+# The state the algorithms keep (Reader.state, Writer.set_state); storage info shows
+# the last two. Watermarks are whole seconds since the epoch.
+DAILY_WATERMARK = "daily_watermark"  # days merged from hourly rollups up to here
+ROLLUP_WATERMARK = "rollup_watermark"  # finished runs before it are rolled up
+LAST_CLEANUP = "last_cleanup"  # the latest cleanup's figures
+
+
+class FinishedRun(NamedTuple):
+    """What a rollup keeps of a finished run."""
+
+    plugin: str
+    start: datetime
+    status: str
+    error_type: str
+    duration: int  # nanoseconds
+
+
+class Rollup(NamedTuple):
+    """The aggregate of one plugin's finished runs that started in one hour or day."""
+
+    plugin: str
+    start: datetime
+    aggregate: Aggregate
+
+
+class Reader(Protocol):
+    """Reads that see one consistent state of the store (`ExecutionStore.snapshot`)."""
+
+    def page(
+        self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Matching runs newest first (without attempts), and the cursor of the next page
+        if there is one. A `cursor` (made by this backend) replaces `offset`; one it did
+        not make raises InvalidCursor."""
+        ...
+
+    def count(self, flt: ExecutionFilter, cap: int | None = None) -> int:
+        """How many runs match, counting no further than `cap`."""
+        ...
+
+    def oldest_start(self, open_only: bool = False) -> datetime | None:
+        """The start of the oldest run (of the oldest open run), if any."""
+        ...
+
+    def finished_runs(
+        self, start: datetime, end: datetime | None, plugin: str | None = None
+    ) -> Iterator[FinishedRun]:
+        """Finished runs that started in [start, end) (end None: no bound), of one plugin
+        or all; consumed inside the snapshot."""
+        ...
+
+    def rollups(
+        self, grain: Grain, start: datetime, end: datetime, plugin: str | None = None
+    ) -> list[Rollup]:
+        """The stored rollups of [start, end), of one plugin name or every one."""
+        ...
+
+    def rollup_plugins(self, grain: Grain, start: datetime, end: datetime) -> set[str]:
+        """The plugin names that have rollups in [start, end)."""
+        ...
+
+    def rollup_count(
+        self,
+        grain: Grain,
+        start: datetime,
+        end: datetime,
+        plugin: str | None = None,
+        status: Status | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        """Runs counted in the rollups of [start, end), of one plugin name or every one:
+        with `error_type` if given, else of `status` (every finished run if None).
+        Sums counters only: cheaper than reading `rollups`."""
+        ...
+
+    def state(self, key: str) -> Any:
+        """A value the algorithms keep (watermarks, the last cleanup), or None."""
+        ...
+
+
+class Writer(Reader, Protocol):
+    """Reads and writes in one transaction (`ExecutionStore.write`)."""
+
+    def put_rollups(self, grain: Grain, items: Iterable[Rollup]) -> None:
+        """Insert the rollups, replacing those of the same plugin and start."""
+        ...
+
+    def delete_rollups(self, grain: Grain, start: datetime, end: datetime) -> None: ...
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Keep a JSON-serializable value under `key`."""
+        ...
 
 
 class ExecutionStore(Protocol):
-    """The store interface the tracker, API and scheduler use; SQL stays in backends."""
+    """The store the tracker, the API, the scheduler and idempotency use."""
 
     kind: str
 
-    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None: ...
+    # -- runs ----------------------------------------------------------------
+    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
+        """Write a new run; with `wait`, return once it is committed."""
+        ...
 
-    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None: ...
+    def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
+        """Bulk path (imports, the benchmark): records and attempts in one transaction."""
+        ...
 
-    def get(self, execution_id: str) -> ExecutionRecord | None: ...
+    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
+        """Write a run's current state and its attempts (inserting it if its start was
+        lost)."""
+        ...
 
-    def list(self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None) -> Page: ...
-
-    def stats(self, days: int, plugin: str | None, now: datetime) -> dict[str, Any]: ...
-
-    def cleanup(self, older_than_days: int, now: datetime) -> CleanupResult: ...
-
-    def rollup(self, now: datetime) -> int: ...
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """One run with its attempts."""
+        ...
 
     def open_runs(self, worker: str | None = None) -> list[ExecutionRecord]:
         """Runs still `running` or `pending`, of one worker ("host:pid") or of all."""
         ...
 
+    def snapshot(self) -> AbstractContextManager[Reader]:
+        """A Reader on one consistent state, for as long as the block lasts."""
+        ...
+
+    def write(self, fn: Callable[[Writer], T]) -> T:
+        """Run `fn` in one write transaction and return its result. A function rather
+        than a block: a backend may run it in the thread that commits (group commit)."""
+        ...
+
+    # -- maintenance ---------------------------------------------------------
+    def delete_batch(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` finished runs (and their attempts) that started before
+        `cutoff`, oldest first, in one transaction; never an open run."""
+        ...
+
+    def compact(self, budget_s: float) -> None:
+        """Give the space of deleted runs back, spending at most about `budget_s`."""
+        ...
+
+    # -- idempotency ---------------------------------------------------------
     def claim_delivery(
         self, plugin: str, key: str, execution_id: str, now: datetime, window_s: float
     ) -> DeliveryClaim | None:
@@ -59,8 +182,11 @@ class ExecutionStore(Protocol):
 
     def purge_deliveries(self, before: datetime) -> int: ...
 
+    # -- the store itself ----------------------------------------------------
     def info(self) -> dict[str, Any]: ...
 
-    def health(self) -> tuple[bool, str]: ...
+    def health(self) -> tuple[bool, str]:
+        """Whether runs can be read, and whether the latest write was committed."""
+        ...
 
     def close(self) -> None: ...

@@ -1,0 +1,110 @@
+"""Rolling finished runs up: hourly rollups of each plugin's runs, merged into days.
+
+Written once above the store protocol. Stats read the rollups instead of raw rows up to
+the rollup watermark, so they stay fast over months and outlive the raw rows that
+cleanup deletes (cleanup rolls up first).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from bridge.storage.base import (
+    DAILY_WATERMARK,
+    DAY,
+    HOUR,
+    ROLLUP_WATERMARK,
+    ExecutionStore,
+    FinishedRun,
+    Reader,
+    Rollup,
+    Writer,
+)
+from bridge.storage.rollups import Aggregate
+
+ALL_PLUGINS = "*"  # the daily rollups' name for every plugin together
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_HOUR = timedelta(hours=1)
+ONE_DAY = timedelta(days=1)
+
+
+def hour_start(t: datetime) -> datetime:
+    """The start of the UTC hour holding `t`."""
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_start(t: datetime) -> datetime:
+    """The start of the UTC day holding `t`."""
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def watermark(reader: Reader, key: str = ROLLUP_WATERMARK) -> datetime:
+    """A watermark as a time (the epoch if it was never set)."""
+    return EPOCH + timedelta(seconds=reader.state(key) or 0)
+
+
+def _seconds(t: datetime) -> int:
+    return int((t - EPOCH).total_seconds())
+
+
+def rollup(store: ExecutionStore, now: datetime) -> int:
+    """Roll up the closed hours not rolled up yet, then merge their days; returns how
+    many hourly rollups were written. Safe to run again, or from two processes."""
+    start, upto = _plan(store, now)
+    written = 0
+    chunk = start
+    while chunk < upto:  # a day at a time: one read never holds a month of runs
+        end = min(upto, chunk + ONE_DAY)
+        with store.snapshot() as reader:
+            rows = hourly(reader.finished_runs(chunk, end))
+        if rows:
+            store.write(lambda w, rows=rows: w.put_rollups(HOUR, rows))
+            written += len(rows)
+        chunk = end
+    store.write(lambda w: _merge_days(w, start, upto))
+    return written
+
+
+def _plan(store: ExecutionStore, now: datetime) -> tuple[datetime, datetime]:
+    """The hours to roll up: from the hour before the watermark (a run may commit just
+    after a rollup) to the last closed hour, never past the oldest run still open."""
+    with store.snapshot() as reader:
+        upto = hour_start(now)
+        oldest_open = reader.oldest_start(open_only=True)
+        if oldest_open is not None:
+            upto = min(upto, hour_start(oldest_open))
+        if reader.state(ROLLUP_WATERMARK) is not None:
+            mark = watermark(reader)
+        else:
+            first = reader.oldest_start()
+            mark = hour_start(first) if first is not None else upto
+    return max(EPOCH, min(mark, upto) - ONE_HOUR), upto
+
+
+def hourly(runs: Iterable[FinishedRun]) -> list[Rollup]:
+    """Each plugin's runs per hour, as rollups."""
+    groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    for run in runs:  # keyed by the hour's number: cheaper than a datetime per run
+        hour = int(run.start.timestamp()) // 3600
+        groups[(run.plugin, hour)].add(run.status, run.error_type, run.duration)
+    return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in groups.items()]
+
+
+def _merge_days(writer: Writer, start: datetime, upto: datetime) -> None:
+    """Rebuild the daily rollups (per plugin and ALL_PLUGINS) of the days from `start`'s
+    up to `upto` from the hourly ones, and move both watermarks to `upto`; in one
+    transaction, so stats never see a day half merged. Without a daily watermark (the
+    daily table is new) every day is rebuilt."""
+    merged_upto = watermark(writer, DAILY_WATERMARK)
+    first_day = day_start(min(start, merged_upto))
+    days: dict[tuple[str, datetime], Aggregate] = defaultdict(Aggregate)
+    for hour in writer.rollups(HOUR, first_day, upto):
+        day = day_start(hour.start)
+        days[(hour.plugin, day)].merge(hour.aggregate)
+        days[(ALL_PLUGINS, day)].merge(hour.aggregate)
+    writer.delete_rollups(DAY, first_day, upto)
+    writer.put_rollups(DAY, [Rollup(plugin, day, agg) for (plugin, day), agg in days.items()])
+    writer.set_state(DAILY_WATERMARK, _seconds(upto))
+    writer.set_state(ROLLUP_WATERMARK, _seconds(upto))

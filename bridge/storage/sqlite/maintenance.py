@@ -1,0 +1,63 @@
+"""Keeping the database small: deleting expired runs in batches, handing freed pages back
+to the OS, checkpointing the WAL; and what storage info reports of the file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from bridge.model import OPEN_STATUSES
+
+VACUUM_PAGES = 500  # pages freed per incremental-vacuum write: keeps each write short
+
+_OPEN = tuple(s.value for s in OPEN_STATUSES)
+# One statement per table and batch, not one per row: under load every statement costs
+# the committing thread a wait for the GIL.
+_EXPIRED = (
+    "SELECT seq FROM executions WHERE start_time < ? AND status NOT IN (?, ?) "
+    "ORDER BY start_time LIMIT ?"
+)
+
+
+def delete_batch(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> int:
+    """Delete up to `limit` finished runs started before the cutoff, oldest first."""
+    args = (cutoff_us, *_OPEN, limit)
+    conn.execute(
+        "DELETE FROM execution_attempts WHERE execution_id IN "
+        f"(SELECT id FROM executions WHERE seq IN ({_EXPIRED}))",
+        args,
+    )
+    return conn.execute(f"DELETE FROM executions WHERE seq IN ({_EXPIRED})", args).rowcount
+
+
+def vacuum_step(conn: sqlite3.Connection, pages: int = VACUUM_PAGES) -> bool:
+    """Free up to `pages` pages; whether more remain."""
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    return conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the whole WAL back into the database file and truncate it."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def pragmas(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The file's figures that storage info shows."""
+    return {
+        name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("journal_mode", "page_size", "page_count", "freelist_count")
+    }
+
+
+def totals(conn: sqlite3.Connection) -> tuple[int, int | None, int | None]:
+    """How many runs, and the start times (µs) of the oldest and newest."""
+    return conn.execute(
+        "SELECT count(*), min(start_time), max(start_time) FROM executions"
+    ).fetchone()
+
+
+def size_bytes(path: Path) -> int:
+    """The database with its WAL and shared-memory files."""
+    files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+    return sum(f.stat().st_size for f in files if f.exists())

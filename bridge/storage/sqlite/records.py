@@ -1,0 +1,261 @@
+"""The executions and execution_attempts tables: each function takes the connection; the
+caller owns the transaction."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from bridge.errors import InvalidCursor
+from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
+from bridge.storage.base import FinishedRun
+from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
+
+OPEN = tuple(s.value for s in OPEN_STATUSES)
+
+COLUMNS = (
+    "id",
+    "plugin_name",
+    "http_method",
+    "start_time",
+    "end_time",
+    "status",
+    "input",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "trace_id",
+    "user_agent",
+    "remote_ip",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "worker",
+    "idempotency_key",
+)
+SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
+INSERT = f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# What a run's lifecycle changes after its row is written. Only these are set on conflict:
+# an UPDATE rewrites every index holding a column it sets, and the identity columns
+# (plugin, start time, trace id) are in most of them.
+LIFECYCLE = (
+    "end_time",
+    "status",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "updated_at",
+    "worker",
+)
+UPSERT = f"{INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in LIFECYCLE
+)
+ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def values(r: ExecutionRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.plugin_name,
+        r.http_method,
+        to_us(r.start_time),
+        to_us(r.end_time),
+        r.status.value,
+        r.input,
+        r.output,
+        r.error,
+        r.error_type,
+        r.duration,
+        r.attempts,
+        r.retry_count,
+        r.trace_id,
+        r.user_agent,
+        r.remote_ip,
+        r.tags,
+        r.metadata,
+        to_us(r.created_at or r.start_time),
+        to_us(r.updated_at or r.start_time),
+        r.worker,
+        r.idempotency_key,
+    )
+
+
+def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.id,
+            a.number,
+            to_us(a.start_time),
+            to_us(a.end_time),
+            a.status.value,
+            a.error,
+            a.error_type,
+            a.duration,
+        )
+        for a in r.attempt_records
+    ]
+
+
+def record_of(row: sqlite3.Row) -> ExecutionRecord:
+    data = {key: row[key] for key in COLUMNS}
+    for key in ("start_time", "end_time", "created_at", "updated_at"):
+        data[key] = from_us(data[key])
+    data["status"] = Status(data["status"])
+    return ExecutionRecord(**data, replays=row["replays"])
+
+
+def get(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
+    row = conn.execute(f"{SELECT} WHERE id = ?", (execution_id,)).fetchone()
+    if row is None:
+        return None
+    record = record_of(row)
+    record.attempt_records = [
+        AttemptRecord(
+            number=a["number"],
+            start_time=from_us(a["start_time"]),
+            end_time=from_us(a["end_time"]),
+            status=Status(a["status"]),
+            error=a["error"],
+            error_type=a["error_type"],
+            duration=a["duration"],
+        )
+        for a in conn.execute(
+            "SELECT * FROM execution_attempts WHERE execution_id = ? ORDER BY number",
+            (execution_id,),
+        )
+    ]
+    return record
+
+
+def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("plugin_name", flt.plugin),
+        ("status", flt.status.value if flt.status else None),
+        ("error_type", flt.error_type),
+        ("trace_id", flt.trace_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if flt.since is not None:
+        clauses.append("start_time >= ?")
+        params.append(to_us(flt.since))
+    if flt.until is not None:
+        clauses.append("start_time < ?")
+        params.append(to_us(flt.until))
+    return clauses, params
+
+
+def encode_cursor(start_us: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """`(start_us, seq)` from a cursor `encode_cursor` made; anything else is invalid."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor(cursor) from None
+    start_text, _, seq_text = raw.partition(":")
+    # Plain ASCII digits only (int() would take "1_0", " 1" and "+1"), and no more
+    # of them than SQLite's 64-bit INTEGER holds.
+    if not (
+        start_text.removeprefix("-").isdigit()
+        and seq_text.isdigit()
+        and len(start_text) <= 19
+        and len(seq_text) <= 19
+    ):
+        raise InvalidCursor(cursor)
+    start_us, seq = int(start_text), int(seq_text)
+    if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
+        raise InvalidCursor(cursor)
+    return start_us, seq
+
+
+def page(
+    conn: sqlite3.Connection,
+    flt: ExecutionFilter,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+) -> tuple[list[ExecutionRecord], str | None]:
+    """Newest first; `cursor` (keyset) replaces `offset` for deep pages."""
+    clauses, params = where(flt)
+    if cursor:
+        start_us, seq = decode_cursor(cursor)
+        # Spelled out (not a row value) so the start_time index bounds the scan.
+        clauses.append("start_time <= ? AND (start_time < ? OR seq < ?)")
+        params += [start_us, start_us, seq]
+        offset = 0
+    sql = SELECT
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY start_time DESC, seq DESC LIMIT ? OFFSET ?"
+    rows = conn.execute(sql, [*params, limit + 1, offset]).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["start_time"], rows[-1]["seq"]) if more and rows else None
+    return [record_of(r) for r in rows], next_cursor
+
+
+def count(conn: sqlite3.Connection, flt: ExecutionFilter, cap: int | None = None) -> int:
+    clauses, params = where(flt)
+    sql = "SELECT 1 FROM executions"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if cap is None:
+        return conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap]).fetchone()[0]
+
+
+def oldest_start(conn: sqlite3.Connection, open_only: bool = False) -> datetime | None:
+    if open_only:
+        sql = "SELECT min(start_time) FROM executions WHERE status IN (?, ?)"
+        return from_us(conn.execute(sql, OPEN).fetchone()[0])
+    return from_us(conn.execute("SELECT min(start_time) FROM executions").fetchone()[0])
+
+
+def finished_runs(
+    conn: sqlite3.Connection, start: datetime, end: datetime | None, plugin: str | None
+) -> Iterator[FinishedRun]:
+    clauses, args = ["start_time >= ?"], [to_us(start)]
+    if end is not None:
+        clauses.append("start_time < ?")
+        args.append(to_us(end))
+    clauses.append("status NOT IN (?, ?)")
+    args += OPEN
+    if plugin is not None:
+        clauses.append("plugin_name = ?")
+        args.append(plugin)
+    sql = "SELECT plugin_name, start_time, status, error_type, duration FROM executions WHERE "
+    cursor = conn.cursor()
+    cursor.row_factory = _finished_run  # type: ignore[assignment]
+    return cursor.execute(sql + " AND ".join(clauses), args)
+
+
+def _finished_run(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> FinishedRun:
+    # Built straight from the row: a rollup reads a day of runs at a time.
+    return FinishedRun(row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4])
+
+
+def open_runs(conn: sqlite3.Connection, worker: str | None) -> list[ExecutionRecord]:
+    """Runs still `running` or `pending` (of one worker, or all), without attempts."""
+    sql = f"{SELECT} WHERE status IN (?, ?)"
+    args: list[Any] = list(OPEN)
+    if worker is not None:
+        sql += " AND worker = ?"
+        args.append(worker)
+    return [record_of(r) for r in conn.execute(sql, args)]

@@ -1,0 +1,140 @@
+"""Rollup rows, execution_metrics (hours) and execution_metrics_daily (days), each an
+Aggregate of one plugin's finished runs (times in whole seconds since the epoch); and
+bridge_state, where the algorithms keep their watermarks beside them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.model import Status
+from bridge.storage.base import Grain, Rollup
+from bridge.storage.rollups import Aggregate
+
+TABLES: dict[str, tuple[str, str]] = {
+    "hour": ("execution_metrics", "hour_start"),
+    "day": ("execution_metrics_daily", "day_start"),
+}
+_COUNTERS = {
+    None: "total",
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+    Status.TIMEOUT: "timeout",
+    Status.CANCELED: "canceled",
+}
+
+
+def _s(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _range(grain: Grain, plugin: str | None) -> tuple[str, str, str]:
+    table, column = TABLES[grain]
+    clauses = f"{column} >= ? AND {column} < ?" + (" AND plugin_name = ?" if plugin else "")
+    return table, column, clauses
+
+
+def rollups(
+    conn: sqlite3.Connection, grain: Grain, start: datetime, end: datetime, plugin: str | None
+) -> list[Rollup]:
+    table, column, clauses = _range(grain, plugin)
+    args: list[Any] = [_s(start), _s(end)] + ([plugin] if plugin else [])
+    return [
+        Rollup(
+            row["plugin_name"],
+            datetime.fromtimestamp(row[column], UTC),
+            aggregate_of(row),
+        )
+        for row in conn.execute(f"SELECT * FROM {table} WHERE {clauses}", args)
+    ]
+
+
+def rollup_plugins(
+    conn: sqlite3.Connection, grain: Grain, start: datetime, end: datetime
+) -> set[str]:
+    table, _, clauses = _range(grain, None)
+    sql = f"SELECT DISTINCT plugin_name FROM {table} WHERE {clauses}"
+    return {row[0] for row in conn.execute(sql, (_s(start), _s(end)))}
+
+
+def rollup_count(
+    conn: sqlite3.Connection,
+    grain: Grain,
+    start: datetime,
+    end: datetime,
+    plugin: str | None,
+    status: Status | None,
+    error_type: str | None,
+) -> int:
+    table, _, clauses = _range(grain, plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "json_extract(error_types, ?)"
+        args.append(f'$."{error_type}"')
+    # The covering index sums hours without reading their histograms.
+    indexed = " INDEXED BY ix_execution_metrics_counts" if grain == "hour" else ""
+    args += [_s(start), _s(end)] + ([plugin] if plugin else [])
+    sql = f"SELECT coalesce(sum({expr}), 0) FROM {table}{indexed} WHERE {clauses}"
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def put_rollups(conn: sqlite3.Connection, grain: Grain, items: Iterable[Rollup]) -> None:
+    table, _ = TABLES[grain]
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [row_of(r) for r in items],
+    )
+
+
+def delete_rollups(conn: sqlite3.Connection, grain: Grain, start: datetime, end: datetime) -> None:
+    table, _, clauses = _range(grain, None)
+    conn.execute(f"DELETE FROM {table} WHERE {clauses}", (_s(start), _s(end)))
+
+
+def aggregate_of(row: sqlite3.Row) -> Aggregate:
+    return Aggregate(
+        total=row["total"],
+        completed=row["completed"],
+        failed=row["failed"],
+        timeout=row["timeout"],
+        canceled=row["canceled"],
+        duration_sum=row["duration_sum"],
+        duration_min=row["duration_min"],
+        duration_max=row["duration_max"],
+        histogram=Counter({int(k): v for k, v in json.loads(row["histogram"]).items()}),
+        error_types=Counter(json.loads(row["error_types"])),
+    )
+
+
+def row_of(rollup: Rollup) -> tuple[Any, ...]:
+    a = rollup.aggregate
+    return (
+        rollup.plugin,
+        _s(rollup.start),
+        a.total,
+        a.completed,
+        a.failed,
+        a.timeout,
+        a.canceled,
+        a.duration_sum,
+        a.duration_min or 0,
+        a.duration_max,
+        json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+        json.dumps(dict(a.error_types)),
+    )
+
+
+def get_state(conn: sqlite3.Connection, key: str) -> Any:
+    """A bridge_state value (the algorithms' watermarks and last cleanup), or None."""
+    row = conn.execute("SELECT value FROM bridge_state WHERE key = ?", (key,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)", (key, json.dumps(value))
+    )

@@ -1,0 +1,127 @@
+"""What the executions API reads: the stats of a window of days, and pages of runs with
+their total (exact up to a cap, estimated from the rollups above it).
+
+Written once above the store protocol. Each reads in one snapshot, so that the rollups
+and the raw rows it combines are split at the same watermark.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from bridge.model import ExecutionFilter, Page
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
+from bridge.storage.rollup import (
+    ALL_PLUGINS,
+    ONE_DAY,
+    ONE_HOUR,
+    day_start,
+    hour_start,
+    watermark,
+)
+from bridge.storage.rollups import Aggregate, build_stats, day_range
+
+EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an estimate
+
+
+def window_stats(
+    store: ExecutionStore, days: int, plugin: str | None, now: datetime
+) -> dict[str, Any]:
+    """The stats of the last `days` days (today included): daily rollups, then hourly
+    ones past them, then raw rows after the rollup watermark."""
+    window = day_range(days, now)
+    start = datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC)
+    per_day: dict[date, Aggregate] = defaultdict(Aggregate)
+    plugins: set[str] = set()
+    with store.snapshot() as reader:
+        rolled_upto = watermark(reader)
+        daily_upto = min(watermark(reader, DAILY_WATERMARK), rolled_upto)
+        if start < daily_upto:
+            for day in reader.rollups(DAY, start, daily_upto, plugin or ALL_PLUGINS):
+                _merge(per_day, day.start.date(), day.aggregate)
+            plugins.update(
+                name
+                for name in reader.rollup_plugins(DAY, start, daily_upto)
+                if name != ALL_PLUGINS and plugin in (None, name)
+            )
+        for hour in reader.rollups(HOUR, max(start, daily_upto), rolled_upto, plugin):
+            _merge(per_day, hour.start.date(), hour.aggregate)
+            plugins.add(hour.plugin)
+        for run in reader.finished_runs(max(start, rolled_upto), None, plugin):
+            per_day[run.start.date()].add(run.status, run.error_type, run.duration)
+            plugins.add(run.plugin)
+    return build_stats(per_day, window, len(plugins))
+
+
+def _merge(per_day: dict[date, Aggregate], day: date, agg: Aggregate) -> None:
+    """Merge into the day's aggregate; the first one for a day is taken as it is."""
+    if day in per_day:
+        per_day[day].merge(agg)
+    else:
+        per_day[day] = agg
+
+
+def list_page(
+    store: ExecutionStore,
+    flt: ExecutionFilter,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+    exact_up_to: int = EXACT_COUNT_LIMIT,
+) -> Page:
+    """Matching runs newest first; `cursor` replaces `offset` for deep pages. `total` is
+    exact up to `exact_up_to` matches, above it an estimate from the rollups (counting a
+    million index entries takes longer than the whole page should)."""
+    with store.snapshot() as reader:
+        records, next_cursor = reader.page(flt, limit, offset, cursor)
+        total = reader.count(flt, exact_up_to + 1)
+        estimated = total > exact_up_to
+        if estimated:
+            total = max(total, estimate(reader, flt) or 0)
+    return Page(records, total, estimated, next_cursor)
+
+
+def estimate(reader: Reader, flt: ExecutionFilter) -> int | None:
+    """Matches counted from rollups before the watermark plus raw rows after it; None
+    for what rollups do not count (trace ids, open runs)."""
+    if flt.trace_id is not None or (flt.status is not None and not flt.status.is_final):
+        return None
+    rolled_upto = watermark(reader)
+    oldest = reader.oldest_start()
+    if oldest is None:
+        return 0
+    lo = hour_start(oldest)  # rollups outlive raw rows: count only hours still held
+    if flt.since is not None:
+        lo = max(lo, _ceil_hour(flt.since))
+    hi = rolled_upto
+    if flt.until is not None:
+        hi = min(hi, hour_start(flt.until))
+    rolled = _rolled_count(reader, flt, lo, hi) if lo < hi else 0
+    since = rolled_upto if flt.since is None else max(flt.since, rolled_upto)
+    return rolled + reader.count(replace(flt, since=since))
+
+
+def _rolled_count(reader: Reader, flt: ExecutionFilter, lo: datetime, hi: datetime) -> int:
+    """Matches in the rollups of [lo, hi): daily ones for whole days, hourly at the edges."""
+    first_day = day_start(lo)
+    if first_day < lo:
+        first_day += ONE_DAY
+    last_day = min(day_start(hi), day_start(watermark(reader, DAILY_WATERMARK)))
+    what = {"status": flt.status, "error_type": flt.error_type}
+    spans = [(lo, hi)]
+    total = 0
+    if first_day < last_day:
+        total += reader.rollup_count(DAY, first_day, last_day, flt.plugin or ALL_PLUGINS, **what)
+        spans = [(lo, first_day), (last_day, hi)]
+    for a, b in spans:
+        if a < b:
+            total += reader.rollup_count(HOUR, a, b, flt.plugin, **what)
+    return total
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    start = hour_start(t)
+    return start if start == t else start + ONE_HOUR
