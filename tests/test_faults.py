@@ -555,3 +555,44 @@ def test_a_store_that_could_not_open_is_opened_once_it_can_be(gunicorn, tmp_path
             time.sleep(0.1)
         health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
         assert health["status"] == "healthy", health
+
+
+@pytest.mark.slow
+def test_a_read_only_shm_file_while_serving_ends_in_recovery(gunicorn, tmp_path):
+    """The -shm file is made immutable while gunicorn serves. A worker that writes
+    through its mapping of it dies of SIGBUS (the kernel refuses the page; SQLite cannot
+    catch that) and gunicorn starts another; the new workers cannot open the store
+    for writing, answer webhooks without tracking and say so; once the file is
+    writable again they open the store by themselves and record runs."""
+    with gunicorn() as server:
+        url = f"{server.base}/api/v1/webhook/sleepy"
+        assert requests.post(url, json={}, timeout=10).status_code == 200
+        shm = Path(f"{server.db}-shm")
+        assert shm.exists()
+        _chattr("+i", shm)
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # until every worker is one that started after the fault
+                with contextlib.suppress(requests.RequestException):
+                    requests.post(url, json={}, timeout=5)
+                    checks = requests.get(f"{server.base}/health", timeout=5).json()["checks"]
+                    if checks["storage"]["status"] == "degraded" and "readonly" in (
+                        checks["storage"]["message"] + checks["storage"]["disabled_reason"]
+                    ):
+                        break
+                assert time.monotonic() < deadline, "the workers never reported the fault"
+                time.sleep(0.2)
+            r = requests.post(url, json={}, timeout=10)
+            assert r.status_code == 200  # webhooks still run
+        finally:
+            _chattr("-i", shm)
+        deadline = time.monotonic() + 30
+        while True:
+            r = requests.post(url, json={}, timeout=10)
+            got = requests.get(
+                f"{server.base}/api/v1/executions/{r.json()['execution_id']}", timeout=10
+            )
+            if r.status_code == 200 and got.status_code == 200:
+                break
+            assert time.monotonic() < deadline, "tracking never came back"
+            time.sleep(0.2)
