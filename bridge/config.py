@@ -139,10 +139,16 @@ class RunnerConfig:
 
 
 @dataclass(frozen=True)
-class SQLiteConfig:
+class BackendConfig:
+    """What every storage backend's section (`storage.<type>`) has."""
+
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class SQLiteConfig(BackendConfig):
     database_path: str = "data/executions.db"
     max_connections: int = 10
-    retention_days: int = 30
     enable_wal: bool = True
     enable_foreign_keys: bool = True
     busy_timeout: Duration = Duration(5)
@@ -151,8 +157,20 @@ class SQLiteConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """`type` names the backend; its settings are the section of that name. A new
+    backend adds its section here (and its package under bridge/storage/)."""
+
     type: str = "sqlite"
     sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
+
+    @classmethod
+    def types(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "type"]
+
+    @property
+    def backend(self) -> BackendConfig:
+        """The selected backend's section."""
+        return getattr(self, self.type)
 
 
 @dataclass(frozen=True)
@@ -230,7 +248,7 @@ class Config:
     @property
     def retention_days(self) -> int:
         explicit = self.execution_tracking.retention_days
-        return explicit if explicit is not None else self.storage.sqlite.retention_days
+        return explicit if explicit is not None else self.storage.backend.retention_days
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path)
@@ -257,6 +275,7 @@ class Config:
 
     @property
     def database_path(self) -> Path:
+        """The SQLite database (gunicorn's control socket sits beside it too)."""
         return self.resolve(self.storage.sqlite.database_path)
 
     @property
@@ -327,10 +346,10 @@ def _validate(config: Config) -> None:
             raise ConfigError(key, value, why)
 
     check(
-        config.storage.type == "sqlite",
+        config.storage.type in StorageConfig.types(),
         "storage.type",
         config.storage.type,
-        "unsupported storage type (only 'sqlite' is available)",
+        f"unsupported storage type (available: {', '.join(StorageConfig.types())})",
     )
     check(1 <= config.server.port <= 65535, "server.port", config.server.port, "out of range")
     check(

@@ -42,6 +42,16 @@ def test_seed_config_loads_and_retention_precedence(tmp_path):
     assert both.retention_days == 90
 
 
+def test_storage_type_selects_its_section_and_an_unknown_type_stops_start_up():
+    cfg = from_dict({"storage": {"type": "sqlite", "sqlite": {"retention_days": 7}}})
+    assert cfg.storage.backend is cfg.storage.sqlite and cfg.retention_days == 7
+    with pytest.raises(ConfigError) as err:
+        from_dict({"storage": {"type": "mongodb"}})
+    assert str(err.value) == (
+        "storage.type: unsupported storage type (available: sqlite) 'mongodb'"
+    )
+
+
 def test_config_override_beats_class_attribute(make_app):
     app = make_app(plugins={"settings": {"hanging": {"timeout": "50ms"}}})
     plugin = app.extensions["bridge.registry"].get("hanging")

@@ -8,6 +8,7 @@ pause, until it opens: a database folder fixed later needs no restart.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -136,8 +137,12 @@ def open_storage(config: Config) -> Storage:
     return storage
 
 
+# Each `storage.type` and the class of its backend, imported only when chosen.
+BACKENDS = {"sqlite": "bridge.storage.sqlite:SQLiteStore"}
+
+
 def open_store(config: Config, on_error: Any) -> ExecutionStore:
     """The store named by `storage.type`; raises StorageError if it cannot be opened."""
-    from bridge.storage.sqlite import SQLiteStore
-
-    return SQLiteStore(config, on_error)
+    module, _, name = BACKENDS[config.storage.type].partition(":")
+    backend = getattr(importlib.import_module(module), name)
+    return backend(config, on_error)
