@@ -1,20 +1,18 @@
 """Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs.
 
 Under gunicorn every worker builds the app, but exactly one runs the jobs: the one
-holding an exclusive lock on a file beside the database. The others stand by and
-try the lock again every few seconds, so if the leader's process dies (the kernel
-drops its lock) another worker takes over.
+holding the store's leader lock (for SQLite, a file lock beside the database). The
+others stand by and try the lock again every few seconds, so if the leader's process
+dies (its lock is freed) another worker takes over.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,6 +21,7 @@ from flask import Flask
 from bridge import clock
 from bridge.config import Config
 from bridge.storage import Storage
+from bridge.storage.base import LeaderLock
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import rollup
 from bridge.tracking.tracker import Tracker
@@ -36,11 +35,8 @@ class Scheduler:
         self.storage = storage
         self.tracker = tracker
         self.enabled = config.scheduler.enabled and storage.store is not None
-        self.lock_path = Path(
-            config.scheduler.lock_path or f"{config.database_path}.scheduler.lock"
-        )
         self.takeover_interval = float(config.scheduler.takeover_interval)
-        self._lock_file: Any = None
+        self._leader: LeaderLock | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._standby: threading.Thread | None = None
         self._stop = threading.Event()
@@ -57,7 +53,10 @@ class Scheduler:
         """Lead the jobs if no other process does, else stand by to take over."""
         if not self.enabled:
             return
-        if self._try_lock():
+        self._leader = self.storage.require().leader_lock(
+            "scheduler", self.config.scheduler.lock_path
+        )
+        if self._leader.try_acquire():
             self._start_jobs()
             return
         log.info("Background jobs run in another worker; this one (pid %d) stands by", os.getpid())
@@ -66,23 +65,10 @@ class Scheduler:
         )
         self._standby.start()
 
-    def _try_lock(self) -> bool:
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held open while leading
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
-        return True
-
     def _stand_by(self) -> None:
+        assert self._leader is not None
         while not self._stop.wait(self.takeover_interval):
-            if self._try_lock():
+            if self._leader.try_acquire():
                 log.info("Worker %d takes over the background jobs", os.getpid())
                 self._start_jobs()
                 return
@@ -160,8 +146,5 @@ class Scheduler:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+        if self._leader is not None:
+            self._leader.release()

@@ -117,6 +117,15 @@ class Writer(Reader, Protocol):
         ...
 
 
+class LeaderLock(Protocol):
+    """One holder among every process using the store (the scheduler's leader); a dead
+    holder's lock is freed."""
+
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class ExecutionStore(Protocol):
     """The store the tracker, the API, the scheduler and idempotency use."""
 
@@ -161,6 +170,11 @@ class ExecutionStore(Protocol):
 
     def compact(self, budget_s: float) -> None:
         """Give the space of deleted runs back, spending at most about `budget_s`."""
+        ...
+
+    def leader_lock(self, name: str, path: str | None = None) -> LeaderLock:
+        """The lock `name` that one process at a time holds; `path` is where a backend
+        that locks a file puts it (default: beside the database)."""
         ...
 
     # -- idempotency ---------------------------------------------------------

@@ -31,7 +31,7 @@ from bridge.storage.sqlite.connection import (
     to_us,
     tune_for_writing,
 )
-from bridge.storage.sqlite.locks import WriteLock
+from bridge.storage.sqlite.locks import FileLeaderLock, WriteLock
 from bridge.storage.sqlite.migrations import migrate, schema_version
 from bridge.storage.sqlite.reader import SQLiteReader, SQLiteWriter
 from bridge.storage.sqlite.rollups import get_state
@@ -200,6 +200,9 @@ class SQLiteStore:
             self._read(fn)
         except StorageError as exc:
             log.warning("WAL checkpoint skipped: %s", exc)
+
+    def leader_lock(self, name: str, path: str | None = None) -> FileLeaderLock:
+        return FileLeaderLock(Path(path or f"{self.path}.{name}.lock"))
 
     # -- idempotency -------------------------------------------------------
     def claim_delivery(

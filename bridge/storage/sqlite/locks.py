@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +62,36 @@ class WriteLock:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None
+
+
+class FileLeaderLock:
+    """The leader's lock (ExecutionStore.leader_lock): an exclusive flock on a file
+    beside the database, which holds the leader's pid. Taken without waiting."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def try_acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open while leading
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._file is None:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
