@@ -137,6 +137,35 @@ def test_rollups_keep_stats_after_cleanup(app, client):
     assert info["journal_mode"] == "wal" and info["schema_version"] == len(MIGRATIONS)
 
 
+def test_storage_info_keeps_every_key_and_shows_the_backend_part(client):
+    info = client.get("/api/v1/executions/storage/info").get_json()
+    assert list(info) == [
+        "type",
+        "location",
+        "size_bytes",
+        "total_records",
+        "oldest_record",
+        "newest_record",
+        "healthy",
+        "health_message",
+        "journal_mode",
+        "schema_version",
+        "retention_days",
+        "last_cleanup",
+        "rollup_watermark",
+        "page_size",
+        "page_count",
+        "freelist_count",
+        "open_connections",
+        "max_connections",
+        "write_failures",
+        "backend",
+    ]
+    sqlite_part = ("journal_mode", "page_size", "page_count", "freelist_count")
+    assert info["backend"] == {key: info[key] for key in sqlite_part}
+    assert info["type"] == "sqlite" and info["journal_mode"] == "wal"
+
+
 def test_cleanup_never_deletes_running(app, client):
     store = app.extensions["bridge.storage"].store
     old = clock.utcnow() - timedelta(days=100)

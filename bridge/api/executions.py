@@ -111,7 +111,10 @@ class StorageInfo(MethodView):
     def get(self) -> dict[str, Any]:
         """Where records are kept, how many, how large, and how healthy."""
         store = _store()
-        info = store.info()
+        info = asdict(store.info())
+        # The backend's own figures stay at the top level, where they always were.
+        backend = info.pop("backend") or {}
+        info.update(backend, backend=backend)
         info["healthy"], info["health_message"] = store.health()
         info["write_failures"] = _storage().status()["write_failures"]
         return info

@@ -278,6 +278,12 @@ class StorageInfoSchema(ma.Schema):
     open_connections = fields.Integer()
     max_connections = fields.Integer()
     write_failures = fields.Dict()
+    backend = fields.Dict(
+        metadata={
+            "description": "What only this storage type reports, also shown at the top "
+            "level (sqlite: journal_mode, page_size, page_count, freelist_count)"
+        }
+    )
 
 
 class HealthSchema(ma.Schema):

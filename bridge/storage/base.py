@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
@@ -46,6 +47,26 @@ class Rollup(NamedTuple):
     plugin: str
     start: datetime
     aggregate: Aggregate
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    """What GET /api/v1/executions/storage/info shows: what every backend knows, and in
+    `backend` what only this one does (for SQLite, a `SQLiteInfo`)."""
+
+    type: str
+    location: str
+    total_records: int
+    oldest_record: datetime | None
+    newest_record: datetime | None
+    size_bytes: int
+    retention_days: int
+    schema_version: int
+    last_cleanup: dict[str, Any] | None
+    rollup_watermark: datetime | None
+    open_connections: int
+    max_connections: int
+    backend: Any = None
 
 
 class Reader(Protocol):
@@ -197,7 +218,7 @@ class ExecutionStore(Protocol):
     def purge_deliveries(self, before: datetime) -> int: ...
 
     # -- the store itself ----------------------------------------------------
-    def info(self) -> dict[str, Any]: ...
+    def info(self) -> StorageInfo: ...
 
     def health(self) -> tuple[bool, str]:
         """Whether runs can be read, and whether the latest write was committed."""

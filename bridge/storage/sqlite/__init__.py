@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from bridge.config import Config
 from bridge.errors import StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
-from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK
+from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.sqlite import deliveries, maintenance, records
 from bridge.storage.sqlite.connection import (
     ReadPool,
@@ -233,31 +233,26 @@ class SQLiteStore:
         return self._write(lambda c: deliveries.purge(c, before_us))
 
     # -- the store itself --------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        def fn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def info(self) -> StorageInfo:
+        def fn(conn: sqlite3.Connection) -> StorageInfo:
             total, oldest, newest = maintenance.totals(conn)
-            return {
-                "total_records": total,
-                "oldest_record": from_us(oldest),
-                "newest_record": from_us(newest),
-                **maintenance.pragmas(conn),
-                "schema_version": schema_version(conn),
-                "last_cleanup": get_state(conn, LAST_CLEANUP),
-                "rollup_watermark": from_us((get_state(conn, ROLLUP_WATERMARK) or 0) * 1_000_000),
-            }
+            return StorageInfo(
+                type=self.kind,
+                location=str(self.path.resolve()),
+                total_records=total,
+                oldest_record=from_us(oldest),
+                newest_record=from_us(newest),
+                size_bytes=maintenance.size_bytes(self.path),
+                retention_days=self.retention_days,
+                schema_version=schema_version(conn),
+                last_cleanup=get_state(conn, LAST_CLEANUP),
+                rollup_watermark=from_us((get_state(conn, ROLLUP_WATERMARK) or 0) * 1_000_000),
+                open_connections=self._reads.open_count + (1 if self._writer.alive else 0),
+                max_connections=self.config.storage.sqlite.max_connections,
+                backend=maintenance.file_info(conn),
+            )
 
-        data = self._read(fn)
-        data.update(
-            {
-                "type": self.kind,
-                "location": str(self.path.resolve()),
-                "size_bytes": maintenance.size_bytes(self.path),
-                "retention_days": self.retention_days,
-                "open_connections": self._reads.open_count + (1 if self._writer.alive else 0),
-                "max_connections": self.config.storage.sqlite.max_connections,
-            }
-        )
-        return data
+        return self._read(fn)
 
     def health(self) -> tuple[bool, str]:
         """Whether records can be read, and whether the latest write was committed."""

@@ -4,8 +4,8 @@ to the OS, checkpointing the WAL; and what storage info reports of the file."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bridge.model import OPEN_STATUSES
 
@@ -42,12 +42,23 @@ def checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def pragmas(conn: sqlite3.Connection) -> dict[str, Any]:
-    """The file's figures that storage info shows."""
-    return {
-        name: conn.execute(f"PRAGMA {name}").fetchone()[0]
-        for name in ("journal_mode", "page_size", "page_count", "freelist_count")
-    }
+@dataclass(frozen=True)
+class SQLiteInfo:
+    """What storage info shows that only SQLite has: the file's journal and pages."""
+
+    journal_mode: str
+    page_size: int
+    page_count: int
+    freelist_count: int
+
+
+def file_info(conn: sqlite3.Connection) -> SQLiteInfo:
+    return SQLiteInfo(
+        *(
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "page_size", "page_count", "freelist_count")
+        )
+    )
 
 
 def totals(conn: sqlite3.Connection) -> tuple[int, int | None, int | None]:
