@@ -98,9 +98,13 @@ def start_services(app: Flask) -> None:
     ext, marker = app.extensions, object()
     if ext.setdefault("bridge.services_started", marker) is not marker:
         return
-    ext["bridge.tracker"].recover_stale()
-    ext["bridge.scheduler"].start()
-    ext["bridge.storage"].keep_trying(opened=ext["bridge.tracker"].recover_stale)
+
+    def store_ready() -> None:
+        ext["bridge.tracker"].recover_stale()
+        ext["bridge.scheduler"].start()
+
+    store_ready()
+    ext["bridge.storage"].keep_trying(opened=store_ready)
 
 
 def shutdown_app(app: Flask, timeout: float | None = None) -> None:

@@ -34,7 +34,7 @@ class Scheduler:
         self.config = config
         self.storage = storage
         self.tracker = tracker
-        self.enabled = config.scheduler.enabled and storage.store is not None
+        self.enabled = config.scheduler.enabled and config.execution_tracking.enabled
         self.takeover_interval = float(config.scheduler.takeover_interval)
         self._leader: LeaderLock | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -50,8 +50,9 @@ class Scheduler:
         return self._scheduler is not None
 
     def start(self) -> None:
-        """Lead the jobs if no other process does, else stand by to take over."""
-        if not self.enabled:
+        """Lead the jobs if no other process does, else stand by to take over. Without
+        a store yet, nothing: this runs again when the store opens."""
+        if not self.enabled or self.storage.store is None or self._leader is not None:
             return
         self._leader = self.storage.require().leader_lock(
             "scheduler", self.config.scheduler.lock_path

@@ -555,6 +555,12 @@ def test_a_store_that_could_not_open_is_opened_once_it_can_be(gunicorn, tmp_path
             time.sleep(0.1)
         health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
         assert health["status"] == "healthy", health
+        while True:  # and one of the workers now leads the background jobs
+            sched = requests.get(f"{server.base}/health", timeout=10).json()["checks"]
+            if sched["scheduler"]["leader"] and sched["scheduler"]["jobs"]:
+                break
+            assert time.monotonic() < deadline, sched["scheduler"]
+            time.sleep(0.1)
 
 
 @pytest.mark.slow
