@@ -201,23 +201,6 @@ def test_dead_process_rows_closed_as_interrupted(app):
     assert record.status is Status.FAILED and record.error_type == "interrupted"
 
 
-def test_indexes_serve_list_filters(app):
-    store = app.extensions["bridge.storage"].store
-    for where in (
-        "plugin_name = 'a'",
-        "status = 'failed'",
-        "error_type = 'timeout'",
-        "plugin_name = 'a' AND status = 'failed'",
-        "start_time >= 0",
-    ):
-        plan = " ".join(
-            store.explain(
-                f"SELECT id FROM executions WHERE {where} ORDER BY start_time DESC LIMIT 50"
-            )
-        )
-        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (where, plan)
-
-
 def test_unwritable_database_keeps_webhooks_working(make_app, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -179,8 +179,10 @@ class ExecutionStore(Protocol):
         ...
 
     def write(self, fn: Callable[[Writer], T]) -> T:
-        """Run `fn` in one write transaction and return its result. A function rather
-        than a block: a backend may run it in the thread that commits (group commit)."""
+        """Run `fn` in one write transaction and return its result; if `fn` raises,
+        nothing it wrote is kept. A function rather than a block: a backend may run it
+        in the thread that commits (group commit), and run it again when another write
+        of the same transaction fails, so `fn` only reads and writes through its Writer."""
         ...
 
     # -- maintenance ---------------------------------------------------------

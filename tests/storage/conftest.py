@@ -1,0 +1,71 @@
+"""The store contract's fixtures: `store` is a fresh, empty store of each backend.
+
+A new backend joins the contract tests by adding its name and the settings of a fresh,
+empty store (its `storage.<type>` section) to BACKENDS; nothing else here or in the
+tests names a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import from_dict
+from bridge.storage import open_store
+from bridge.storage.base import ExecutionStore
+
+from .runs import sixty_runs
+
+BACKENDS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "sqlite": lambda tmp_path: {"database_path": str(tmp_path / "store.db")},
+}
+
+
+@pytest.fixture
+def write_errors() -> list[BaseException]:
+    """Errors of writes nobody waited for; a test that expects none asserts so."""
+    return []
+
+
+@pytest.fixture
+def make_store(
+    tmp_path: Path, write_errors: list[BaseException]
+) -> Iterator[Callable[[str], ExecutionStore]]:
+    """`make_store(backend)` opens a store on one fresh database per test; a second
+    call opens another store on the same database (as a second process would)."""
+    opened: list[ExecutionStore] = []
+
+    def make(backend: str) -> ExecutionStore:
+        config = from_dict(
+            {
+                "storage": {"type": backend, backend: BACKENDS[backend](tmp_path)},
+                "scheduler": {"enabled": False},
+            }
+        )
+        store = open_store(config, lambda action, exc: write_errors.append(exc))
+        opened.append(store)
+        return store
+
+    yield make
+    for store in reversed(opened):
+        store.close()
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store(make_store: Callable[[str], ExecutionStore], backend: str) -> ExecutionStore:
+    return make_store(backend)
+
+
+@pytest.fixture
+def history(store: ExecutionStore) -> ExecutionStore:
+    """The store holding sixty_runs()."""
+    assert store.insert_many(sixty_runs()) == 60
+    return store

@@ -1,0 +1,195 @@
+"""The store contract, runs: write, read back, filter, page, count, find open ones."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bridge.errors import InvalidCursor
+from bridge.model import AttemptRecord, ExecutionFilter, Status
+
+from .runs import NOW, finished, running, sixty_runs
+
+
+def _walk(store, flt: ExecutionFilter, limit: int) -> list[str]:
+    seen, cursor = [], None
+    while True:
+        with store.snapshot() as reader:
+            records, cursor = reader.page(flt, limit, 0, cursor)
+        seen += [r.id for r in records]
+        if cursor is None:
+            return seen
+
+
+def test_a_run_from_start_to_end_with_its_attempts(store, write_errors):
+    start = NOW - timedelta(minutes=5)
+    store.insert(
+        running(
+            "run-1",
+            start,
+            trace_id="t1",
+            input='{"a": 1}',
+            tags='{"env": "prod"}',
+            worker="host:1",
+            idempotency_key="k1",
+        ),
+        wait=True,
+    )
+    started = store.get("run-1")
+    assert started.status is Status.RUNNING and started.end_time is None
+    assert (started.start_time, started.input, started.tags) == (
+        start,
+        '{"a": 1}',
+        '{"env": "prod"}',
+    )
+    assert started.attempt_records == []
+
+    end = start + timedelta(seconds=3)
+    attempts = [
+        AttemptRecord(1, start, start + timedelta(seconds=1), Status.FAILED, "boom", "timeout", 10),
+        AttemptRecord(2, start + timedelta(seconds=2), end, Status.COMPLETED, duration=20),
+    ]
+    store.update(
+        replace(
+            started,
+            status=Status.COMPLETED,
+            end_time=end,
+            updated_at=end,
+            output='{"ok": true}',
+            duration=3_000_000_000,
+            attempts=2,
+            retry_count=1,
+            attempt_records=attempts,
+        )
+    )
+    done = store.get("run-1")
+    assert done.status is Status.COMPLETED and done.end_time == end and done.updated_at == end
+    assert (done.output, done.duration, done.attempts, done.retry_count) == (
+        '{"ok": true}',
+        3_000_000_000,
+        2,
+        1,
+    )
+    assert (done.trace_id, done.worker, done.idempotency_key, done.replays) == (
+        "t1",
+        "host:1",
+        "k1",
+        0,
+    )
+    assert done.attempt_records == attempts
+    assert write_errors == []
+
+
+def test_a_run_whose_start_was_lost_is_written_by_its_end(store):
+    store.update(finished("late", NOW))
+    assert store.get("late").status is Status.COMPLETED
+    assert store.get("late").attempt_records[0].number == 1
+
+
+def test_a_start_nobody_waits_for_is_written_soon(store, write_errors):
+    store.insert(running("quiet", NOW))
+    store.update(finished("other", NOW))  # a waited-for write commits it too, or after it
+    assert store.get("quiet") is not None and write_errors == []
+
+
+def test_an_unknown_run_is_none(store):
+    assert store.get("nope") is None
+
+
+def test_open_runs_of_one_worker_or_all(store):
+    store.insert(running("w1-a", NOW, worker="h:1"), wait=True)
+    store.insert(running("w2-a", NOW, worker="h:2"), wait=True)
+    store.insert(replace(running("w1-p", NOW, worker="h:1"), status=Status.PENDING), wait=True)
+    store.update(finished("w1-done", NOW, worker="h:1"))
+    assert sorted(r.id for r in store.open_runs()) == ["w1-a", "w1-p", "w2-a"]
+    assert sorted(r.id for r in store.open_runs("h:1")) == ["w1-a", "w1-p"]
+    assert store.open_runs("h:3") == []
+
+
+@pytest.mark.parametrize(
+    "flt, expected",
+    [
+        (ExecutionFilter(), 60),
+        (ExecutionFilter(plugin="a"), 20),
+        (ExecutionFilter(status=Status.FAILED), 15),
+        (ExecutionFilter(plugin="a", status=Status.COMPLETED), 15),
+        (ExecutionFilter(error_type="timeout"), 15),
+        (ExecutionFilter(trace_id="none"), 0),
+        (ExecutionFilter(since=NOW - timedelta(days=3), until=NOW - timedelta(days=1)), 24),
+    ],
+)
+def test_filters_count_exactly_and_pages_walk_every_match_once(history, flt, expected):
+    everything = [r.id for r in sixty_runs()]  # newest first
+    with history.snapshot() as reader:
+        assert reader.count(flt) == expected
+        assert reader.count(flt, cap=5) == min(5, expected)
+        first, _ = reader.page(flt, 1000, 0, None)
+    seen = _walk(history, flt, 7)
+    assert seen == [r.id for r in first] and len(seen) == expected
+    assert seen == [i for i in everything if i in set(seen)]
+
+
+def test_offset_and_limit(history):
+    with history.snapshot() as reader:
+        records, cursor = reader.page(ExecutionFilter(), 5, 10, None)
+        assert [r.id for r in records] == [f"r{i}" for i in range(10, 15)] and cursor
+        records, cursor = reader.page(ExecutionFilter(), 5, 58, None)
+        assert [r.id for r in records] == ["r58", "r59"] and cursor is None
+
+
+def test_runs_that_started_together_are_paged_once(store):
+    store.insert_many([finished(f"same-{i}", NOW) for i in range(5)])
+    assert sorted(_walk(store, ExecutionFilter(), 2)) == [f"same-{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "!!", "MTp4", "-"])
+def test_a_cursor_the_store_did_not_make_is_invalid(history, cursor):
+    with pytest.raises(InvalidCursor), history.snapshot() as reader:
+        reader.page(ExecutionFilter(), 5, 0, cursor)
+
+
+def test_oldest_start_of_all_runs_or_of_open_ones(store):
+    with store.snapshot() as reader:
+        assert reader.oldest_start() is None and reader.oldest_start(open_only=True) is None
+    store.insert_many([finished("old", NOW - timedelta(days=2))])
+    store.insert(running("open", NOW - timedelta(hours=1)), wait=True)
+    with store.snapshot() as reader:
+        assert reader.oldest_start() == NOW - timedelta(days=2)
+        assert reader.oldest_start(open_only=True) == NOW - timedelta(hours=1)
+
+
+def test_finished_runs_of_a_time_range(history):
+    history.insert(running("open", NOW - timedelta(minutes=30)), wait=True)
+    lo, hi = NOW - timedelta(hours=8), NOW - timedelta(hours=2)
+    with history.snapshot() as reader:
+        runs = list(reader.finished_runs(lo, hi))
+        assert sorted((r.plugin, r.start) for r in runs) == sorted(
+            (r.plugin_name, r.start_time) for r in sixty_runs() if lo <= r.start_time < hi
+        )
+        r0 = next(r for r in reader.finished_runs(NOW - timedelta(hours=1), None))
+        assert (r0.plugin, r0.status, r0.error_type, r0.duration) == (
+            "a",
+            "failed",
+            "timeout",
+            1_000_000,
+        )
+        assert {r.plugin for r in reader.finished_runs(lo, None, "b")} == {"b"}
+        assert len(list(reader.finished_runs(NOW - timedelta(days=30), None))) == 60
+
+
+def test_a_snapshot_sees_one_state(history):
+    with history.snapshot() as reader:
+        before = reader.count(ExecutionFilter())
+        history.update(finished("meanwhile", NOW))
+        assert reader.count(ExecutionFilter()) == before
+    with history.snapshot() as reader:
+        assert reader.count(ExecutionFilter()) == before + 1
+
+
+def test_a_replayed_run_counts_its_replays(history):
+    history.mark_replayed("r3", NOW)
+    history.mark_replayed("r3", NOW + timedelta(seconds=1))
+    record = history.get("r3")
+    assert record.replays == 2 and record.updated_at == NOW + timedelta(seconds=1)

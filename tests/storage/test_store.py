@@ -1,0 +1,63 @@
+"""The store contract, the store itself: info, health, the leader lock, and the backend
+list that config and open_store share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bridge.config import StorageConfig
+from bridge.storage import BACKENDS as OPENERS
+from bridge.storage.rollup import EPOCH, hour_start, rollup
+
+from .conftest import BACKENDS
+from .runs import NOW, sixty_runs
+
+
+def test_every_configurable_backend_opens_and_is_tested():
+    assert set(OPENERS) == set(StorageConfig.types()) == set(BACKENDS)
+
+
+def test_info_of_an_empty_store(store, backend):
+    info = store.info()
+    assert info.type == backend == store.kind
+    assert (info.total_records, info.oldest_record, info.newest_record) == (0, None, None)
+    assert info.schema_version > 0 and info.retention_days == 30
+    assert info.last_cleanup is None and info.rollup_watermark == EPOCH
+    assert info.location and info.size_bytes > 0
+    assert 0 <= info.open_connections <= info.max_connections
+    assert info.backend is not None
+
+
+def test_info_of_a_store_with_runs(history):
+    rollup(history, NOW)
+    info = history.info()
+    runs = sixty_runs()
+    assert info.total_records == 60
+    assert info.oldest_record == runs[-1].start_time and info.newest_record == runs[0].start_time
+    assert info.rollup_watermark == hour_start(NOW)
+
+
+def test_health(store):
+    assert store.health() == (True, "ok")
+
+
+def test_one_leader_at_a_time(store, make_store, backend):
+    first, second = store.leader_lock("jobs"), make_store(backend).leader_lock("jobs")
+    assert first.try_acquire() is True
+    assert second.try_acquire() is False
+    other = store.leader_lock("other")
+    assert other.try_acquire() is True  # another name, another lock
+    other.release()
+    first.release()
+    assert second.try_acquire() is True
+    assert first.try_acquire() is False
+    second.release()
+    assert first.try_acquire() is True
+    first.release()
+
+
+def test_a_second_store_on_the_same_database_sees_the_runs(history, make_store, backend):
+    other = make_store(backend)
+    assert other.get("r7") == history.get("r7") and other.get("r7").start_time == (
+        NOW - timedelta(hours=15)
+    )
