@@ -157,7 +157,7 @@ class ExecutionStore(Protocol):
         """Write a new run; with `wait`, return once it is committed."""
         ...
 
-    def insert_many(self, records: Iterable[ExecutionRecord]) -> int:
+    def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         """Bulk path (imports, the benchmark): records and attempts in one transaction."""
         ...
 
