@@ -63,7 +63,7 @@ class StorageInfo:
     retention_days: int
     schema_version: int
     last_cleanup: dict[str, Any] | None
-    rollup_watermark: datetime | None
+    rollup_watermark: datetime | None  # the epoch until the first rollup
     open_connections: int
     max_connections: int
     backend: Any = None
