@@ -16,14 +16,13 @@ from flask import Flask
 from bridge import clock
 from bridge.counters import Counters
 from bridge.errors import (
-    DeliveryInProgress,
     ExecutionCanceled,
     MethodNotAllowed,
     NoCapacity,
     SignatureInvalid,
 )
 from bridge.idempotency import Deliveries
-from bridge.model import Delivery, ErrorType, ExecutionRecord, Outcome, Run
+from bridge.model import Delivery, ErrorType, Outcome, Replay, Run
 from bridge.registry import PluginRegistry
 from bridge.runner import Runner
 from bridge.signatures import signed_identity, verify
@@ -34,11 +33,11 @@ from bridge.tracking.tracker import Tracker
 @dataclass(frozen=True)
 class Result:
     """What became of a delivery: it ran (`outcome`), was accepted to run in the
-    background (`outcome` None), or repeated one already seen (`replayed_from`)."""
+    background (`outcome` None), or repeated one already seen (`replayed`)."""
 
     run: Run | None
     outcome: Outcome | None = None
-    replayed_from: ExecutionRecord | None = None
+    replayed: Replay | None = None
     async_mode: bool = False
 
 
@@ -98,10 +97,11 @@ class Dispatcher:
         if not delivery.trusted:
             signed_id = None if spec is None else signed_identity(spec, delivery.headers, body)
             run.idempotency_key = self.deliveries.key_from(delivery.headers, signed_id)
-        replayed = self._claim(run, delivery.async_mode)
+        longest = self.runner.longest_run(plugin)
+        replayed = self.deliveries.claim(run, longest, delivery.async_mode)
         if replayed is not None:
             self.counters.inc("webhook.replayed")
-            return Result(None, replayed_from=replayed, async_mode=delivery.async_mode)
+            return Result(None, replayed=replayed, async_mode=delivery.async_mode)
         try:
             if delivery.async_mode:
                 self.runner.run_async(run)
@@ -110,13 +110,3 @@ class Dispatcher:
         except (NoCapacity, ExecutionCanceled):
             self.deliveries.release(run)  # nothing ran: a retry of this delivery must run
             raise
-
-    def _claim(self, run: Run, async_mode: bool) -> ExecutionRecord | None:
-        """The first run's record when this delivery repeats one, else None (it runs)."""
-        wait = 0 if async_mode else self.runner.longest_run(run.plugin) + 5
-        try:
-            return self.deliveries.claim(run, wait)
-        except DeliveryInProgress as exc:
-            if not async_mode:
-                raise
-            return self.tracker.storage.require().get(exc.execution_id)

@@ -88,6 +88,10 @@ class ExecutionRecord:
     idempotency_key: str = ""
     replays: int = 0
     attempt_records: list[AttemptRecord] = field(default_factory=list)
+    # Not a column of the record: what a repeat of its delivery is answered with (JSON,
+    # the output redacted and truncated as stored, even where track_output is off),
+    # kept with the delivery's idempotency claim when the run ends.
+    delivery_answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,29 @@ class Page:
 
 @dataclass(frozen=True)
 class DeliveryClaim:
-    """Who holds an idempotency key: `execution_id`, claimed `age_s` seconds ago."""
+    """Who holds an idempotency key: `execution_id`, claimed `age_s` seconds ago; its
+    `state` (running, completed, failed) and `answer` (JSON: what a repeat is told)."""
 
     execution_id: str
     age_s: float
+    state: str = "running"
+    answer: str = ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a repeated delivery is answered with: the first run as its claim keeps it."""
+
+    execution_id: str
+    plugin: str
+    method: str
+    trace_id: str
+    finished: bool
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration: int = 0
+    attempts: int = 0
+    output: str = ""  # JSON text, redacted and truncated as stored
 
 
 @dataclass(frozen=True)

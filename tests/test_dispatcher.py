@@ -60,9 +60,9 @@ def test_trusted_delivery_skips_signature_and_idempotency(make_app, monkeypatch)
     )
     first = dispatcher.deliver(signed)
     assert first.outcome.status is Status.COMPLETED
-    assert dispatcher.deliver(signed).replayed_from.id == first.run.execution_id
+    assert dispatcher.deliver(signed).replayed.execution_id == first.run.execution_id
     again = dispatcher.deliver(_delivery("signed", {"x": 1}, trusted=True, headers=signed.headers))
-    assert again.replayed_from is None and again.outcome.status is Status.COMPLETED
+    assert again.replayed is None and again.outcome.status is Status.COMPLETED
     assert again.run.execution_id != first.run.execution_id
     counters = app.extensions["bridge.counters"].snapshot()
     assert counters["webhook.signature_rejected"] == 1 and counters["webhook.replayed"] == 1

@@ -264,3 +264,36 @@ def test_two_bridges_on_one_host_each_have_their_own_control_socket(gunicorn, tm
             pids[server.base] = sorted(w["pid"] for w in json.loads(status.stdout)["workers"])
         assert pids[first.base] == sorted(first.workers())
         assert pids[second.base] == sorted(second.workers())
+
+
+def test_a_sync_delivery_and_an_async_duplicate_run_the_plugin_once(server):
+    """Each key is sent twice at once, once waiting for the answer and once async: the
+    claim alone decides who runs, whatever the first run's record says yet."""
+    base, tmp_path = server.base, server.db.parent
+    runs = tmp_path / "runs.txt"
+    keys = [f"race-{i}" for i in range(20)]
+    answers: dict[str, list[int]] = {key: [] for key in keys}
+
+    def deliver(key: str, asynchronous: bool, barrier: threading.Barrier) -> None:
+        barrier.wait(10)
+        r = requests.post(
+            f"{base}/api/v1/webhook/counter" + ("?async=true" if asynchronous else ""),
+            json={"log": str(runs)},
+            headers={"Idempotency-Key": key},
+            timeout=30,
+        )
+        answers[key].append(r.status_code)
+
+    for key in keys:
+        barrier = threading.Barrier(2)
+        pair = [threading.Thread(target=deliver, args=(key, a, barrier)) for a in (False, True)]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join(30)
+    deadline = time.monotonic() + 10
+    while len(runs.read_text().splitlines()) < len(keys) and time.monotonic() < deadline:
+        time.sleep(0.05)  # async runs finish in the background
+    time.sleep(0.3)  # a second run of a key, if there were one, would show by now
+    assert len(runs.read_text().splitlines()) == len(keys)
+    assert all(sorted(codes) in ([200, 200], [200, 202]) for codes in answers.values())

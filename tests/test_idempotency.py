@@ -100,3 +100,32 @@ def test_disabled_runs_every_delivery(make_app, tmp_path):
     _post(client, log, "k")
     _post(client, log, "k")
     assert _runs(log) == 2
+
+
+def test_a_repeat_after_cleanup_took_the_record_is_answered_from_the_claim(client, tmp_path):
+    log = tmp_path / "runs.txt"
+    first = _post(client, log, "cleaned-1")
+    cleaned = client.delete("/api/v1/executions/cleanup?older_than_days=0").get_json()
+    assert cleaned["deleted"] == 1
+    assert client.get(f"/api/v1/executions/{first.get_json()['execution_id']}").status_code == 404
+    again = _post(client, log, "cleaned-1")  # at once: no wait for a record that is gone
+    assert again.status_code == 200 and again.get_json()["replayed"] is True
+    assert again.get_json()["data"] == first.get_json()["data"]
+    later = client.post(
+        "/api/v1/webhook/counter?async=true",
+        json={"log": str(log)},
+        headers={"Idempotency-Key": "cleaned-1"},
+    )
+    assert later.status_code == 202 and later.get_json()["replayed"] is True
+    assert _runs(log) == 1
+
+
+def test_a_replay_answers_what_the_first_caller_got_without_output_tracking(make_app, tmp_path):
+    client = make_app(execution_tracking={"track_output": False}).test_client()
+    log = tmp_path / "runs.txt"
+    first = _post(client, log, "untracked-1")
+    again = _post(client, log, "untracked-1")
+    assert first.get_json()["data"] == {"ran": True}
+    assert again.get_json()["replayed"] is True and again.get_json()["data"] == {"ran": True}
+    record = client.get(f"/api/v1/executions/{first.get_json()['execution_id']}").get_json()
+    assert record["execution"]["output"] == ""  # the history still keeps no output

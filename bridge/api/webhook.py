@@ -25,7 +25,7 @@ from bridge.api.schemas import (
 )
 from bridge.dispatcher import Dispatcher, Result
 from bridge.errors import BadPayload, TooManyFields, WebhookFailed
-from bridge.model import Delivery, ExecutionRecord, Outcome, Run, Status
+from bridge.model import Delivery, Outcome, Replay, Run, Status
 from bridge.tracking.ids import uuid7
 
 blp = Blueprint(
@@ -256,8 +256,8 @@ def delivery_from_request(plugin: str) -> Delivery:
 def answer(result: Result) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The webhook answer for what became of a delivery: the one place that decides
     its HTTP status. A failed run raises WebhookFailed, rendered in the error shape."""
-    if result.replayed_from is not None:
-        return _replayed(result.replayed_from, result.async_mode)
+    if result.replayed is not None:
+        return _replayed(result.replayed, result.async_mode)
     run = result.run
     assert run is not None
     headers = {"X-Execution-ID": run.execution_id}
@@ -309,37 +309,37 @@ def _response_fields(run: Run, outcome: Outcome, code: int, message: str) -> dic
     }
 
 
-def _replayed(record: ExecutionRecord, async_mode: bool) -> tuple[dict, int, dict]:
-    """The first run's answer, rebuilt from its record, for a repeated delivery."""
-    location = f"/api/v1/executions/{record.id}"
-    headers = {"X-Execution-ID": record.id, "Idempotent-Replayed": "true"}
+def _replayed(replay: Replay, async_mode: bool) -> tuple[dict, int, dict]:
+    """The first run's answer, as its idempotency claim keeps it, for a repeat."""
+    location = f"/api/v1/executions/{replay.execution_id}"
+    headers = {"X-Execution-ID": replay.execution_id, "Idempotent-Replayed": "true"}
     body: dict[str, Any] = {
-        "plugin": record.plugin_name,
-        "method": record.http_method,
+        "plugin": replay.plugin,
+        "method": replay.method,
         "replayed": True,
-        "request_id": record.trace_id,
-        "execution_id": record.id,
-        "trace_id": record.trace_id,
+        "request_id": replay.trace_id,
+        "execution_id": replay.execution_id,
+        "trace_id": replay.trace_id,
     }
-    if async_mode or not record.status.is_final:
+    if async_mode or not replay.finished:
         body.update(
             status_code=202,
             status_url=location,
             message="Replayed: this delivery was already accepted; poll status_url",
-            timestamp=rfc3339(record.start_time),
+            timestamp=rfc3339(replay.start_time),
         )
         return body, 202, {**headers, "Location": location}
     try:
-        data = json.loads(record.output) if record.output else None
+        data = json.loads(replay.output) if replay.output else None
     except ValueError:
         data = None
     body.update(
         status_code=200,
         data=data if isinstance(data, dict) else None,
         message="Replayed: this delivery was already processed; this is the first run's result",
-        execution_time=round(record.duration / 1e9, 6),
-        attempts=record.attempts,
-        timestamp=rfc3339(record.end_time or record.start_time),
+        execution_time=round(replay.duration / 1e9, 6),
+        attempts=replay.attempts,
+        timestamp=rfc3339(replay.end_time or replay.start_time),
     )
     return body, 200, headers
 

@@ -163,7 +163,8 @@ class ExecutionStore(Protocol):
 
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         """Write a run's current state and its attempts (inserting it if its start was
-        lost)."""
+        lost). A final state of a run that holds an idempotency claim also finishes the
+        claim (its state and `record.delivery_answer`), in the same transaction."""
         ...
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
@@ -202,13 +203,26 @@ class ExecutionStore(Protocol):
 
     # -- idempotency ---------------------------------------------------------
     def claim_delivery(
-        self, plugin: str, key: str, execution_id: str, now: datetime, window_s: float
+        self,
+        plugin: str,
+        key: str,
+        execution_id: str,
+        now: datetime,
+        window_s: float,
+        answer: str = "",
     ) -> DeliveryClaim | None:
-        """Claim (plugin, key) for `execution_id`; None when claimed, else the holder."""
+        """Claim (plugin, key) for `execution_id` (state running, with `answer` to tell
+        repeats meanwhile); None when claimed, else the holder."""
         ...
 
     def take_over_delivery(
-        self, plugin: str, key: str, holder: str, execution_id: str, now: datetime
+        self,
+        plugin: str,
+        key: str,
+        holder: str,
+        execution_id: str,
+        now: datetime,
+        answer: str = "",
     ) -> bool:
         """Move the key from `holder` (a failed or lost run) to `execution_id`, once."""
         ...

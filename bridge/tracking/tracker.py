@@ -228,12 +228,29 @@ class Tracker:
         record.retry_count = outcome.retry_count
         record.error_type = outcome.error_type
         record.attempt_records = outcome.attempts
-        if self.settings.track_output and outcome.result is not None and self.store is not None:
+        output = ""
+        wanted = self.settings.track_output or record.idempotency_key
+        if wanted and outcome.result is not None and self.store is not None:
             text = outcome.output_json or json.dumps(
                 outcome.result, ensure_ascii=False, default=str
             )
             text = self.redact.json(outcome.result, text)
-            record.output = truncate_json(text, self.settings.max_output_size)
+            output = truncate_json(text, self.settings.max_output_size)
+        if self.settings.track_output:
+            record.output = output
+        if record.idempotency_key:  # what a repeat of this delivery is answered with
+            record.delivery_answer = json.dumps(
+                {
+                    "method": record.http_method,
+                    "trace_id": record.trace_id,
+                    "start_time": clock.rfc3339(record.start_time),
+                    "end_time": clock.rfc3339(outcome.end_time),
+                    "duration": record.duration,
+                    "attempts": record.attempts,
+                    "output": output,
+                },
+                ensure_ascii=False,
+            )
         if self.settings.track_errors:
             record.error = outcome.error_detail
         else:

@@ -143,12 +143,16 @@ class SQLiteStore:
         values = records.values(record)
         attempts = records.attempt_values(record)
 
+        finishes_claim = bool(record.idempotency_key) and record.status.is_final
+
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(records.UPSERT, values)
             if len(attempts) == 1:
                 conn.execute(records.ATTEMPT, attempts[0])
             elif attempts:
                 conn.executemany(records.ATTEMPT, attempts)
+            if finishes_claim:  # in the same transaction: claim and record agree
+                deliveries.finish(conn, record)
 
         self._write(op, wait, key=record.id)
 
@@ -206,19 +210,31 @@ class SQLiteStore:
 
     # -- idempotency -------------------------------------------------------
     def claim_delivery(
-        self, plugin: str, key: str, execution_id: str, now: datetime, window_s: float
+        self,
+        plugin: str,
+        key: str,
+        execution_id: str,
+        now: datetime,
+        window_s: float,
+        answer: str = "",
     ) -> DeliveryClaim | None:
         now_us, window_us = to_us(now) or 0, int(window_s * 1_000_000)
         return self._write(
-            lambda c: deliveries.claim(c, plugin, key, execution_id, now_us, window_us)
+            lambda c: deliveries.claim(c, plugin, key, execution_id, now_us, window_us, answer)
         )
 
     def take_over_delivery(
-        self, plugin: str, key: str, holder: str, execution_id: str, now: datetime
+        self,
+        plugin: str,
+        key: str,
+        holder: str,
+        execution_id: str,
+        now: datetime,
+        answer: str = "",
     ) -> bool:
         now_us = to_us(now) or 0
         return self._write(
-            lambda c: deliveries.take_over(c, plugin, key, holder, execution_id, now_us)
+            lambda c: deliveries.take_over(c, plugin, key, holder, execution_id, now_us, answer)
         )
 
     def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:

@@ -140,6 +140,19 @@ MIGRATIONS: list[tuple[str, str]] = [
             (hour_start, plugin_name, total, completed, failed, timeout, canceled, error_types);
     """,
     ),
+    # A claim says how its run ended and what a repeat is answered with, so that a repeat
+    # is decided by the claim alone, and answered after cleanup took the record.
+    (
+        "add_delivery_outcome",
+        """
+        ALTER TABLE deliveries ADD COLUMN state TEXT NOT NULL DEFAULT 'running';
+        ALTER TABLE deliveries ADD COLUMN answer TEXT NOT NULL DEFAULT '';
+        UPDATE deliveries SET state = coalesce((SELECT CASE WHEN e.status = 'completed'
+            THEN 'completed' WHEN e.status IN ('running', 'pending') THEN 'running'
+            ELSE 'failed' END FROM executions e WHERE e.id = deliveries.execution_id),
+            'running');
+    """,
+    ),
 ]
 
 
