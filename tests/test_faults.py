@@ -602,3 +602,36 @@ def test_a_read_only_shm_file_while_serving_ends_in_recovery(gunicorn, tmp_path)
                 break
             assert time.monotonic() < deadline, "tracking never came back"
             time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_the_database_file_deleted_while_serving_loses_no_answered_run(gunicorn):
+    """`rm data/executions.db` while gunicorn serves: /health says so until the next
+    write, which puts the database back from the open connections; every run answered
+    before and after is in it, also after a restart."""
+    answered: list[str] = []
+    with gunicorn() as server:
+        url = f"{server.base}/api/v1/webhook/ok"
+
+        def deliver(n: int) -> None:
+            for i in range(n):
+                r = requests.post(url, json={"n": i}, timeout=10)
+                assert r.status_code == 200
+                answered.append(r.json()["execution_id"])
+
+        deliver(10)
+        server.db.unlink()
+        health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
+        assert health["status"] == "degraded" and "was deleted" in health["message"]
+        deliver(10)
+        assert server.db.exists()
+        for execution_id in answered:
+            r = requests.get(f"{server.base}/api/v1/executions/{execution_id}", timeout=10)
+            assert r.status_code == 200 and r.json()["execution"]["status"] == "completed"
+        health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
+        assert health["status"] == "healthy", health
+    assert "was deleted while running; it was written again" in server.log.read_text()
+    with sqlite3.connect(server.db) as conn:  # after a clean stop
+        stored = {row[0] for row in conn.execute("SELECT id FROM executions")}
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert set(answered) <= stored

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bridge import clock
 from bridge.config import Config
 from bridge.errors import StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
@@ -27,6 +28,7 @@ from bridge.storage.sqlite import deliveries, maintenance, records
 from bridge.storage.sqlite.connection import (
     ReadPool,
     connect,
+    file_identity,
     from_us,
     to_us,
     tune_for_writing,
@@ -54,12 +56,13 @@ class SQLiteStore:
         self._pid = os.getpid()
         self._on_error = on_error
         self._lock = threading.Lock()
+        self.file_event = ""  # the latest time the file was deleted or replaced
         self._open()
 
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.path, self.config)
+            conn = connect(self.path, self.config, create=True)
             try:
                 self.schema_version = migrate(conn)
                 conn.execute("SELECT count(*) FROM executions WHERE 0").fetchall()
@@ -76,14 +79,44 @@ class SQLiteStore:
             ):
                 reason += " (the database file or its folder is read-only)"
             raise StorageError(f"failed to open database {self.path}: {reason}") from exc
+        self._identity = self._read_identity = file_identity(self.path)
         size = max(1, self.config.storage.sqlite.max_connections - 1)
         self._writer = GroupCommitWriter(
             lambda: tune_for_writing(connect(self.path, self.config)),
             self._on_error,
             WriteLock(Path(f"{self.path}.write.lock")),
             checkpoint=lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(),
+            before_commit=self._same_file,
         )
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
+
+    def _same_file(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        """Before each commit, with the write lock held: is the file at the path still
+        the one the connections have open? Deleted, it is written again from the open
+        connection (which still reads the deleted file), so that nothing committed is
+        lost; replaced, the new file is used. Either way the connections are reopened.
+        Every process checks here under the same lock, so none commits to the old file
+        once another has put the new one in place."""
+        now = file_identity(self.path)
+        if now is not None and now == self._identity:
+            return conn
+        if now is None and conn is not None:
+            maintenance.restore(conn, self.path)
+            what = "deleted while running; it was written again from the open connection"
+        elif now is None:
+            what = "deleted while running; a new one was made"
+        else:
+            what = "replaced while running; the new file is used"
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        fresh = connect(self.path, self.config, create=True)
+        migrate(fresh)
+        self._identity = self._read_identity = file_identity(self.path)
+        self._reads.reset()
+        self.file_event = f"{clock.rfc3339(clock.utcnow())}: the database file was {what}"
+        log.warning("%s (%s)", self.file_event, self.path)
+        return tune_for_writing(fresh)
 
     def _check_fork(self) -> None:
         """A forked child must not use its parent's connections or writer thread."""
@@ -114,6 +147,10 @@ class SQLiteStore:
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         self._check_fork()
+        now = file_identity(self.path)
+        if now is not None and now != self._read_identity:
+            self._read_identity = now  # another process put a new file in place
+            self._reads.reset()
         try:
             with self._reads.connection() as conn:
                 return fn(conn)
@@ -271,7 +308,13 @@ class SQLiteStore:
         return self._read(fn)
 
     def health(self) -> tuple[bool, str]:
-        """Whether records can be read, and whether the latest write was committed."""
+        """Whether the database file is there, records can be read, and the latest
+        write was committed; and when the file was last deleted or replaced."""
+        if file_identity(self.path) is None:
+            return False, (
+                f"the database file {self.path} was deleted while running; it is written "
+                "again from the open connection at the next write"
+            )
         try:
             self._read(lambda c: c.execute("SELECT 1 FROM executions LIMIT 1").fetchall())
         except StorageError as exc:
@@ -279,7 +322,7 @@ class SQLiteStore:
         failing = self._writer.failing
         if failing is not None:
             return False, f"database writes are failing: {failing}"
-        return True, "ok"
+        return True, f"ok (last: {self.file_event})" if self.file_event else "ok"
 
     def explain(self, sql: str, params: Iterable[Any] = ()) -> list[str]:
         """EXPLAIN QUERY PLAN details, for checking that a query uses an index."""

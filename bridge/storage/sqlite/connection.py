@@ -7,6 +7,7 @@ for the indexes.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bridge.config import Config
 from bridge.storage.sqlite.writer import WriteFailed, is_usable
@@ -35,11 +37,18 @@ def from_us(value: int | None) -> datetime | None:
     return EPOCH + timedelta(microseconds=value)
 
 
-def connect(path: str | Path, config: Config) -> sqlite3.Connection:
-    """Open a connection with every setting the store relies on."""
+def connect(path: str | Path, config: Config, create: bool = False) -> sqlite3.Connection:
+    """Open a connection with every setting the store relies on. Only with `create`
+    may it make the file: a connection opened after the file was deleted must fail, not
+    make an empty database that hides the deletion."""
     sq = config.storage.sqlite
+    target = str(path) if create else f"file:{quote(str(Path(path).resolve()))}?mode=rw"
     conn = sqlite3.connect(
-        str(path), timeout=float(sq.busy_timeout), isolation_level=None, check_same_thread=False
+        target,
+        timeout=float(sq.busy_timeout),
+        isolation_level=None,
+        check_same_thread=False,
+        uri=not create,
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
@@ -63,6 +72,16 @@ def tune_for_writing(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
     conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None if there is none: tells a database
+    file deleted or replaced under the open connections."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class ReadPool:
@@ -97,7 +116,13 @@ class ReadPool:
             raise
         finally:
             if conn is not None:
-                self._idle.put(conn)
+                with self._lock:
+                    stale = conn not in self._all  # reset() while it was in use
+                if stale:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                else:
+                    self._idle.put(conn)
             self._slots.release()
 
     @property
@@ -109,5 +134,18 @@ class ReadPool:
         with self._lock:
             conns, self._all = self._all, []
         for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def reset(self) -> None:
+        """Forget every connection (the database file was replaced): idle ones are
+        closed now, ones in use when they are given back."""
+        with self._lock:
+            self._all = []
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return
             with contextlib.suppress(Exception):
                 conn.close()

@@ -3,6 +3,7 @@ to the OS, checkpointing the WAL; and what storage info reports of the file."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +73,20 @@ def size_bytes(path: Path) -> int:
     """The database with its WAL and shared-memory files."""
     files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
     return sum(f.stat().st_size for f in files if f.exists())
+
+
+def restore(conn: sqlite3.Connection, path: Path) -> None:
+    """Write the database that `conn` still has open, though its file was deleted, to
+    `path` again: a copy made beside it (SQLite's backup reads the WAL too), then moved
+    into place. The deleted database's -wal and -shm files, if left at the path, go
+    first: a new database must not meet the old one's write-ahead log."""
+    copy = path.with_name(f"{path.name}.restoring")
+    copy.unlink(missing_ok=True)
+    target = sqlite3.connect(str(copy))
+    try:
+        conn.backup(target)
+    finally:
+        target.close()
+    for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    os.replace(copy, path)

@@ -71,8 +71,13 @@ class GroupCommitWriter:
         on_error: Callable[[str, BaseException], None],
         lock: WriteLock | None = None,
         checkpoint: Op | None = None,
+        before_commit: Callable[[Any], Any] | None = None,
     ) -> None:
         self._connect = connect
+        # Called with the write lock held before each commit, with the connection; it
+        # returns the connection to commit on (another one if the file was replaced).
+        self._before_commit = before_commit
+        self.generation = 0  # +1 each time the connection is replaced
         self._checkpoint = checkpoint
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
@@ -183,6 +188,10 @@ class GroupCommitWriter:
                 with self._mutex:
                     groups = take()
                 conn = self._conn
+                if groups and self._before_commit is not None:
+                    checked = self._before_commit(conn)
+                    if checked is not conn:
+                        conn, self.generation = checked, self.generation + 1
                 for group in groups:
                     conn = self._run(conn, _superseded_dropped(group))
                 self._conn = conn
@@ -250,12 +259,16 @@ class GroupCommitWriter:
         """Run the checkpoint op after commits, until close; a failed one is retried at
         the next turn (SQLite's own automatic checkpoint is the backstop)."""
         assert self._checkpoint is not None
-        conn, done = None, -1
+        conn, done, generation = None, -1, self.generation
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 if self.batches == done:
                     continue
                 done = self.batches
+                if generation != self.generation and conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()  # of a database file that was replaced
+                    conn, generation = None, self.generation
                 try:
                     conn = conn or self._connect()
                     self._checkpoint(conn)
