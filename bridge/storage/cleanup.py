@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from bridge import clock
 from bridge.clock import rfc3339
 from bridge.model import CleanupResult
 from bridge.storage.base import LAST_CLEANUP, ExecutionStore
@@ -33,7 +34,7 @@ def cleanup(store: ExecutionStore, older_than_days: int, now: datetime) -> Clean
             break
     log.info("Cleanup deleted %d executions in %.1fs", deleted, time.perf_counter() - t0)
     store.compact(COMPACT_BUDGET_S)
-    finished = datetime.now(UTC)
+    finished = clock.utcnow()
     result = CleanupResult(deleted, cutoff, finished, (time.perf_counter() - t0) * 1000)
     summary = {
         "at": rfc3339(finished),
