@@ -102,6 +102,8 @@ class ExecutionFilter:
     trace_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # (key, value) pairs a run must all carry.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

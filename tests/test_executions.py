@@ -312,3 +312,34 @@ def test_failing_writes_are_counted_and_webhooks_still_answer(app, client):
     assert "simulated write failure" in storage["write_failures"]["last_error"]
     info = client.get("/api/v1/executions/storage/info").get_json()
     assert info["write_failures"]["count"] >= 1
+
+
+def test_filter_by_tags_in_the_list_and_in_stats(client):
+    def run(tags: str) -> str:
+        r = client.post("/api/v1/webhook/ok", json={}, headers={"X-Bridge-Tags": tags})
+        return r.get_json()["execution_id"]
+
+    prod_a = run("env=prod, team=a")
+    prod_b = run("env=prod, team=b")
+    run("env=dev, team=a")
+    client.post("/api/v1/webhook/ok", json={})
+    listed = client.get("/api/v1/executions?tag=env:prod").get_json()
+    assert {e["id"] for e in listed["executions"]} == {prod_a, prod_b}
+    assert listed["total"] == 2 and listed["filter"]["tag"] == ["env:prod"]
+    both = client.get("/api/v1/executions?tag=env:prod&tag=team=a").get_json()
+    assert [e["id"] for e in both["executions"]] == [prod_a] and both["total"] == 1
+    stats = client.get("/api/v1/executions/stats?tag=team:a").get_json()["stats"]
+    assert stats["total_executions"] == 2
+    assert client.get("/api/v1/executions/stats").get_json()["stats"]["total_executions"] == 4
+    bad = client.get("/api/v1/executions?tag=no-separator")
+    assert bad.status_code == 422 and "tag" in bad.get_json()["errors"]
+
+
+def test_the_tag_filter_reads_the_tag_index(app):
+    store = app.extensions["bridge.storage"].store
+    plan = " ".join(
+        store.explain(
+            "SELECT execution_id FROM execution_tags WHERE key = 'env' AND value = 'prod'"
+        )
+    )
+    assert "USING PRIMARY KEY" in plan or "USING COVERING INDEX" in plan, plan

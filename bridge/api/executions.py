@@ -62,13 +62,16 @@ class Executions(MethodView):
             trace_id=args.get("trace_id"),
             since=args.get("since"),
             until=args.get("until"),
+            tags=tuple(args.get("tag", ())),
         )
         page = list_page(_store(), flt, args["limit"], args["offset"], args.get("cursor"))
         shown = {
             k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until") else v)
             for k, v in asdict(flt).items()
-            if v is not None
+            if v is not None and k != "tags"
         }
+        if flt.tags:
+            shown["tag"] = [f"{key}:{value}" for key, value in flt.tags]
         return {
             "executions": page.records,
             "total": page.total,
@@ -87,7 +90,10 @@ class Stats(MethodView):
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Totals, success rate, durations and a daily breakdown for the last `days` days."""
-        return {"stats": window_stats(_store(), args["days"], args.get("plugin"), clock.utcnow())}
+        stats = window_stats(
+            _store(), args["days"], args.get("plugin"), clock.utcnow(), tuple(args.get("tag", ()))
+        )
+        return {"stats": stats}
 
 
 @blp.route("/stats/<plugin>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,6 +120,30 @@ class WebhookErrorSchema(ErrorSchema, WebhookResponseSchema):
 
 
 # -- executions ------------------------------------------------------------
+_TAG_FILTER = re.compile(r"\s*([^:=\s][^:=]{0,63}?)\s*[:=]\s*(.{0,256}?)\s*")
+
+
+class TagFilter(fields.String):
+    """A `key:value` (or `key=value`) tag a run must carry, loaded as (key, value)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        match = _TAG_FILTER.fullmatch(text)
+        if match is None:
+            raise ma.ValidationError("Use key:value (key up to 64 characters, value up to 256).")
+        return match.group(1), match.group(2)
+
+
+TAG_FILTER = fields.List(
+    TagFilter(metadata={"pattern": TAG_PATTERN}),
+    validate=validate.Length(max=20),
+    metadata={
+        "description": "Only runs carrying this `key:value` tag (as redacted when stored); "
+        "repeatable, every one must match"
+    },
+)
+
+
 class ExecutionListQuerySchema(StrictQuery):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_LIMIT))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
@@ -132,6 +157,7 @@ class ExecutionListQuerySchema(StrictQuery):
         validate=validate.Length(1, 200),
         metadata={"description": "`next_cursor` of the previous page; replaces offset"},
     )
+    tag = TAG_FILTER
 
     @ma.validates_schema
     def _window(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -196,6 +222,15 @@ class ExecutionDetailSchema(ma.Schema):
 class StatsQuerySchema(StrictQuery):
     days = fields.Integer(load_default=7, validate=validate.Range(1, MAX_DAYS))
     plugin = fields.String(validate=validate.Length(1, 100))
+    tag = fields.List(
+        TagFilter(metadata={"pattern": TAG_PATTERN}),
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "Only runs carrying this `key:value` tag; repeatable. Tagged "
+            "stats are counted from the runs still stored (rollups keep no tags), so they "
+            "cover the retention period at most"
+        },
+    )
 
 
 class CountsSchema(ma.Schema):

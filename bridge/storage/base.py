@@ -89,10 +89,14 @@ class Reader(Protocol):
         ...
 
     def finished_runs(
-        self, start: datetime, end: datetime | None, plugin: str | None = None
+        self,
+        start: datetime,
+        end: datetime | None,
+        plugin: str | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
     ) -> Iterator[FinishedRun]:
         """Finished runs that started in [start, end) (end None: no bound), of one plugin
-        or all; consumed inside the snapshot."""
+        or all, carrying every tag in `tags`; consumed inside the snapshot."""
         ...
 
     def rollups(

@@ -28,15 +28,25 @@ EXACT_COUNT_LIMIT = 10_000  # above this many matches, the list's total is an es
 
 
 def window_stats(
-    store: ExecutionStore, days: int, plugin: str | None, now: datetime
+    store: ExecutionStore,
+    days: int,
+    plugin: str | None,
+    now: datetime,
+    tags: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """The stats of the last `days` days (today included): daily rollups, then hourly
-    ones past them, then raw rows after the rollup watermark."""
+    ones past them, then raw rows after the rollup watermark. Rollups keep no tags:
+    with `tags`, every figure comes from the runs still stored."""
     window = day_range(days, now)
     start = datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC)
     per_day: dict[date, Aggregate] = defaultdict(Aggregate)
     plugins: set[str] = set()
     with store.snapshot() as reader:
+        if tags:
+            for run in reader.finished_runs(start, None, plugin, tags):
+                per_day[run.start.date()].add(run.status, run.error_type, run.duration)
+                plugins.add(run.plugin)
+            return build_stats(per_day, window, len(plugins))
         rolled_upto = watermark(reader)
         daily_upto = min(watermark(reader, DAILY_WATERMARK), rolled_upto)
         if start < daily_upto:
@@ -86,8 +96,8 @@ def list_page(
 
 def estimate(reader: Reader, flt: ExecutionFilter) -> int | None:
     """Matches counted from rollups before the watermark plus raw rows after it; None
-    for what rollups do not count (trace ids, open runs)."""
-    if flt.trace_id is not None or (flt.status is not None and not flt.status.is_final):
+    for what rollups do not count (trace ids, tags, open runs)."""
+    if flt.trace_id is not None or flt.tags or (flt.status is not None and not flt.status.is_final):
         return None
     rolled_upto = watermark(reader)
     oldest = reader.oldest_start()

@@ -193,3 +193,24 @@ def test_a_replayed_run_counts_its_replays(history):
     history.mark_replayed("r3", NOW + timedelta(seconds=1))
     record = history.get("r3")
     assert record.replays == 2 and record.updated_at == NOW + timedelta(seconds=1)
+
+
+def test_runs_are_found_by_every_tag_they_carry_until_deleted(store):
+    tagged = [
+        finished("prod-a", NOW, tags='{"env": "prod", "team": "a"}'),
+        finished("prod-b", NOW + timedelta(seconds=1), tags='{"env": "prod", "team": "b"}'),
+        finished("dev-a", NOW + timedelta(seconds=2), tags='{"env": "dev", "team": "a"}'),
+        finished("plain", NOW + timedelta(seconds=3)),
+    ]
+    for record in tagged:
+        store.update(record, wait=True)
+    prod = ExecutionFilter(tags=(("env", "prod"),))
+    both = ExecutionFilter(tags=(("env", "prod"), ("team", "a")))
+    with store.snapshot() as reader:
+        assert [r.id for r in reader.page(prod, 10, 0, None)[0]] == ["prod-b", "prod-a"]
+        assert reader.count(prod) == 2 and reader.count(both) == 1
+        runs = list(reader.finished_runs(NOW, None, None, (("team", "a"),)))
+        assert sorted(r.plugin for r in runs) == ["a", "a"] and len(runs) == 2
+    assert store.delete_batch(NOW + timedelta(seconds=1), 10) == 1  # prod-a goes
+    with store.snapshot() as reader:
+        assert [r.id for r in reader.page(prod, 10, 0, None)[0]] == ["prod-b"]

@@ -61,3 +61,29 @@ def test_a_migration_that_fails_leaves_no_trace(tmp_path, monkeypatch):
     assert conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE name = 'migrations'"
     ).fetchone() == (0,)
+
+
+def test_runs_and_claims_stored_before_an_upgrade_are_filled_in(tmp_path):
+    """Tags of runs stored before the tag table existed are indexed by the migration,
+    and claims made before claims kept their outcome get the state of their run."""
+    conn = _connect(tmp_path / "m.db")
+    conn.execute(
+        "CREATE TABLE migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL)"
+    )
+    older = [m for m in MIGRATIONS if m[0] not in ("add_delivery_outcome", "create_execution_tags")]
+    for number, (name, sql) in enumerate(older, start=1):
+        conn.executescript(sql)
+        conn.execute("INSERT INTO migrations VALUES (?, ?, '2025-01-01')", (number, name))
+    conn.execute(
+        "INSERT INTO executions (id, plugin_name, http_method, start_time, status, tags, "
+        "created_at, updated_at) VALUES ('old', 'a', 'POST', 5, 'completed', "
+        """'{"env": "prod", "n": 3}', 5, 5)"""
+    )
+    conn.execute("INSERT INTO deliveries VALUES ('a', 'k', 'old', 5)")
+    migrate(conn)
+    assert sorted(conn.execute("SELECT key, value, execution_id FROM execution_tags")) == [
+        ("env", "prod", "old"),
+        ("n", "3", "old"),
+    ]
+    assert conn.execute("SELECT state FROM deliveries").fetchone() == ("completed",)

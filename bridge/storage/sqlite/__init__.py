@@ -160,18 +160,26 @@ class SQLiteStore:
     # -- runs --------------------------------------------------------------
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = records.values(record)
+        tags = records.tag_values(record)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(records.INSERT, values)
+            records.write_tags(conn, tags)
+
         # Keyed by the record: the run's final upsert replaces it if both share a commit.
-        self._write(lambda c: c.execute(records.INSERT, values), wait, key=record.id)
+        self._write(op, wait, key=record.id)
 
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
-        rows, attempts = [], []
+        rows, attempts, tags = [], [], []
         for r in items:
             rows.append(records.values(r))
             attempts += records.attempt_values(r)
+            tags += records.tag_values(r)
 
         def op(conn: sqlite3.Connection) -> int:
             conn.executemany(records.INSERT, rows)
             conn.executemany(records.ATTEMPT, attempts)
+            records.write_tags(conn, tags)
             return len(rows)
 
         return self._write(op, bulk=True)
@@ -179,7 +187,7 @@ class SQLiteStore:
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         values = records.values(record)
         attempts = records.attempt_values(record)
-
+        tags = records.tag_values(record)
         finishes_claim = bool(record.idempotency_key) and record.status.is_final
 
         def op(conn: sqlite3.Connection) -> None:
@@ -188,6 +196,7 @@ class SQLiteStore:
                 conn.execute(records.ATTEMPT, attempts[0])
             elif attempts:
                 conn.executemany(records.ATTEMPT, attempts)
+            records.write_tags(conn, tags)
             if finishes_claim:  # in the same transaction: claim and record agree
                 deliveries.finish(conn, record)
 

@@ -24,11 +24,12 @@ _EXPIRED = (
 def delete_batch(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> int:
     """Delete up to `limit` finished runs started before the cutoff, oldest first."""
     args = (cutoff_us, *_OPEN, limit)
-    conn.execute(
-        "DELETE FROM execution_attempts WHERE execution_id IN "
-        f"(SELECT id FROM executions WHERE seq IN ({_EXPIRED}))",
-        args,
-    )
+    for table in ("execution_attempts", "execution_tags"):
+        conn.execute(
+            f"DELETE FROM {table} WHERE execution_id IN "
+            f"(SELECT id FROM executions WHERE seq IN ({_EXPIRED}))",
+            args,
+        )
     return conn.execute(f"DELETE FROM executions WHERE seq IN ({_EXPIRED})", args).rowcount
 
 

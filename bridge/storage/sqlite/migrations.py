@@ -153,6 +153,25 @@ MIGRATIONS: list[tuple[str, str]] = [
             'running');
     """,
     ),
+    # Each tag of each run, for the list's and stats' tag filter (an index on key, value
+    # and start, so a filter reads only the runs that carry the tag). Filled from the
+    # runs already stored.
+    (
+        "create_execution_tags",
+        """
+        CREATE TABLE execution_tags (
+            key          TEXT NOT NULL,
+            value        TEXT NOT NULL,
+            start_time   INTEGER NOT NULL,
+            execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+            PRIMARY KEY (key, value, start_time, execution_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_execution_tags_execution ON execution_tags (execution_id);
+        INSERT OR IGNORE INTO execution_tags (key, value, start_time, execution_id)
+            SELECT j.key, CAST(j.value AS TEXT), e.start_time, e.id
+            FROM executions e, json_each(e.tags) j WHERE e.tags NOT IN ('', '{}');
+    """,
+    ),
 ]
 
 

@@ -29,9 +29,13 @@ class SQLiteReader:
         return records.oldest_start(self.conn, open_only)
 
     def finished_runs(
-        self, start: datetime, end: datetime | None, plugin: str | None = None
+        self,
+        start: datetime,
+        end: datetime | None,
+        plugin: str | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
     ) -> Iterator[FinishedRun]:
-        return records.finished_runs(self.conn, start, end, plugin)
+        return records.finished_runs(self.conn, start, end, plugin, tags)
 
     def rollups(
         self, grain: Grain, start: datetime, end: datetime, plugin: str | None = None

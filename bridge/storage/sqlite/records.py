@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -62,6 +63,11 @@ UPSERT = f"{INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in LIFECYCLE
 )
 ATTEMPT = "INSERT OR REPLACE INTO execution_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+TAG = (
+    "INSERT OR IGNORE INTO execution_tags (key, value, start_time, execution_id) "
+    "VALUES (?, ?, ?, ?)"
+)
+TAGGED = "id IN (SELECT execution_id FROM execution_tags WHERE key = ? AND value = ?)"
 
 
 def values(r: ExecutionRecord) -> tuple[Any, ...]:
@@ -89,6 +95,27 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         r.worker,
         r.idempotency_key,
     )
+
+
+def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+    """The run's tags as rows of execution_tags (none for the usual untagged run)."""
+    if r.tags in ("", "{}"):
+        return []
+    try:
+        tags = json.loads(r.tags)
+    except ValueError:
+        return []
+    start = to_us(r.start_time)
+    return (
+        [(str(k), str(v), start, r.id) for k, v in tags.items()] if isinstance(tags, dict) else []
+    )
+
+
+def write_tags(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) == 1:
+        conn.execute(TAG, rows[0])
+    elif rows:
+        conn.executemany(TAG, rows)
 
 
 def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
@@ -156,6 +183,11 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
     if flt.until is not None:
         clauses.append("start_time < ?")
         params.append(to_us(flt.until))
+    for key, value in flt.tags:
+        clauses.append(
+            "id IN (SELECT execution_id FROM execution_tags WHERE key = ? AND value = ?)"
+        )
+        params += [key, value]
     return clauses, params
 
 
@@ -229,9 +261,15 @@ def oldest_start(conn: sqlite3.Connection, open_only: bool = False) -> datetime 
 
 
 def finished_runs(
-    conn: sqlite3.Connection, start: datetime, end: datetime | None, plugin: str | None
+    conn: sqlite3.Connection,
+    start: datetime,
+    end: datetime | None,
+    plugin: str | None,
+    tags: tuple[tuple[str, str], ...] = (),
 ) -> Iterator[FinishedRun]:
-    clauses, args = ["start_time >= ?"], [to_us(start)]
+    clauses, args = where(ExecutionFilter(tags=tags))
+    clauses.append("start_time >= ?")
+    args.append(to_us(start))
     if end is not None:
         clauses.append("start_time < ?")
         args.append(to_us(end))
