@@ -105,10 +105,15 @@ def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
         tags = json.loads(r.tags)
     except ValueError:
         return []
+    if not isinstance(tags, dict):
+        return []
     start = to_us(r.start_time)
-    return (
-        [(str(k), str(v), start, r.id) for k, v in tags.items()] if isinstance(tags, dict) else []
-    )
+    return [(_storable(str(k)), _storable(str(v)), start, r.id) for k, v in tags.items()]
+
+
+def _storable(text: str) -> str:
+    """Text SQLite can store: a lone surrogate (valid in JSON, not in UTF-8) becomes '?'."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def write_tags(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
