@@ -343,3 +343,22 @@ def test_the_tag_filter_reads_the_tag_index(app):
         )
     )
     assert "USING PRIMARY KEY" in plan or "USING COVERING INDEX" in plan, plan
+
+
+def test_json_fields_as_text_by_default_or_as_values_when_asked(client):
+    r = client.post(
+        "/api/v1/webhook/ok", json={"order": {"id": 7}}, headers={"X-Bridge-Tags": "env=prod"}
+    )
+    execution_id = r.get_json()["execution_id"]
+    as_text = client.get(f"/api/v1/executions/{execution_id}").get_json()["execution"]
+    assert isinstance(as_text["input"], str) and json.loads(as_text["input"]) == {
+        "order": {"id": 7}
+    }
+    as_values = client.get(f"/api/v1/executions/{execution_id}?parse_json=true").get_json()
+    record = as_values["execution"]
+    assert record["input"] == {"order": {"id": 7}} and record["tags"] == {"env": "prod"}
+    assert record["output"] == {"echo": {"order": {"id": 7}}, "method": "POST"}
+    assert record["metadata"]["content_type"] == "application/json"
+    listed = client.get("/api/v1/executions?parse_json=true").get_json()["executions"]
+    assert listed[0]["input"] == {"order": {"id": 7}}
+    assert client.get(f"/api/v1/executions/{execution_id}?parse_json=maybe").status_code == 422

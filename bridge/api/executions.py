@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
+from dataclasses import asdict, replace
 from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE
+from marshmallow import EXCLUDE, RAISE
 
 from bridge import clock
 from bridge.api.schemas import (
@@ -18,13 +19,14 @@ from bridge.api.schemas import (
     ExecutionDetailSchema,
     ExecutionListQuerySchema,
     ExecutionListSchema,
+    ExecutionQuerySchema,
     StatsEnvelopeSchema,
     StatsQuerySchema,
     StorageInfoSchema,
     rfc3339,
 )
 from bridge.errors import ExecutionNotFound
-from bridge.model import ExecutionFilter
+from bridge.model import ExecutionFilter, ExecutionRecord
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
 from bridge.storage.cleanup import cleanup
@@ -73,7 +75,7 @@ class Executions(MethodView):
         if flt.tags:
             shown["tag"] = [f"{key}:{value}" for key, value in flt.tags]
         return {
-            "executions": page.records,
+            "executions": _shown(page.records, args["parse_json"]),
             "total": page.total,
             "total_is_estimate": page.total_is_estimate,
             "limit": args["limit"],
@@ -147,12 +149,33 @@ class Cleanup(MethodView):
 
 @blp.route("/<execution_id>")
 class ExecutionById(MethodView):
+    @blp.arguments(ExecutionQuerySchema, location="query", unknown=EXCLUDE)
     @blp.response(200, ExecutionDetailSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="No execution with that id")
     @blp.alt_response(503, **_UNAVAILABLE)
-    def get(self, execution_id: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], execution_id: str) -> dict[str, Any]:
         """One run with each of its attempts."""
         record = _store().get(execution_id) if len(execution_id) <= 100 else None
         if record is None:
             raise ExecutionNotFound(execution_id[:100])
-        return {"execution": record, "attempts": record.attempt_records}
+        (shown,) = _shown([record], args["parse_json"])
+        return {"execution": shown, "attempts": record.attempt_records}
+
+
+def _shown(records: list[ExecutionRecord], parse_json: bool) -> list[Any]:
+    """The records as stored, or with their JSON text fields as the values they hold."""
+    if not parse_json:
+        return records
+    return [replace(r, **{name: _value(getattr(r, name)) for name in JSON_FIELDS}) for r in records]
+
+
+JSON_FIELDS = ("input", "output", "tags", "metadata")
+
+
+def _value(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # not JSON after all (a legacy row): the text itself
+        return text

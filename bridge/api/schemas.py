@@ -144,6 +144,15 @@ TAG_FILTER = fields.List(
 )
 
 
+PARSE_JSON = fields.Boolean(
+    load_default=False,
+    metadata={
+        "description": "Give input, output, tags and metadata as JSON values instead of "
+        "the JSON text they are stored as (the seed's record shape, the default)"
+    },
+)
+
+
 class ExecutionListQuerySchema(StrictQuery):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_LIMIT))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
@@ -158,11 +167,22 @@ class ExecutionListQuerySchema(StrictQuery):
         metadata={"description": "`next_cursor` of the previous page; replaces offset"},
     )
     tag = TAG_FILTER
+    parse_json = PARSE_JSON
 
     @ma.validates_schema
     def _window(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("since") and data.get("until") and data["since"] >= data["until"]:
             raise ma.ValidationError("must be after since", "until")
+
+
+class JSONText(fields.Raw):
+    """A JSON document stored as text: the text, or with `parse_json=true` its value."""
+
+
+def _json_text(what: str) -> JSONText:
+    return JSONText(
+        metadata={"description": f"{what} as JSON text; with parse_json=true, the JSON value"}
+    )
 
 
 class ExecutionSchema(ma.Schema):
@@ -172,8 +192,8 @@ class ExecutionSchema(ma.Schema):
     start_time = RFC3339()
     end_time = RFC3339(allow_none=True)
     status = fields.Enum(Status, by_value=True)
-    input = fields.String()
-    output = fields.String()
+    input = _json_text("The plugin's input (redacted, truncated)")
+    output = _json_text("The plugin's result (redacted, truncated)")
     error = fields.String()
     error_type = fields.String()
     duration = fields.Integer(metadata={"description": "Nanoseconds"})
@@ -182,8 +202,8 @@ class ExecutionSchema(ma.Schema):
     trace_id = fields.String()
     user_agent = fields.String()
     remote_ip = fields.String()
-    tags = fields.String(metadata={"description": "JSON object as text"})
-    metadata = fields.String(metadata={"description": "JSON object as text"})
+    tags = _json_text("The run's tags, an object,")
+    metadata = _json_text("Facts of the request, an object,")
     created_at = RFC3339()
     updated_at = RFC3339()
     idempotency_key = fields.String(
@@ -217,6 +237,10 @@ class ExecutionListSchema(ma.Schema):
 class ExecutionDetailSchema(ma.Schema):
     execution = fields.Nested(ExecutionSchema)
     attempts = fields.List(fields.Nested(AttemptSchema))
+
+
+class ExecutionQuerySchema(StrictQuery):
+    parse_json = PARSE_JSON
 
 
 class StatsQuerySchema(StrictQuery):
