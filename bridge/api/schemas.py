@@ -134,14 +134,13 @@ class TagFilter(fields.String):
         return match.group(1), match.group(2)
 
 
-TAG_FILTER = fields.List(
-    TagFilter(metadata={"pattern": TAG_PATTERN}),
-    validate=validate.Length(max=20),
-    metadata={
-        "description": "Only runs carrying this `key:value` tag (as redacted when stored); "
-        "repeatable, every one must match"
-    },
-)
+def tag_filter(description: str) -> fields.List:
+    """`?tag=key:value`, repeatable (at most 20), every one must match."""
+    return fields.List(
+        TagFilter(metadata={"pattern": TAG_PATTERN}),
+        validate=validate.Length(max=20),
+        metadata={"description": description},
+    )
 
 
 PARSE_JSON = fields.Boolean(
@@ -166,7 +165,10 @@ class ExecutionListQuerySchema(StrictQuery):
         validate=validate.Length(1, 200),
         metadata={"description": "`next_cursor` of the previous page; replaces offset"},
     )
-    tag = TAG_FILTER
+    tag = tag_filter(
+        "Only runs carrying this `key:value` tag (as redacted when stored); repeatable, "
+        "every one must match"
+    )
     parse_json = PARSE_JSON
 
     @ma.validates_schema
@@ -246,14 +248,10 @@ class ExecutionQuerySchema(StrictQuery):
 class StatsQuerySchema(StrictQuery):
     days = fields.Integer(load_default=7, validate=validate.Range(1, MAX_DAYS))
     plugin = fields.String(validate=validate.Length(1, 100))
-    tag = fields.List(
-        TagFilter(metadata={"pattern": TAG_PATTERN}),
-        validate=validate.Length(max=20),
-        metadata={
-            "description": "Only runs carrying this `key:value` tag; repeatable. Tagged "
-            "stats are counted from the runs still stored (rollups keep no tags), so they "
-            "cover the retention period at most"
-        },
+    tag = tag_filter(
+        "Only runs carrying this `key:value` tag; repeatable. Tagged stats are counted "
+        "from the runs still stored (rollups keep no tags), so they cover the retention "
+        "period at most"
     )
 
 
