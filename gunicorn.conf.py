@@ -1,6 +1,7 @@
 """gunicorn settings for `make run`, read from the bridge's own config.yaml.
 
-gthread workers; a worker timeout above the longest plugin timeout; a graceful
+gthread workers that receive each request whole before a thread takes it
+(bridge.server.worker); a worker timeout above the longest plugin timeout; a graceful
 shutdown that lets in-flight plugins finish (up to server.graceful_timeout); access
 logs on stdout.
 """
@@ -39,7 +40,9 @@ if not bind.startswith(("unix:", "fd://")):
         _log.warning("%s", _warning)
     elif local_only_notice(_config):
         _log.info("%s", local_only_notice(_config))
-worker_class = "gthread"
+# gthread, with each request received whole before a thread takes it (slow clients
+# hold no thread; 408 past server.request_timeout) and gunicorn's own errors as JSON.
+worker_class = "bridge.server.worker.BufferingWorker"
 workers = int(os.environ.get("BRIDGE_WORKERS", _config.server.workers))
 threads = int(os.environ.get("BRIDGE_THREADS", _config.server.threads))
 timeout = int(_config.longest_run + 30)

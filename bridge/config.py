@@ -104,6 +104,10 @@ class ServerConfig:
     max_inflight_body_size: int = 4 * 1024 * 1024
     # Form fields in a body, and query parameters, a webhook may carry (413 / 400 past it).
     max_form_fields: int = 1000
+    # A request must arrive whole within this of its connection opening (408 past it).
+    request_timeout: Duration = Duration(30)
+    # Bytes of requests still arriving that one worker holds; past it, reading pauses.
+    max_receiving_size: int = 64 * 1024 * 1024
     workers: int = 2
     threads: int = 8
     graceful_timeout: Duration = Duration(30)
@@ -369,6 +373,18 @@ def _validate(config: Config) -> None:
         "server.max_form_fields",
         config.server.max_form_fields,
         "must be >= 1",
+    )
+    check(
+        config.server.request_timeout > 0,
+        "server.request_timeout",
+        config.server.request_timeout,
+        "must be > 0",
+    )
+    check(
+        config.server.max_receiving_size > 0,
+        "server.max_receiving_size",
+        config.server.max_receiving_size,
+        "must be > 0",
     )
     check(config.server.workers >= 1, "server.workers", config.server.workers, "must be >= 1")
     check(config.server.threads >= 1, "server.threads", config.server.threads, "must be >= 1")

@@ -1,9 +1,15 @@
 """The gunicorn layer against hostile and unusual clients, through a real gunicorn on
-127.0.0.1: chunked bodies. Every client here is bounded in count and time."""
+127.0.0.1: slow senders, chunked bodies, gunicorn's own errors. Every client here is
+bounded in count and time and stops by itself."""
 
 from __future__ import annotations
 
+import json
+import select
+import socket
 import threading
+import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -80,3 +86,220 @@ def test_chunked_bodies_wait_for_the_body_budget_like_content_length_ones(gunico
     assert codes == [200, 503], [r.text[:200] for r in answers]
     refused = next(r for r in answers if r.status_code == 503)
     assert refused.headers.get("Retry-After")
+
+
+class SlowClients:
+    """`count` connections that each send `request` `piece` bytes at a time, one piece
+    every `every` seconds, from one thread, until answered or closed or `seconds` have
+    passed; `answers[i]` is what connection i received."""
+
+    def __init__(self, base: str, request: bytes, count: int, piece: int, every: float) -> None:
+        url = urlsplit(base)
+        self.address = (url.hostname, url.port)
+        self.request, self.count, self.piece, self.every = request, count, piece, every
+        self.answers: list[bytes] = [b""] * count
+        self.closed = [False] * count
+        self._stop = threading.Event()
+
+    def run(self, seconds: float) -> SlowClients:
+        self._thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self._socks = [socket.create_connection(self.address, 5) for _ in range(self.count)]
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for sock in self._socks:
+            sock.close()
+
+    def _run(self, seconds: float) -> None:
+        sent = [0] * self.count
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for i, sock in enumerate(self._socks):
+                if self.closed[i] or sent[i] >= len(self.request):
+                    continue
+                try:
+                    sock.sendall(self.request[sent[i] : sent[i] + self.piece])
+                    sent[i] += self.piece
+                except OSError:
+                    self.closed[i] = True
+            pending = [s for i, s in enumerate(self._socks) if not self.closed[i]]
+            if not pending:
+                return
+            stop = time.monotonic() + self.every
+            while (left := stop - time.monotonic()) > 0:
+                readable, _, _ = select.select(pending, [], [], left)
+                for sock in readable:
+                    i = self._socks.index(sock)
+                    try:
+                        data = sock.recv(65536)
+                    except OSError:
+                        data = b""
+                    self.answers[i] += data
+                    if not data:
+                        self.closed[i] = True
+                        pending.remove(sock)
+                if not pending:
+                    return
+
+
+def _probe(server, seconds: float) -> list:
+    """/health and a webhook, one after the other for `seconds`: (what, status or error,
+    seconds it took)."""
+    results = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for what, call in (
+            ("health", lambda: requests.get(f"{server.base}/health", timeout=3)),
+            (
+                "webhook",
+                lambda: requests.post(f"{server.base}{WEBHOOK}/ok", json={"a": 1}, timeout=3),
+            ),
+        ):
+            started = time.monotonic()
+            try:
+                outcome = call().status_code
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            results.append((what, outcome, round(time.monotonic() - started, 2)))
+        time.sleep(0.2)
+    return results
+
+
+def _status_and_error(answer: bytes) -> tuple[int, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"content-type: application/json" in head.lower(), head
+    return status, json.loads(body)
+
+
+def test_slow_headers_from_64_sockets_hold_no_thread_and_get_408(gunicorn):
+    """Slowloris: 64 connections trickling their headers a byte at a time. /health and a
+    webhook keep answering, each within 3 s, and each slow client gets 408."""
+    request = b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100
+    with gunicorn(server={"request_timeout": "4s"}) as server:
+        slow = SlowClients(server.base, request, count=64, piece=1, every=0.5).run(seconds=9)
+        try:
+            time.sleep(1)  # every slow client has sent a byte or two
+            probes = _probe(server, seconds=5)
+            slow._thread.join(6)  # their 408s are due by about 5 s
+        finally:
+            slow.stop()
+    assert [p for p in probes if p[1] != 200] == [], probes
+    answers = [_status_and_error(a) for a in slow.answers if a]
+    assert len(answers) == 64
+    assert {status for status, _ in answers} == {408}
+    assert answers[0][1]["code"] == 408 and answers[0][1]["status"] == "Request Timeout"
+
+
+def test_a_slow_body_holds_no_thread_nor_the_body_budget(gunicorn):
+    """Eight clients announce a 1 MB body (the whole body budget) and trickle it. A
+    large webhook from someone else still runs at once; the slow ones get 408."""
+    size = 1024 * 1024
+    head = (
+        b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size
+    )
+    request = head + _json_body(size)
+    with gunicorn(
+        server={"workers": 1, "max_inflight_body_size": size, "request_timeout": "4s"},
+        plugins={"timeout": "2s"},
+    ) as server:
+        slow = SlowClients(server.base, request, count=8, piece=len(head) + 1024, every=0.5)
+        slow.run(seconds=8)
+        try:
+            time.sleep(1)
+            started = time.monotonic()
+            r = requests.post(
+                f"{server.base}{WEBHOOK}/ok",
+                data=_json_body(600 * 1024),
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            )
+            took = time.monotonic() - started
+            slow._thread.join(6)
+        finally:
+            slow.stop()
+    assert r.status_code == 200 and took < 2, (r.status_code, took, r.text[:200])
+    assert [_status_and_error(a)[0] for a in slow.answers] == [408] * 8
+
+
+def _exchange(server, data: bytes, seconds: float = 5) -> bytes:
+    """Send `data` on a new connection and read until the server closes it."""
+    url = urlsplit(server.base)
+    with socket.create_connection((url.hostname, url.port), seconds) as sock:
+        sock.sendall(data)
+        received = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_errors_gunicorn_answers_itself_are_the_api_error_shape(gunicorn):
+    """400, 414, 431 and 413 answered before the app runs: JSON, like the app's errors."""
+    requests_and_codes = [
+        (b"NOT A REQUEST\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (
+            b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % i for i in range(120))
+            + b"\r\n",
+            431,
+        ),
+        (
+            b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+            413,
+        ),
+    ]
+    with gunicorn() as server:
+        answers = [_exchange(server, data) for data, _ in requests_and_codes]
+    for (_, code), answer in zip(requests_and_codes, answers, strict=True):
+        status, error = _status_and_error(answer)
+        assert status == code, answer[:300]
+        assert set(error) == {"code", "status", "message"} and error["code"] == code
+        assert error["message"] and "<" not in error["message"]
+
+
+def test_http_11_features_still_work_with_whole_requests(gunicorn):
+    """Keep-alive, pipelining, Expect: 100-continue and chunked trailers, through the
+    worker that receives requests whole."""
+    body = b'{"a": 1}'
+    post = (
+        b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n" % len(body)
+    )
+    with gunicorn() as server:
+        with requests.Session() as session:
+            codes = [session.get(f"{server.base}/health", timeout=5).status_code for _ in range(3)]
+        pipelined = _exchange(
+            server,
+            (post + b"\r\n" + body) * 2 + b"GET /health HTTP/1.1\r\n"
+            b"Host: x\r\nConnection: close\r\n\r\n",
+        )
+        url = urlsplit(server.base)
+        with socket.create_connection((url.hostname, url.port), 5) as sock:
+            sock.sendall(post + b"Expect: 100-continue\r\n\r\n")
+            interim = sock.recv(65536)
+            sock.sendall(body)
+            final = sock.recv(65536)
+        chunked = _exchange(
+            server,
+            b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\nX-Trailer: 1\r\n\r\n',
+        )
+    assert codes == [200, 200, 200]
+    assert pipelined.count(b"HTTP/1.1 200 OK") == 3, pipelined[:500]
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert b"HTTP/1.1 200 OK" in interim + final and (interim + final).count(b" 100 ") == 1
+    assert chunked.startswith(b"HTTP/1.1 200 OK") and b'"echo":{"a":1}' in chunked

@@ -1,0 +1,3 @@
+"""The bridge's side of gunicorn: a worker that receives requests whole before a
+thread takes them (`worker`), how it finds where one ends (`framing`), and the answers
+it writes itself (`answers`)."""

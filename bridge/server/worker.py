@@ -1,0 +1,322 @@
+"""gunicorn's gthread worker, with no thread ever waiting for a client's bytes.
+
+gthread gives a connection to a thread once it has a byte to read, and the thread then
+blocks until the client has sent the rest, with no deadline: twenty sockets trickling
+their headers stalled every thread, and a slow body held the body budget all along.
+Here a thread reads only what has already arrived (non-blocking). A request that is
+whole (`Framing`), as nearly all are, goes on in that thread as in gthread; one that
+is not goes back to the event loop, which receives the rest as it comes, holding no
+thread, and then gives it to a thread whole:
+
+- a request must arrive whole within `server.request_timeout` of the connection
+  opening (of its first byte, on a kept-alive connection): a slower client gets 408;
+- a body announced over `server.max_body_size` gets 413 at once, unread;
+- the bytes of requests still arriving are bounded per worker by
+  `server.max_receiving_size`: past it, the loop stops reading (TCP pushes back on
+  the senders), except for the oldest request, which always reads on.
+
+The errors gunicorn answers itself (400, 414, 431, ...) are written in the API's one
+JSON error shape: gunicorn writes them through `gunicorn.util.write_error`, which the
+worker replaces, in its own process (`answers.json_error_writer`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import http, util
+from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+
+from bridge.config import load
+from bridge.server.answers import error_bytes, json_error_writer
+from bridge.server.framing import Framing
+
+RECV_SIZE = 256 * 1024
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# What a thread hands back to the event loop instead of answering a request.
+_INCOMPLETE, _TOO_LARGE = object(), object()
+
+
+class ReceivedUnreader(SocketUnreader):
+    """A connection's unreader that serves what was received for it before it reads
+    the socket: gunicorn's parser reads a whole request without waiting on anyone. A
+    read the framing scan did not foresee waits `timeout` seconds at most."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        super().__init__(sock)
+        self.received = memoryview(b"")
+        self.timeout = timeout
+
+    def give(self, data: bytearray) -> None:
+        self.received = memoryview(data)
+
+    def chunk(self, size_hint: int | None = None) -> bytes:
+        if not self.received:
+            self.sock.settimeout(self.timeout)
+            return super().chunk(size_hint)
+        size = max(self.mxchunk, min(size_hint or 0, self.max_body_chunk))
+        piece, self.received = self.received[:size], self.received[size:]
+        return piece.tobytes()
+
+    def take_all(self) -> bytes:
+        """What was received but not parsed (a pipelined request), taken out."""
+        data = self.take_buffered() + self.received.tobytes()
+        self.received = memoryview(b"")
+        return data
+
+
+class Conn(TConn):
+    """A client connection and the request it is sending."""
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.inbox = bytearray()
+        self.framing: Framing | None = None
+        self.deadline = 0.0
+        self.given = False  # the request is whole and given to the parser
+        self.continued = False  # "100 Continue" was sent for this request
+
+    def next_request(self, timeout: float) -> None:
+        self.framing, self.deadline = None, time.monotonic() + timeout
+
+
+class BufferingWorker(ThreadWorker):
+    """gthread, with requests received whole before they are parsed (see the module)."""
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # The bridge's config; a plain Flask app (the benchmark's bare one) reads it too.
+        config = self.wsgi.extensions.get("bridge.config") or load()
+        server = config.server
+        self.request_timeout = float(server.request_timeout)
+        self.max_body = server.max_body_size
+        self.max_receiving = server.max_receiving_size
+        cfg = self.cfg
+        fields = cfg.limit_request_fields
+        fields = MAX_HEADERS if fields <= 0 or fields > MAX_HEADERS else fields
+        field_size = cfg.limit_request_field_size
+        field_size = field_size if field_size > 0 else DEFAULT_MAX_HEADERFIELD_SIZE
+        line = cfg.limit_request_line
+        line = MAX_REQUEST_LINE if line < 0 or line >= MAX_REQUEST_LINE else line or 1 << 20
+        # Past this, gunicorn's parser refuses a head (414 or 431) from what it holds.
+        self.max_head = fields * (field_size + 2) + 4 + line + 2
+        self.receiving: dict[Conn, None] = {}  # waiting for bytes, oldest first
+        self.paused: list[Conn] = []
+        self.received = 0
+        self.stopping_since: float | None = None
+        self.next_sweep = 0.0
+        self.buffering = not (
+            cfg.is_ssl
+            or cfg.proxy_protocol != "off"
+            or cfg.http2_cleartext != "off"
+            or "h2" in cfg.http_protocols
+        )
+        if not self.buffering:
+            self.log.warning(
+                "TLS, HTTP/2 or the PROXY protocol is on: threads read requests as "
+                "gthread does, so slow clients can hold them"
+            )
+        util.write_error = json_error_writer(self.wsgi)
+
+    # -- gthread's entry points ----------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        if not self.buffering:
+            return super().accept(listener)
+        try:
+            sock, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return None
+        self.nr_conns += 1
+        conn = Conn(self.cfg, sock, addr, listener.getsockname())
+        conn.next_request(self.request_timeout)
+        self._receive(conn)
+        return None
+
+    def on_client_socket_readable(self, conn: Conn, client: socket.socket) -> None:
+        """A kept-alive connection's next request is arriving."""
+        if self.buffering:
+            conn.next_request(self.request_timeout)
+        super().on_client_socket_readable(conn, client)
+
+    def handle(self, conn: Conn) -> Any:
+        """In a thread: read what has arrived; a whole request is parsed and answered
+        here, anything else goes back to the event loop."""
+        if not self.buffering:
+            return super().handle(conn)
+        if not conn.given:
+            outcome = self._take_request(conn)
+            if outcome is not None:
+                return outcome
+        conn.given = False
+        return super().handle(conn)
+
+    def finish_request(self, conn: Conn, fs: Any) -> None:
+        """In the event loop, when a thread is done with a connection."""
+        outcome = None if fs.cancelled() or fs.exception() else fs.result()
+        if outcome is _INCOMPLETE:
+            self._receive(conn)
+            return
+        if outcome is _TOO_LARGE:
+            self._refuse(conn, error_bytes(self.wsgi, 413))
+            return
+        if outcome and conn.parser is not None:
+            leftover = conn.parser.unreader.take_all()
+            if leftover:  # a pipelined request, maybe whole: a thread reads it
+                conn.inbox = bytearray(leftover)
+                conn.next_request(self.request_timeout)
+                conn.sock.setblocking(False)
+                self.enqueue_req(conn)
+                return
+        super().finish_request(conn, fs)
+
+    def handle_request(self, req: Any, conn: Conn) -> bool:
+        if conn.continued:  # else gunicorn sends a second "100 Continue"
+            req._expected_100_continue = False
+            conn.continued = False
+        return super().handle_request(req, conn)
+
+    def murder_pending(self) -> None:
+        """Close what outlived its deadline: a request half sent gets 408 first. A
+        stopping worker closes connections that sent nothing, as gthread closes
+        kept-alive ones."""
+        super().murder_pending()
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + 0.25
+        if not self.alive:
+            self.stopping_since = self.stopping_since or now
+            if now - self.stopping_since >= STOP_KEEPALIVE_LINGER:
+                for conn in [c for c in self.receiving if not c.inbox]:
+                    conn.deadline = now
+        for conn in [c for c in self.receiving if c.deadline <= now]:
+            self._forget(conn)
+            if not conn.inbox:
+                self._close(conn)
+                continue
+            self.log.info("Request timeout from ip=%s", conn.client[0])
+            message = (
+                "The request did not arrive whole within server.request_timeout "
+                f"({self.request_timeout:g}s)."
+            )
+            self._refuse(conn, error_bytes(self.wsgi, 408, message))
+
+    # -- in a thread -------------------------------------------------------------------
+
+    def _take_request(self, conn: Conn) -> Any:
+        """Read what has arrived; None when the request is whole and given to the
+        parser, else what the event loop is to do with the connection."""
+        if conn.framing is None:
+            conn.framing = Framing(self.max_head, self.max_body)
+        while not conn.framing.feed(conn.inbox):
+            try:
+                data = conn.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                self._continue(conn)
+                return _INCOMPLETE
+            except OSError:
+                data = b""
+            if not data:  # the client went away
+                return False
+            conn.inbox += data
+        if conn.framing.too_large:
+            return _TOO_LARGE
+        self._give(conn)
+        return None
+
+    def _continue(self, conn: Conn) -> None:
+        """Tell a client that waits for it (Expect: 100-continue) to send its body."""
+        framing = conn.framing
+        if framing and framing.expects_continue and framing.head_end >= 0 and not conn.continued:
+            conn.continued = True
+            with contextlib.suppress(OSError):
+                conn.sock.send(_CONTINUE)
+
+    def _give(self, conn: Conn) -> None:
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.parser.unreader = ReceivedUnreader(conn.sock, self.request_timeout)
+        conn.parser.unreader.give(conn.inbox)
+        conn.inbox = bytearray()
+        conn.data_ready = conn.given = True
+
+    # -- in the event loop -----------------------------------------------------------
+
+    def _receive(self, conn: Conn) -> None:
+        """Wait for the connection's bytes: its first ones, or the rest of a request."""
+        self.receiving[conn] = None
+        self.received += len(conn.inbox)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
+
+    def _readable(self, conn: Conn, _sock: socket.socket) -> None:
+        if not conn.inbox:  # the first bytes of a request: a thread reads them
+            self._forget(conn)
+            self.enqueue_req(conn)
+            return
+        if self.received >= self.max_receiving and conn is not next(iter(self.receiving)):
+            self.poller.unregister(conn.sock)
+            self.paused.append(conn)
+            return
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._forget(conn)
+            self._close(conn)
+            return
+        conn.inbox += data
+        self.received += len(data)
+        assert conn.framing is not None
+        if not conn.framing.feed(conn.inbox):
+            self._continue(conn)
+            return
+        self._forget(conn)
+        self.enqueue_req(conn)  # whole: a thread takes it from here
+
+    def _forget(self, conn: Conn) -> None:
+        """`conn` no longer waits for bytes: it is whole, answered or gone."""
+        del self.receiving[conn]
+        if conn in self.paused:
+            self.paused.remove(conn)
+        else:
+            self.poller.unregister(conn.sock)
+        self.received -= len(conn.inbox)
+        if self.paused and self.received < self.max_receiving:
+            for paused in self.paused:
+                self.poller.register(
+                    paused.sock, selectors.EVENT_READ, partial(self._readable, paused)
+                )
+            self.paused.clear()
+
+    def _refuse(self, conn: Conn, answer: bytes) -> None:
+        """Write `answer` and close, without a thread."""
+        conn.sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            util.write_nonblock(conn.sock, answer)
+        # What the client sent and nobody read would make close() reset the connection,
+        # and the client might lose the answer: read it off first, a little.
+        for _ in range(4):
+            try:
+                if not conn.sock.recv(RECV_SIZE):
+                    break
+            except OSError:
+                break
+        self._close(conn)
+
+    def _close(self, conn: Conn) -> None:
+        self.nr_conns -= 1
+        conn.close()
