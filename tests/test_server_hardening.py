@@ -303,3 +303,51 @@ def test_http_11_features_still_work_with_whole_requests(gunicorn):
     assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
     assert b"HTTP/1.1 200 OK" in interim + final and (interim + final).count(b" 100 ") == 1
     assert chunked.startswith(b"HTTP/1.1 200 OK") and b'"echo":{"a":1}' in chunked
+
+
+def test_a_slow_plugin_holds_at_most_its_share_of_the_threads(gunicorn):
+    """Sixteen calls to a plugin that takes 5 s, half of them repeats of one delivery
+    (which wait for its run), on one worker of 4 threads: the plugin holds 2 of them,
+    so /health, the management API and another plugin answer meanwhile. The calls past
+    its share wait holding no thread, and get 429 with Retry-After after
+    plugins.timeout."""
+    with gunicorn(
+        server={"workers": 1},
+        plugins={"timeout": "2s", "settings": {"sleepy": {"timeout": "10s"}}},
+    ) as server:
+        calls: list = []
+
+        def call(i: int) -> None:
+            key = "the-same-delivery" if i % 2 else f"delivery-{i}"
+            try:
+                r = requests.post(
+                    f"{server.base}{WEBHOOK}/sleepy",
+                    json={"seconds": 5},
+                    headers={"Idempotency-Key": key},
+                    timeout=12,
+                )
+                calls.append((r.status_code, r.headers.get("Retry-After"), r.json()))
+            except requests.RequestException as exc:
+                calls.append((type(exc).__name__, None, None))
+
+        flood = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for thread in flood:
+            thread.start()
+        time.sleep(0.5)
+        probes = []
+        for method, url in (
+            ("GET", "/health"),
+            ("GET", "/api/v1/executions?limit=5"),
+            ("POST", f"{WEBHOOK}/ok"),  # another plugin
+        ):
+            try:
+                r = requests.request(method, f"{server.base}{url}", json={}, timeout=2)
+                probes.append(r.status_code)
+            except requests.RequestException as exc:
+                probes.append(type(exc).__name__)
+        for thread in flood:
+            thread.join(15)
+    assert probes == [200, 200, 200]
+    assert sorted(c[0] for c in calls) == [200] * 2 + [429] * 14, calls
+    refused = [c for c in calls if c[0] == 429]
+    assert all(c[1] and c[2]["code"] == 429 and "sleepy" in c[2]["message"] for c in refused)

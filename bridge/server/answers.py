@@ -1,5 +1,5 @@
 """The answers the worker writes itself, without a thread or a view: gunicorn's own
-errors (400, 414, 431, ...), 408 and 413, in the API's one error shape
+errors (400, 414, 431, ...), 408, 413 and 429, in the API's one error shape
 (`bridge.api.errors`), as bytes for a socket."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 from flask import Flask, Response
 from gunicorn import util
 
-from bridge.api.errors import error_response
+from bridge.api.errors import error_response, handle_bridge_error
+from bridge.errors import BridgeError
 
 
 def http_bytes(response: Response) -> bytes:
@@ -27,6 +28,11 @@ def http_bytes(response: Response) -> bytes:
 def error_bytes(app: Flask, status: int, message: str | None = None) -> bytes:
     with app.app_context():
         return http_bytes(error_response(status, message))
+
+
+def bridge_error_bytes(app: Flask, error: BridgeError) -> bytes:
+    with app.app_context():
+        return http_bytes(handle_bridge_error(error))
 
 
 def json_error_writer(app: Flask) -> Callable[[Any, int, str, str], None]:

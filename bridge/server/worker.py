@@ -13,7 +13,10 @@ thread, and then gives it to a thread whole:
 - a body announced over `server.max_body_size` gets 413 at once, unread;
 - the bytes of requests still arriving are bounded per worker by
   `server.max_receiving_size`: past it, the loop stops reading (TCP pushes back on
-  the senders), except for the oldest request, which always reads on.
+  the senders), except for the oldest request, which always reads on;
+- a webhook goes on only within its plugin's share of the threads (`ThreadShares`);
+  past it, it waits in the loop holding no thread, and gets 429 after
+  `plugins.timeout`.
 
 The errors gunicorn answers itself (400, 414, 431, ...) are written in the API's one
 JSON error shape: gunicorn writes them through `gunicorn.util.write_error`, which the
@@ -24,25 +27,35 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import selectors
 import socket
 import time
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 from gunicorn import http, util
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from bridge.api.webhook import blp as webhook_routes
 from bridge.config import load
-from bridge.server.answers import error_bytes, json_error_writer
+from bridge.errors import PluginBusy
+from bridge.server.answers import bridge_error_bytes, error_bytes, json_error_writer
 from bridge.server.framing import Framing
+from bridge.server.shares import ThreadShares
 
 RECV_SIZE = 256 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_WEBHOOK = re.compile(
+    rb"(?:\r\n)?[!-~]+ (?:https?://[^/ ]*)?"
+    + re.escape(f"{webhook_routes.url_prefix}/".encode())
+    + rb"([^/?# ]+)[?# ]"
+)
 # What a thread hands back to the event loop instead of answering a request.
-_INCOMPLETE, _TOO_LARGE = object(), object()
+_INCOMPLETE, _WAITING, _TOO_LARGE = object(), object(), object()
 
 
 class ReceivedUnreader(SocketUnreader):
@@ -83,6 +96,7 @@ class Conn(TConn):
         self.deadline = 0.0
         self.given = False  # the request is whole and given to the parser
         self.continued = False  # "100 Continue" was sent for this request
+        self.plugin: str | None = None  # a webhook's, for its plugin's share
 
     def next_request(self, timeout: float) -> None:
         self.framing, self.deadline = None, time.monotonic() + timeout
@@ -97,6 +111,10 @@ class BufferingWorker(ThreadWorker):
         config = self.wsgi.extensions.get("bridge.config") or load()
         server = config.server
         self.request_timeout = float(server.request_timeout)
+        self.retry_after = config.runner.retry_after
+        self.shares: ThreadShares[Conn] = ThreadShares(
+            self.cfg.threads, float(config.plugins.timeout)
+        )
         self.max_body = server.max_body_size
         self.max_receiving = server.max_receiving_size
         cfg = self.cfg
@@ -164,12 +182,18 @@ class BufferingWorker(ThreadWorker):
     def finish_request(self, conn: Conn, fs: Any) -> None:
         """In the event loop, when a thread is done with a connection."""
         outcome = None if fs.cancelled() or fs.exception() else fs.result()
+        if outcome is _WAITING:  # the share's waiting list has it now
+            return
         if outcome is _INCOMPLETE:
             self._receive(conn)
             return
         if outcome is _TOO_LARGE:
             self._refuse(conn, error_bytes(self.wsgi, 413))
             return
+        if conn.plugin is not None:
+            for waiting in self.shares.release(conn.plugin):
+                self._start(waiting)
+            conn.plugin = None
         if outcome and conn.parser is not None:
             leftover = conn.parser.unreader.take_all()
             if leftover:  # a pipelined request, maybe whole: a thread reads it
@@ -187,9 +211,9 @@ class BufferingWorker(ThreadWorker):
         return super().handle_request(req, conn)
 
     def murder_pending(self) -> None:
-        """Close what outlived its deadline: a request half sent gets 408 first. A
-        stopping worker closes connections that sent nothing, as gthread closes
-        kept-alive ones."""
+        """Close what outlived its deadline: a request half sent gets 408 first, a
+        webhook that waited past its plugin's share 429. A stopping worker closes
+        connections that sent nothing, as gthread closes kept-alive ones."""
         super().murder_pending()
         now = time.monotonic()
         if now < self.next_sweep:
@@ -211,12 +235,18 @@ class BufferingWorker(ThreadWorker):
                 f"({self.request_timeout:g}s)."
             )
             self._refuse(conn, error_bytes(self.wsgi, 408, message))
+        for plugin, conn in self.shares.expired(now):
+            counters = self.wsgi.extensions.get("bridge.counters")
+            if counters is not None:
+                counters.inc("runner.plugin_busy")
+            busy = PluginBusy(plugin, self.shares.per_plugin, self.retry_after)
+            self._refuse(conn, bridge_error_bytes(self.wsgi, busy))
 
     # -- in a thread -------------------------------------------------------------------
 
     def _take_request(self, conn: Conn) -> Any:
-        """Read what has arrived; None when the request is whole and given to the
-        parser, else what the event loop is to do with the connection."""
+        """Read what has arrived; None when the request is whole, admitted and given
+        to the parser, else what the event loop is to do with the connection."""
         if conn.framing is None:
             conn.framing = Framing(self.max_head, self.max_body)
         while not conn.framing.feed(conn.inbox):
@@ -232,6 +262,12 @@ class BufferingWorker(ThreadWorker):
             conn.inbox += data
         if conn.framing.too_large:
             return _TOO_LARGE
+        match = _WEBHOOK.match(conn.inbox)
+        if match is not None:
+            name = match.group(1).decode("latin-1")
+            conn.plugin = unquote(name) if "%" in name else name
+            if not self.shares.admit(conn.plugin, conn, time.monotonic()):
+                return _WAITING
         self._give(conn)
         return None
 
@@ -286,6 +322,11 @@ class BufferingWorker(ThreadWorker):
             return
         self._forget(conn)
         self.enqueue_req(conn)  # whole: a thread takes it from here
+
+    def _start(self, conn: Conn) -> None:
+        """A webhook that waited for its plugin's share: to a thread, now."""
+        self._give(conn)
+        self.enqueue_req(conn)
 
     def _forget(self, conn: Conn) -> None:
         """`conn` no longer waits for bytes: it is whole, answered or gone."""
