@@ -3,7 +3,7 @@
 gthread workers that receive each request whole before a thread takes it
 (bridge.server.worker); a worker timeout above the longest plugin timeout; a graceful
 shutdown that lets in-flight plugins finish (up to server.graceful_timeout); access
-logs on stdout.
+logs on stdout, query strings redacted.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bridge.auth import exposure_warning, local_only_notice
 from bridge.config import flush_warnings, load
 from bridge.errors import ConfigError
 from bridge.logs import dict_config
+from bridge.server.access_log import access_logger
 
 _log = logging.getLogger("bridge.security")
 
@@ -53,6 +54,8 @@ control_socket = f"{_config.database_path.resolve()}.gunicorn.ctl"
 control_socket_disable = len(control_socket.encode()) > 100
 keepalive = 5
 accesslog = "-"
+# Query strings in access lines are redacted as stored input is.
+logger_class = access_logger(_config.execution_tracking.redact_fields)
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms trace=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = _config.logging.level.lower()

@@ -1,6 +1,7 @@
 """The gunicorn layer against hostile and unusual clients, through a real gunicorn on
-127.0.0.1: slow senders, chunked bodies, gunicorn's own errors. Every client here is
-bounded in count and time and stops by itself."""
+127.0.0.1: slow senders, chunked bodies, gunicorn's own errors, a plugin's share of the
+threads, the access log. Every client here is bounded in count and time and stops by
+itself."""
 
 from __future__ import annotations
 
@@ -268,6 +269,23 @@ def test_errors_gunicorn_answers_itself_are_the_api_error_shape(gunicorn):
         assert status == code, answer[:300]
         assert set(error) == {"code", "status", "message"} and error["code"] == code
         assert error["message"] and "<" not in error["message"]
+
+
+def test_the_access_log_redacts_secrets_in_query_strings(gunicorn):
+    with gunicorn() as server:
+        r = requests.get(
+            f"{server.base}{WEBHOOK}/ok?order=42&api_token=s3cr3t-1&Password=s3cr3t-2"
+            "&my+secret=s3cr3t-4&tag=client_secret:s3cr3t-3&tag=env:prod",
+            timeout=5,
+        )
+        assert r.status_code == 200
+        time.sleep(0.5)  # the access line is written after the answer
+        log = server.log.read_text()
+    line = next(line for line in log.splitlines() if "order=42" in line)
+    assert "s3cr3t" not in log, line
+    for masked in ("api_token", "Password", "my+secret", "tag=client_secret:"):
+        assert f"{masked}{'' if masked.endswith(':') else '='}[REDACTED]" in line, line
+    assert "tag=env:prod" in line
 
 
 def test_http_11_features_still_work_with_whole_requests(gunicorn):
