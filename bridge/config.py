@@ -159,6 +159,25 @@ class SQLiteConfig(BackendConfig):
     synchronous: str = "NORMAL"
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class PostgreSQLConfig(BackendConfig):
+    """A PostgreSQL server: `dsn` (a postgresql:// URL, libpq key=value text, or
+    env:NAME), or host, port, user, password (env:NAME only) and database."""
+
+    dsn: str = ""
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    database: str = "webhook_bridge"
+    max_connections: int = 10  # the pool's size in each process
+    connect_timeout: Duration = Duration(5)
+    sslmode: str = "prefer"
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """`type` names the backend; its settings are the section of that name. A new
@@ -166,6 +185,7 @@ class StorageConfig:
 
     type: str = "sqlite"
     sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
+    postgresql: PostgreSQLConfig = field(default_factory=PostgreSQLConfig)
 
     @classmethod
     def types(cls) -> list[str]:
@@ -420,6 +440,7 @@ def _validate(config: Config) -> None:
         config.storage.sqlite.synchronous,
         "expected OFF, NORMAL, FULL or EXTRA",
     )
+    _validate_postgresql(config.storage.postgresql, config.storage.type == "postgresql")
     tracking = config.execution_tracking
     check(
         tracking.cleanup_interval > 0,
@@ -457,6 +478,49 @@ def _validate(config: Config) -> None:
         check(
             isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping"
         )
+
+
+def _validate_postgresql(pg: PostgreSQLConfig, selected: bool) -> None:
+    """The section's values, checked whether or not it is the selected backend (as
+    storage.sqlite's are); its environment variables only when it is. A password is
+    never shown, not even in an error."""
+    key = "storage.postgresql"
+    if pg.password and not pg.password.startswith("env:"):
+        raise ConfigError(
+            f"{key}.password", "<hidden>", "write env:NAME, never the password itself"
+        )
+    if pg.password and selected and not pg.dsn:  # a dsn replaces the fields
+        resolve_env(pg.password, f"{key}.password", os.environ)
+    dsn = pg.dsn
+    if dsn.startswith("env:"):
+        dsn = resolve_env(dsn, f"{key}.dsn", os.environ) if selected else ""
+    if dsn:
+        scheme = dsn.partition("://")[0].lower() if "://" in dsn else ""
+        if scheme and scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"{key}.dsn", redact_url(dsn), "expected a postgresql:// URL")
+        if not scheme and "=" not in dsn:
+            raise ConfigError(
+                f"{key}.dsn", redact_url(dsn), "expected a postgresql:// URL or key=value pairs"
+            )
+    for name, ok, why in (
+        ("host", bool(pg.host.strip()), "expected a host name"),
+        ("port", 1 <= pg.port <= 65535, "out of range"),
+        ("user", bool(pg.user.strip()), "expected a user name"),
+        ("database", bool(pg.database.strip()), "expected a database name"),
+        ("max_connections", pg.max_connections >= 1, "must be >= 1"),
+        ("connect_timeout", pg.connect_timeout >= 1, "must be >= 1s"),
+        ("sslmode", pg.sslmode in SSL_MODES, f"expected one of {', '.join(SSL_MODES)}"),
+    ):
+        if not ok:
+            raise ConfigError(f"{key}.{name}", getattr(pg, name), why)
+
+
+def redact_url(url: str) -> str:
+    """A database URL or libpq text as it may be shown: any password replaced by ***."""
+    if "://" in url:  # user:password@ before the host, or ?password= among the query
+        url = re.sub(r"(://[^:/?#@]*):[^/?#]*@", r"\1:***@", url)
+        return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
 
 
 def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = ".") -> Config:

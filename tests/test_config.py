@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import ConfigError, from_dict, load, parse_duration
+from bridge.config import ConfigError, from_dict, load, parse_duration, redact_url
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,73 @@ def test_storage_type_selects_its_section_and_an_unknown_type_stops_start_up():
     with pytest.raises(ConfigError) as err:
         from_dict({"storage": {"type": "mongodb"}})
     assert str(err.value) == (
-        "storage.type: unsupported storage type (available: sqlite) 'mongodb'"
+        "storage.type: unsupported storage type (available: sqlite, postgresql) 'mongodb'"
     )
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"max_connections": 0}, "storage.postgresql.max_connections: must be >= 1 0"),
+        ({"port": 70000}, "storage.postgresql.port: out of range 70000"),
+        (
+            {"connect_timeout": "soon"},
+            "storage.postgresql.connect_timeout: invalid duration 'soon'",
+        ),
+        ({"connect_timeout": "0s"}, "storage.postgresql.connect_timeout: must be >= 1s 0.0"),
+        (
+            {"sslmode": "maybe"},
+            "storage.postgresql.sslmode: expected one of disable, allow, prefer, require, "
+            "verify-ca, verify-full 'maybe'",
+        ),
+        (
+            {"password": "hunter2-in-the-file"},
+            "storage.postgresql.password: write env:NAME, never the password itself '<hidden>'",
+        ),
+        (
+            {"password": "env:BRIDGE_TEST_UNSET_PASSWORD"},
+            "storage.postgresql.password: unset or empty environment variable "
+            "'BRIDGE_TEST_UNSET_PASSWORD'",
+        ),
+        (
+            {"dsn": "mysql://root:hunter2@db/x"},
+            "storage.postgresql.dsn: expected a postgresql:// URL 'mysql://root:***@db/x'",
+        ),
+    ],
+)
+def test_a_bad_postgresql_value_stops_start_up_in_one_line(section, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"storage": {"type": "postgresql", "postgresql": section}})
+    assert str(err.value) == message and "hunter2" not in message
+
+
+def test_postgresql_section_defaults_and_its_variables_read_only_when_chosen():
+    cfg = from_dict({"storage": {"postgresql": {"password": "env:BRIDGE_TEST_UNSET_PASSWORD"}}})
+    pg = cfg.storage.postgresql
+    assert cfg.storage.type == "sqlite" and (pg.host, pg.port, pg.user) == (
+        "127.0.0.1",
+        5432,
+        "postgres",
+    )
+    assert (pg.max_connections, pg.connect_timeout, pg.sslmode) == (10, 5.0, "prefer")
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("postgresql://u:hunter2@h:5/d", "postgresql://u:***@h:5/d"),
+        ("postgresql://u:hun@ter2@h/d", "postgresql://u:***@h/d"),
+        (
+            "postgresql://h/d?sslmode=require&password=hunter2",
+            "postgresql://h/d?sslmode=require&password=***",
+        ),
+        ("host=h password=hunter2 user=u", "host=h password=*** user=u"),
+        ("host=h password='hun ter2' user=u", "host=h password=*** user=u"),
+        ("postgresql://u@h/d", "postgresql://u@h/d"),
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(text, shown):
+    assert redact_url(text) == shown
 
 
 def test_config_override_beats_class_attribute(make_app):

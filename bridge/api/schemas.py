@@ -338,7 +338,8 @@ class StorageInfoSchema(ma.Schema):
     backend = fields.Dict(
         metadata={
             "description": "What only this storage type reports, also shown at the top "
-            "level (sqlite: journal_mode, page_size, page_count, freelist_count)"
+            "level (sqlite: journal_mode, page_size, page_count, freelist_count; "
+            "postgresql: server_version, database, schema, database_size)"
         }
     )
 

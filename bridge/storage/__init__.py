@@ -138,7 +138,10 @@ def open_storage(config: Config) -> Storage:
 
 
 # Each `storage.type` and the class of its backend, imported only when chosen.
-BACKENDS = {"sqlite": "bridge.storage.sqlite:SQLiteStore"}
+BACKENDS = {
+    "sqlite": "bridge.storage.sqlite:SQLiteStore",
+    "postgresql": "bridge.storage.postgresql:PostgreSQLStore",
+}
 
 
 def open_store(config: Config, on_error: Any) -> ExecutionStore:

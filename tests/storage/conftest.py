@@ -1,12 +1,14 @@
 """The store contract's fixtures: `store` is a fresh, empty store of each backend.
 
-A new backend joins the contract tests by adding its name and the settings of a fresh,
-empty store (its `storage.<type>` section) to BACKENDS; nothing else here or in the
+A new backend joins the contract tests by adding its name and a context manager that
+makes a fresh, empty database and yields the settings of a store on it (its
+`storage.<type>` section) to BACKENDS (see databases.py); nothing else here or in the
 tests names a backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,12 @@ from bridge.config import from_dict
 from bridge.storage import open_store
 from bridge.storage.base import ExecutionStore
 
+from .databases import postgresql_schema, sqlite_file
 from .runs import sixty_runs
 
-BACKENDS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "sqlite": lambda tmp_path: {"database_path": str(tmp_path / "store.db")},
+BACKENDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[dict[str, Any]]]] = {
+    "sqlite": sqlite_file,
+    "postgresql": postgresql_schema,
 }
 
 
@@ -37,21 +41,26 @@ def make_store(
     """`make_store(backend)` opens a store on one fresh database per test; a second
     call opens another store on the same database (as a second process would)."""
     opened: list[ExecutionStore] = []
+    databases: dict[str, dict[str, Any]] = {}
 
-    def make(backend: str) -> ExecutionStore:
-        config = from_dict(
-            {
-                "storage": {"type": backend, backend: BACKENDS[backend](tmp_path)},
-                "scheduler": {"enabled": False},
-            }
-        )
-        store = open_store(config, lambda action, exc: write_errors.append(exc))
-        opened.append(store)
-        return store
+    with contextlib.ExitStack() as stack:
 
-    yield make
-    for store in reversed(opened):
-        store.close()
+        def make(backend: str) -> ExecutionStore:
+            if backend not in databases:
+                databases[backend] = stack.enter_context(BACKENDS[backend](tmp_path))
+            config = from_dict(
+                {
+                    "storage": {"type": backend, backend: databases[backend]},
+                    "scheduler": {"enabled": False},
+                }
+            )
+            store = open_store(config, lambda action, exc: write_errors.append(exc))
+            opened.append(store)
+            return store
+
+        yield make
+        for store in reversed(opened):
+            store.close()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

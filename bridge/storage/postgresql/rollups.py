@@ -1,0 +1,163 @@
+"""Rollup rows, execution_metrics (hours) and execution_metrics_daily (days), each an
+Aggregate of one plugin's finished runs, with histogram and error types as jsonb; and
+bridge_state, where the algorithms keep their watermarks (jsonb values)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from bridge.model import Status
+from bridge.storage.base import Grain, Rollup
+from bridge.storage.postgresql.records import text
+from bridge.storage.rollups import Aggregate
+
+TABLES: dict[str, tuple[str, str]] = {
+    "hour": ("execution_metrics", "hour_start"),
+    "day": ("execution_metrics_daily", "day_start"),
+}
+_COUNTERS = {
+    None: "total",
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+    Status.TIMEOUT: "timeout",
+    Status.CANCELED: "canceled",
+}
+_FIGURES = (
+    "total",
+    "completed",
+    "failed",
+    "timeout",
+    "canceled",
+    "duration_sum",
+    "duration_min",
+    "duration_max",
+    "histogram",
+    "error_types",
+)
+
+
+def _range(grain: Grain, plugin: str | None) -> tuple[str, str, str]:
+    table, column = TABLES[grain]
+    clauses = f"{column} >= %s AND {column} < %s" + (" AND plugin_name = %s" if plugin else "")
+    return table, column, clauses
+
+
+def rollups(
+    conn: psycopg.Connection[Any],
+    grain: Grain,
+    start: datetime,
+    end: datetime,
+    plugin: str | None,
+) -> list[Rollup]:
+    table, column, clauses = _range(grain, plugin)
+    args: list[Any] = [start, end] + ([plugin] if plugin else [])
+    sql = f"SELECT plugin_name, {column} AS start, {', '.join(_FIGURES)} FROM {table} WHERE "
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [
+            Rollup(row["plugin_name"], row["start"], aggregate_of(row))
+            for row in cur.execute(sql + clauses, args)
+        ]
+
+
+def rollup_plugins(
+    conn: psycopg.Connection[Any], grain: Grain, start: datetime, end: datetime
+) -> set[str]:
+    table, _, clauses = _range(grain, None)
+    sql = f"SELECT DISTINCT plugin_name FROM {table} WHERE {clauses}"
+    return {row[0] for row in conn.execute(sql, (start, end))}
+
+
+def rollup_count(
+    conn: psycopg.Connection[Any],
+    grain: Grain,
+    start: datetime,
+    end: datetime,
+    plugin: str | None,
+    status: Status | None,
+    error_type: str | None,
+) -> int:
+    table, _, clauses = _range(grain, plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "(error_types ->> %s)::bigint"
+        args.append(text(error_type))
+    args += [start, end] + ([plugin] if plugin else [])
+    sql = f"SELECT coalesce(sum({expr}), 0) FROM {table} WHERE {clauses}"
+    row = conn.execute(sql, args).fetchone()
+    return int(row[0]) if row else 0
+
+
+def put_rollups(conn: psycopg.Connection[Any], grain: Grain, items: Iterable[Rollup]) -> None:
+    table, column = TABLES[grain]
+    rows = [row_of(r) for r in items]
+    if not rows:
+        return
+    columns = ("plugin_name", column, *_FIGURES)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        f" ON CONFLICT (plugin_name, {column}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _FIGURES)
+    )
+    with conn.cursor() as cur:
+        cur.executemany(sql, rows)
+
+
+def delete_rollups(
+    conn: psycopg.Connection[Any], grain: Grain, start: datetime, end: datetime
+) -> None:
+    table, _, clauses = _range(grain, None)
+    conn.execute(f"DELETE FROM {table} WHERE {clauses}", (start, end))
+
+
+def aggregate_of(row: dict[str, Any]) -> Aggregate:
+    return Aggregate(
+        total=row["total"],
+        completed=row["completed"],
+        failed=row["failed"],
+        timeout=row["timeout"],
+        canceled=row["canceled"],
+        duration_sum=row["duration_sum"],
+        duration_min=row["duration_min"],
+        duration_max=row["duration_max"],
+        histogram=Counter({int(k): v for k, v in row["histogram"].items()}),
+        error_types=Counter(row["error_types"]),
+    )
+
+
+def row_of(rollup: Rollup) -> tuple[Any, ...]:
+    a = rollup.aggregate
+    return (
+        text(rollup.plugin),
+        rollup.start,
+        a.total,
+        a.completed,
+        a.failed,
+        a.timeout,
+        a.canceled,
+        a.duration_sum,
+        a.duration_min or 0,
+        a.duration_max,
+        Jsonb({str(k): v for k, v in sorted(a.histogram.items())}),
+        Jsonb({text(k): v for k, v in a.error_types.items()}),
+    )
+
+
+def get_state(conn: psycopg.Connection[Any], key: str) -> Any:
+    """A bridge_state value (the algorithms' watermarks and last cleanup), or None."""
+    row = conn.execute("SELECT value FROM bridge_state WHERE key = %s", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_state(conn: psycopg.Connection[Any], key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO bridge_state (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, Jsonb(value)),
+    )
