@@ -546,23 +546,57 @@ def load(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Read the config file named by `path`, `$BRIDGE_CONFIG` or `config.yaml`, with
-    `BRIDGE_<SECTION>__<KEY>` environment variables over it (see env_overrides)."""
+    `BRIDGE_<SECTION>__<KEY>` environment variables over it (see env_overrides), and
+    `BRIDGE_DATABASE_URL` over the storage settings (see database_url)."""
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get("BRIDGE_CONFIG") or "config.yaml")
     if not path.exists():
         if environ.get("BRIDGE_CONFIG") or path.name != "config.yaml":
             raise ConfigError("config", str(path), "file not found")
-        return from_dict(env_overrides({}, environ), base_dir=".")
+        return from_dict(database_url(env_overrides({}, environ), environ), base_dir=".")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError("config", str(path), f"not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError("config", str(path), "expected a mapping at the top level")
-    return from_dict(env_overrides(raw, environ), base_dir=path.resolve().parent)
+    return from_dict(
+        database_url(env_overrides(raw, environ), environ), base_dir=path.resolve().parent
+    )
 
 
 ENV_PREFIX = "BRIDGE_"
+DATABASE_URL = "BRIDGE_DATABASE_URL"
+
+
+def database_url(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """`raw` with `BRIDGE_DATABASE_URL` over its storage settings, for twelve-factor
+    deployments: `postgresql://user@host:port/db` selects PostgreSQL with that URL as
+    its dsn; `sqlite:///data/x.db` (relative to the config's folder) or
+    `sqlite:////abs/x.db` selects SQLite with that file. The other keys of the
+    selected section (pool size, retention) still apply."""
+    url = environ.get(DATABASE_URL, "").strip()
+    if not url:
+        return raw
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        kind, settings = "postgresql", {"dsn": url}
+    elif scheme == "sqlite" and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        kind, settings = "sqlite", {"database_path": url[len("sqlite:///") :]}
+    else:
+        raise ConfigError(
+            DATABASE_URL,
+            redact_url(url),
+            "expected postgresql://user@host:port/database or sqlite:///path",
+        )
+    merged = dict(raw)
+    storage = merged.get("storage")
+    storage = dict(storage) if isinstance(storage, dict) else {}
+    section = storage.get(kind)
+    storage[kind] = {**(section if isinstance(section, dict) else {}), **settings}
+    storage["type"] = kind
+    merged["storage"] = storage
+    return merged
 
 
 def env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.config import ConfigError, from_dict, load, parse_duration, redact_url
@@ -97,6 +99,28 @@ def test_postgresql_section_defaults_and_its_variables_read_only_when_chosen():
         "postgres",
     )
     assert (pg.max_connections, pg.connect_timeout, pg.sslmode) == (10, 5.0, "prefer")
+
+
+def test_database_url_overrides_the_files_storage_settings(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "storage:\n  type: sqlite\n  postgresql:\n    max_connections: 3\n    host: elsewhere\n"
+    )
+    url = "postgresql://bridge:hunter2@db.internal:6543/history?sslmode=require"
+    environ = {"BRIDGE_CONFIG": str(path), "BRIDGE_DATABASE_URL": url}
+    cfg = load(None, environ)
+    assert cfg.storage.type == "postgresql" and cfg.storage.postgresql.dsn == url
+    assert cfg.storage.postgresql.max_connections == 3  # the section's other keys stay
+    cfg = load(None, {**environ, "BRIDGE_DATABASE_URL": "sqlite:///elsewhere/x.db"})
+    assert cfg.storage.type == "sqlite" and cfg.database_path == tmp_path / "elsewhere/x.db"
+    cfg = load(None, {**environ, "BRIDGE_DATABASE_URL": "sqlite:////var/lib/x.db"})
+    assert cfg.database_path == Path("/var/lib/x.db")
+    with pytest.raises(ConfigError) as err:
+        load(None, {**environ, "BRIDGE_DATABASE_URL": "mysql://root:hunter2@db/x"})
+    assert str(err.value) == (
+        "BRIDGE_DATABASE_URL: expected postgresql://user@host:port/database or "
+        "sqlite:///path 'mysql://root:***@db/x'"
+    )
 
 
 @pytest.mark.parametrize(
