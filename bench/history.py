@@ -14,7 +14,7 @@ from bench.generate import PLUGINS, History
 from bench.report import Report, percentile
 from bench.servers import Server
 from bridge.clock import rfc3339
-from bridge.storage.sqlite.records import encode_cursor
+from bridge.storage.cursors import encode_cursor
 
 TARGET_MS = 20.0
 

@@ -2,8 +2,7 @@
 since the epoch) and the insertion number of the last run of a page, base64-encoded.
 
 A backend decodes only what it made; anything else raises InvalidCursor (422), never a
-database error. The SQLite backend still has its own copy of these two functions
-(bridge/storage/sqlite/records.py), with the same format and rules.
+database error.
 """
 
 from __future__ import annotations

@@ -3,17 +3,15 @@ caller owns the transaction."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.errors import InvalidCursor
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import FinishedRun
+from bridge.storage.cursors import decode_cursor, encode_cursor
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
@@ -194,32 +192,6 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         )
         params += [key, value]
     return clauses, params
-
-
-def encode_cursor(start_us: int, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{start_us}:{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    """`(start_us, seq)` from a cursor `encode_cursor` made; anything else is invalid."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor(cursor) from None
-    start_text, _, seq_text = raw.partition(":")
-    # Plain ASCII digits only (int() would take "1_0", " 1" and "+1"), and no more
-    # of them than SQLite's 64-bit INTEGER holds.
-    if not (
-        start_text.removeprefix("-").isdigit()
-        and seq_text.isdigit()
-        and len(start_text) <= 19
-        and len(seq_text) <= 19
-    ):
-        raise InvalidCursor(cursor)
-    start_us, seq = int(start_text), int(seq_text)
-    if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
-        raise InvalidCursor(cursor)
-    return start_us, seq
 
 
 def page(
