@@ -106,8 +106,9 @@ class ServerConfig:
     max_form_fields: int = 1000
     # A request must arrive whole within this of its connection opening (408 past it).
     request_timeout: Duration = Duration(30)
-    # Bytes of requests still arriving that one worker holds; past it, reading pauses.
-    max_receiving_size: int = 64 * 1024 * 1024
+    # Bytes of requests one worker holds, from their first byte until answered; past
+    # it, requests still arriving are read no further (the oldest reads on).
+    max_receiving_size: int = 32 * 1024 * 1024
     workers: int = 2
     threads: int = 8
     graceful_timeout: Duration = Duration(30)

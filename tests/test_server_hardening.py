@@ -369,3 +369,28 @@ def test_a_slow_plugin_holds_at_most_its_share_of_the_threads(gunicorn):
     assert sorted(c[0] for c in calls) == [200] * 2 + [429] * 14, calls
     refused = [c for c in calls if c[0] == 429]
     assert all(c[1] and c[2]["code"] == 429 and "sleepy" in c[2]["message"] for c in refused)
+
+
+def test_a_worker_holding_max_receiving_size_reads_newer_bodies_no_further(gunicorn):
+    """A 700 KB body runs for 2 s on a worker that may hold 512 KB of requests: its
+    bytes count until it is answered, so a 300 KB body sent meanwhile is read no
+    further than its first piece until then, and runs after it."""
+    with gunicorn(server={"workers": 1, "max_receiving_size": 512 * 1024}) as server:
+        done: dict[str, tuple[int, float]] = {}
+
+        def post(name: str, plugin: str, body: bytes) -> None:
+            r = requests.post(
+                f"{server.base}{WEBHOOK}/{plugin}",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=20,
+            )
+            done[name] = (r.status_code, time.monotonic())
+
+        first = threading.Thread(target=post, args=("first", "sleepy", _json_body(700_000, 2)))
+        first.start()
+        time.sleep(0.5)
+        post("second", "ok", _json_body(300_000))
+        first.join(20)
+    assert done["first"][0] == done["second"][0] == 200
+    assert done["second"][1] >= done["first"][1] - 0.05, done

@@ -36,13 +36,15 @@ class ThreadShares(Generic[T]):
         self.busy[plugin] += 1
         self.total += 1
 
-    def admit(self, plugin: str, request: T, now: float) -> bool:
-        """Whether `request`, for `plugin`, may take a thread now; if not, it waits."""
+    def admit(self, plugin: str, request: T, now: float, may_wait: bool = True) -> bool:
+        """Whether `request`, for `plugin`, may take a thread now; if not, it waits
+        (when it `may_wait`)."""
         with self._lock:
             if self._has_room(plugin):
                 self._take(plugin)
                 return True
-            self.waiting.append((now + self.wait, plugin, request))
+            if may_wait:
+                self.waiting.append((now + self.wait, plugin, request))
             return False
 
     def release(self, plugin: str) -> list[T]:

@@ -11,12 +11,13 @@ thread, and then gives it to a thread whole:
 - a request must arrive whole within `server.request_timeout` of the connection
   opening (of its first byte, on a kept-alive connection): a slower client gets 408;
 - a body announced over `server.max_body_size` gets 413 at once, unread;
-- the bytes of requests still arriving are bounded per worker by
-  `server.max_receiving_size`: past it, the loop stops reading (TCP pushes back on
-  the senders), except for the oldest request, which always reads on;
+- the bytes of the requests a worker holds, from their first byte read until they
+  are answered, are bounded by `server.max_receiving_size` (`InFlight`): past it,
+  no request reads more than its first piece (TCP pushes back on the senders) until
+  one is answered; only when all of them are still arriving does the oldest read on;
 - a webhook goes on only within its plugin's share of the threads (`ThreadShares`);
   past it, it waits in the loop holding no thread, and gets 429 after
-  `plugins.timeout`.
+  `plugins.timeout` (at once if the worker holds `server.max_receiving_size`).
 
 The errors gunicorn answers itself (400, 414, 431, ...) are written in the API's one
 JSON error shape: gunicorn writes them through `gunicorn.util.write_error`, which the
@@ -30,6 +31,7 @@ import errno
 import re
 import selectors
 import socket
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -47,7 +49,11 @@ from bridge.server.answers import bridge_error_bytes, error_bytes, json_error_wr
 from bridge.server.framing import Framing
 from bridge.server.shares import ThreadShares
 
-RECV_SIZE = 256 * 1024
+# One read: 64 KiB stays below glibc's mmap threshold (128 KiB once post_fork sets it),
+# so the buffer of a small request's read costs no mmap/munmap; the rest of a large
+# body of known length is read up to 1 MiB at a time, as gunicorn's own reader does.
+RECV_SIZE = 64 * 1024
+MAX_RECV_SIZE = 1024 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _WEBHOOK = re.compile(
     rb"(?:\r\n)?[!-~]+ (?:https?://[^/ ]*)?"
@@ -55,7 +61,38 @@ _WEBHOOK = re.compile(
     + rb"([^/?# ]+)[?# ]"
 )
 # What a thread hands back to the event loop instead of answering a request.
-_INCOMPLETE, _WAITING, _TOO_LARGE = object(), object(), object()
+_INCOMPLETE, _WAITING, _BUSY, _TOO_LARGE = object(), object(), object(), object()
+
+
+def _recv_size(conn: Conn) -> int:
+    framing = conn.framing
+    if framing is None or framing.body_end < 0:
+        return RECV_SIZE
+    return min(max(framing.body_end - len(conn.inbox), RECV_SIZE), MAX_RECV_SIZE)
+
+
+class InFlight:
+    """Bytes of the requests a worker holds: threads add what they read, the event
+    loop what it reads, and takes a request's bytes off once it is answered."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self.bytes >= self.limit
+
+    def add(self, conn: Conn, size: int) -> None:
+        with self._lock:
+            self.bytes += size
+        conn.held += size
+
+    def remove(self, conn: Conn) -> None:
+        with self._lock:
+            self.bytes -= conn.held
+        conn.held = 0
 
 
 class ReceivedUnreader(SocketUnreader):
@@ -97,6 +134,7 @@ class Conn(TConn):
         self.given = False  # the request is whole and given to the parser
         self.continued = False  # "100 Continue" was sent for this request
         self.plugin: str | None = None  # a webhook's, for its plugin's share
+        self.held = 0  # bytes of this request counted in the worker's InFlight
 
     def next_request(self, timeout: float) -> None:
         self.framing, self.deadline = None, time.monotonic() + timeout
@@ -116,7 +154,7 @@ class BufferingWorker(ThreadWorker):
             self.cfg.threads, float(config.plugins.timeout)
         )
         self.max_body = server.max_body_size
-        self.max_receiving = server.max_receiving_size
+        self.inflight = InFlight(server.max_receiving_size)
         cfg = self.cfg
         fields = cfg.limit_request_fields
         fields = MAX_HEADERS if fields <= 0 or fields > MAX_HEADERS else fields
@@ -127,8 +165,8 @@ class BufferingWorker(ThreadWorker):
         # Past this, gunicorn's parser refuses a head (414 or 431) from what it holds.
         self.max_head = fields * (field_size + 2) + 4 + line + 2
         self.receiving: dict[Conn, None] = {}  # waiting for bytes, oldest first
-        self.paused: list[Conn] = []
-        self.received = 0
+        self.paused: list[Conn] = []  # ... and not read while InFlight is full
+        self.receiving_bytes = 0  # of InFlight's, held by requests still arriving
         self.stopping_since: float | None = None
         self.next_sweep = 0.0
         self.buffering = not (
@@ -190,6 +228,10 @@ class BufferingWorker(ThreadWorker):
         if outcome is _TOO_LARGE:
             self._refuse(conn, error_bytes(self.wsgi, 413))
             return
+        if outcome is _BUSY:
+            self._refuse_busy(conn)
+            return
+        self._answered(conn)
         if conn.plugin is not None:
             for waiting in self.shares.release(conn.plugin):
                 self._start(waiting)
@@ -198,6 +240,7 @@ class BufferingWorker(ThreadWorker):
             leftover = conn.parser.unreader.take_all()
             if leftover:  # a pipelined request, maybe whole: a thread reads it
                 conn.inbox = bytearray(leftover)
+                self.inflight.add(conn, len(leftover))
                 conn.next_request(self.request_timeout)
                 conn.sock.setblocking(False)
                 self.enqueue_req(conn)
@@ -235,12 +278,8 @@ class BufferingWorker(ThreadWorker):
                 f"({self.request_timeout:g}s)."
             )
             self._refuse(conn, error_bytes(self.wsgi, 408, message))
-        for plugin, conn in self.shares.expired(now):
-            counters = self.wsgi.extensions.get("bridge.counters")
-            if counters is not None:
-                counters.inc("runner.plugin_busy")
-            busy = PluginBusy(plugin, self.shares.per_plugin, self.retry_after)
-            self._refuse(conn, bridge_error_bytes(self.wsgi, busy))
+        for _, conn in self.shares.expired(now):
+            self._refuse_busy(conn)
 
     # -- in a thread -------------------------------------------------------------------
 
@@ -250,8 +289,10 @@ class BufferingWorker(ThreadWorker):
         if conn.framing is None:
             conn.framing = Framing(self.max_head, self.max_body)
         while not conn.framing.feed(conn.inbox):
+            if conn.inbox and self.inflight.full:  # the event loop reads on, or not
+                return _INCOMPLETE
             try:
-                data = conn.sock.recv(RECV_SIZE)
+                data = conn.sock.recv(_recv_size(conn))
             except (BlockingIOError, InterruptedError):
                 self._continue(conn)
                 return _INCOMPLETE
@@ -260,14 +301,16 @@ class BufferingWorker(ThreadWorker):
             if not data:  # the client went away
                 return False
             conn.inbox += data
+            self.inflight.add(conn, len(data))
         if conn.framing.too_large:
             return _TOO_LARGE
         match = _WEBHOOK.match(conn.inbox)
         if match is not None:
             name = match.group(1).decode("latin-1")
             conn.plugin = unquote(name) if "%" in name else name
-            if not self.shares.admit(conn.plugin, conn, time.monotonic()):
-                return _WAITING
+            may_wait = not self.inflight.full
+            if not self.shares.admit(conn.plugin, conn, time.monotonic(), may_wait):
+                return _WAITING if may_wait else _BUSY
         self._give(conn)
         return None
 
@@ -292,7 +335,7 @@ class BufferingWorker(ThreadWorker):
     def _receive(self, conn: Conn) -> None:
         """Wait for the connection's bytes: its first ones, or the rest of a request."""
         self.receiving[conn] = None
-        self.received += len(conn.inbox)
+        self.receiving_bytes += conn.held
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
 
     def _readable(self, conn: Conn, _sock: socket.socket) -> None:
@@ -300,12 +343,15 @@ class BufferingWorker(ThreadWorker):
             self._forget(conn)
             self.enqueue_req(conn)
             return
-        if self.received >= self.max_receiving and conn is not next(iter(self.receiving)):
+        if self.inflight.full and (
+            conn is not next(iter(self.receiving))
+            or self.inflight.bytes > self.receiving_bytes  # others will be answered
+        ):
             self.poller.unregister(conn.sock)
             self.paused.append(conn)
             return
         try:
-            data = conn.sock.recv(RECV_SIZE)
+            data = conn.sock.recv(_recv_size(conn))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -315,7 +361,8 @@ class BufferingWorker(ThreadWorker):
             self._close(conn)
             return
         conn.inbox += data
-        self.received += len(data)
+        self.inflight.add(conn, len(data))
+        self.receiving_bytes += len(data)
         assert conn.framing is not None
         if not conn.framing.feed(conn.inbox):
             self._continue(conn)
@@ -331,17 +378,38 @@ class BufferingWorker(ThreadWorker):
     def _forget(self, conn: Conn) -> None:
         """`conn` no longer waits for bytes: it is whole, answered or gone."""
         del self.receiving[conn]
+        self.receiving_bytes -= conn.held
         if conn in self.paused:
             self.paused.remove(conn)
         else:
             self.poller.unregister(conn.sock)
-        self.received -= len(conn.inbox)
-        if self.paused and self.received < self.max_receiving:
-            for paused in self.paused:
-                self.poller.register(
-                    paused.sock, selectors.EVENT_READ, partial(self._readable, paused)
-                )
-            self.paused.clear()
+
+    def _answered(self, conn: Conn) -> None:
+        """`conn`'s request is answered (or never will be): its bytes are off."""
+        self.inflight.remove(conn)
+        if not self.paused:
+            return
+        if not self.inflight.full:
+            resumed, self.paused = self.paused, []
+        elif self.inflight.bytes <= self.receiving_bytes:  # only requests still arriving
+            oldest = next(iter(self.receiving))
+            if oldest not in self.paused:
+                return
+            self.paused.remove(oldest)
+            resumed = [oldest]
+        else:
+            return
+        for paused in resumed:
+            self.poller.register(paused.sock, selectors.EVENT_READ, partial(self._readable, paused))
+
+    def _refuse_busy(self, conn: Conn) -> None:
+        """429: the plugin's share of the threads stayed taken (or nothing may wait)."""
+        counters = self.wsgi.extensions.get("bridge.counters")
+        if counters is not None:
+            counters.inc("runner.plugin_busy")
+        assert conn.plugin is not None
+        busy = PluginBusy(conn.plugin, self.shares.per_plugin, self.retry_after)
+        self._refuse(conn, bridge_error_bytes(self.wsgi, busy))
 
     def _refuse(self, conn: Conn, answer: bytes) -> None:
         """Write `answer` and close, without a thread."""
@@ -359,5 +427,6 @@ class BufferingWorker(ThreadWorker):
         self._close(conn)
 
     def _close(self, conn: Conn) -> None:
+        self._answered(conn)
         self.nr_conns -= 1
         conn.close()
