@@ -180,6 +180,21 @@ class PostgreSQLConfig(BackendConfig):
 
 
 @dataclass(frozen=True)
+class MySQLConfig(BackendConfig):
+    """A MySQL or MariaDB server: `dsn` (a mysql:// or mariadb:// URL, or env:NAME), or
+    host, port, user, password (env:NAME only) and database."""
+
+    dsn: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    database: str = "webhook_bridge"
+    max_connections: int = 10  # the pool's size in each process
+    connect_timeout: Duration = Duration(5)
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """`type` names the backend; its settings are the section of that name. A new
     backend adds its section here (and its package under bridge/storage/)."""
@@ -187,6 +202,7 @@ class StorageConfig:
     type: str = "sqlite"
     sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
     postgresql: PostgreSQLConfig = field(default_factory=PostgreSQLConfig)
+    mysql: MySQLConfig = field(default_factory=MySQLConfig)
 
     @classmethod
     def types(cls) -> list[str]:
@@ -442,6 +458,7 @@ def _validate(config: Config) -> None:
         "expected OFF, NORMAL, FULL or EXTRA",
     )
     _validate_postgresql(config.storage.postgresql, config.storage.type == "postgresql")
+    _validate_mysql(config.storage.mysql, config.storage.type == "mysql")
     tracking = config.execution_tracking
     check(
         tracking.cleanup_interval > 0,
@@ -516,6 +533,40 @@ def _validate_postgresql(pg: PostgreSQLConfig, selected: bool) -> None:
             raise ConfigError(f"{key}.{name}", getattr(pg, name), why)
 
 
+MYSQL_SCHEMES = ("mysql", "mariadb")
+
+
+def _validate_mysql(my: MySQLConfig, selected: bool) -> None:
+    """As _validate_postgresql, for storage.mysql: a dsn is a mysql:// or mariadb://
+    URL with a database and no options."""
+    key = "storage.mysql"
+    if my.password and not my.password.startswith("env:"):
+        raise ConfigError(
+            f"{key}.password", "<hidden>", "write env:NAME, never the password itself"
+        )
+    if my.password and selected and not my.dsn:  # a dsn replaces the fields
+        resolve_env(my.password, f"{key}.password", os.environ)
+    dsn = my.dsn
+    if dsn.startswith("env:"):
+        dsn = resolve_env(dsn, f"{key}.dsn", os.environ) if selected else ""
+    if dsn:
+        scheme, _, rest = dsn.partition("://")
+        if scheme.lower() not in MYSQL_SCHEMES or not rest.partition("/")[2] or "?" in rest:
+            raise ConfigError(
+                f"{key}.dsn", redact_url(dsn), "expected mysql://user@host:port/database"
+            )
+    for name, ok, why in (
+        ("host", bool(my.host.strip()), "expected a host name"),
+        ("port", 1 <= my.port <= 65535, "out of range"),
+        ("user", bool(my.user.strip()), "expected a user name"),
+        ("database", bool(my.database.strip()), "expected a database name"),
+        ("max_connections", my.max_connections >= 1, "must be >= 1"),
+        ("connect_timeout", my.connect_timeout >= 1, "must be >= 1s"),
+    ):
+        if not ok:
+            raise ConfigError(f"{key}.{name}", getattr(my, name), why)
+
+
 def redact_url(url: str) -> str:
     """A database URL or libpq text as it may be shown: any password replaced by ***."""
     if "://" in url:  # user:password@ before the host, or ?password= among the query
@@ -573,22 +624,24 @@ DATABASE_URL = "BRIDGE_DATABASE_URL"
 def database_url(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """`raw` with `BRIDGE_DATABASE_URL` over its storage settings, for twelve-factor
     deployments: `postgresql://user@host:port/db` selects PostgreSQL with that URL as
-    its dsn; `sqlite:///data/x.db` (relative to the config's folder) or
-    `sqlite:////abs/x.db` selects SQLite with that file. The other keys of the
-    selected section (pool size, retention) still apply."""
+    its dsn, `mysql://` (or `mariadb://`) MySQL; `sqlite:///data/x.db` (relative to
+    the config's folder) or `sqlite:////abs/x.db` selects SQLite with that file. The
+    other keys of the selected section (pool size, retention) still apply."""
     url = environ.get(DATABASE_URL, "").strip()
     if not url:
         return raw
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme in ("postgresql", "postgres"):
         kind, settings = "postgresql", {"dsn": url}
+    elif scheme in MYSQL_SCHEMES:
+        kind, settings = "mysql", {"dsn": url}
     elif scheme == "sqlite" and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         kind, settings = "sqlite", {"database_path": url[len("sqlite:///") :]}
     else:
         raise ConfigError(
             DATABASE_URL,
             redact_url(url),
-            "expected postgresql://user@host:port/database or sqlite:///path",
+            "expected postgresql://, mysql://user@host:port/database or sqlite:///path",
         )
     merged = dict(raw)
     storage = merged.get("storage")

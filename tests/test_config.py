@@ -50,7 +50,7 @@ def test_storage_type_selects_its_section_and_an_unknown_type_stops_start_up():
     with pytest.raises(ConfigError) as err:
         from_dict({"storage": {"type": "mongodb"}})
     assert str(err.value) == (
-        "storage.type: unsupported storage type (available: sqlite, postgresql) 'mongodb'"
+        "storage.type: unsupported storage type (available: sqlite, postgresql, mysql) 'mongodb'"
     )
 
 
@@ -115,12 +115,58 @@ def test_database_url_overrides_the_files_storage_settings(tmp_path):
     assert cfg.storage.type == "sqlite" and cfg.database_path == tmp_path / "elsewhere/x.db"
     cfg = load(None, {**environ, "BRIDGE_DATABASE_URL": "sqlite:////var/lib/x.db"})
     assert cfg.database_path == Path("/var/lib/x.db")
+    for mysql in ("mysql://bridge:hunter2@db.internal:3307/history", "mariadb://root@db/x"):
+        cfg = load(None, {**environ, "BRIDGE_DATABASE_URL": mysql})
+        assert cfg.storage.type == "mysql" and cfg.storage.mysql.dsn == mysql
     with pytest.raises(ConfigError) as err:
-        load(None, {**environ, "BRIDGE_DATABASE_URL": "mysql://root:hunter2@db/x"})
+        load(None, {**environ, "BRIDGE_DATABASE_URL": "mongodb://root:hunter2@db/x"})
     assert str(err.value) == (
-        "BRIDGE_DATABASE_URL: expected postgresql://user@host:port/database or "
-        "sqlite:///path 'mysql://root:***@db/x'"
+        "BRIDGE_DATABASE_URL: expected postgresql://, mysql://user@host:port/database or "
+        "sqlite:///path 'mongodb://root:***@db/x'"
     )
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"max_connections": 0}, "storage.mysql.max_connections: must be >= 1 0"),
+        ({"port": 0}, "storage.mysql.port: out of range 0"),
+        ({"connect_timeout": "0s"}, "storage.mysql.connect_timeout: must be >= 1s 0.0"),
+        (
+            {"password": "hunter2-in-the-file"},
+            "storage.mysql.password: write env:NAME, never the password itself '<hidden>'",
+        ),
+        (
+            {"password": "env:BRIDGE_TEST_UNSET_PASSWORD"},
+            "storage.mysql.password: unset or empty environment variable "
+            "'BRIDGE_TEST_UNSET_PASSWORD'",
+        ),
+        (
+            {"dsn": "postgresql://root:hunter2@db/x"},
+            "storage.mysql.dsn: expected mysql://user@host:port/database "
+            "'postgresql://root:***@db/x'",
+        ),
+        (
+            {"dsn": "mysql://root:hunter2@db"},
+            "storage.mysql.dsn: expected mysql://user@host:port/database 'mysql://root:***@db'",
+        ),
+    ],
+)
+def test_a_bad_mysql_value_stops_start_up_in_one_line(section, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"storage": {"type": "mysql", "mysql": section}})
+    assert str(err.value) == message and "hunter2" not in message
+
+
+def test_mysql_section_defaults_and_its_variables_read_only_when_chosen():
+    cfg = from_dict({"storage": {"mysql": {"password": "env:BRIDGE_TEST_UNSET_PASSWORD"}}})
+    my = cfg.storage.mysql
+    assert cfg.storage.type == "sqlite" and (my.host, my.port, my.user) == (
+        "127.0.0.1",
+        3306,
+        "root",
+    )
+    assert (my.max_connections, my.connect_timeout, my.database) == (10, 5.0, "webhook_bridge")
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,7 @@ def open_storage(config: Config) -> Storage:
 BACKENDS = {
     "sqlite": "bridge.storage.sqlite:SQLiteStore",
     "postgresql": "bridge.storage.postgresql:PostgreSQLStore",
+    "mysql": "bridge.storage.mysql:MySQLStore",
 }
 
 

@@ -19,12 +19,13 @@ from bridge.config import from_dict
 from bridge.storage import open_store
 from bridge.storage.base import ExecutionStore
 
-from .databases import postgresql_schema, sqlite_file
+from .databases import mysql_database, postgresql_schema, sqlite_file
 from .runs import sixty_runs
 
 BACKENDS: dict[str, Callable[[Path], contextlib.AbstractContextManager[dict[str, Any]]]] = {
     "sqlite": sqlite_file,
     "postgresql": postgresql_schema,
+    "mysql": mysql_database,
 }
 
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -22,6 +22,8 @@ POSTGRESQL_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 POSTGRESQL_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+MYSQL_URL = os.environ.get("BRIDGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+MYSQL_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 
 
 def server_missing(reason: str) -> None:
@@ -67,6 +69,58 @@ def postgresql_schema(tmp_path: Path | None = None) -> Iterator[dict[str, Any]]:
     finally:
         with psycopg.connect(POSTGRESQL_URL, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def mysql_admin(database: str | None = None) -> Any:
+    import pymysql
+
+    url = urlsplit(MYSQL_URL)
+    return pymysql.connect(
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 3306,
+        user=unquote(url.username or "root"),
+        password=unquote(url.password or ""),
+        database=database,
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+@functools.cache
+def mysql_down() -> str:
+    """Why the test server cannot be used ("" when it answers); asked once per run."""
+    import pymysql
+
+    try:
+        mysql_admin().close()
+    except pymysql.Error as exc:
+        why = " ".join(str(exc).split())[:160]
+        return f"MySQL at {MYSQL_URL} does not answer ({why}); start: {MYSQL_START}"
+    return ""
+
+
+@contextlib.contextmanager
+def mysql_database(tmp_path: Path | None = None) -> Iterator[dict[str, Any]]:
+    """The storage.mysql section of a store on a new database of the test server; the
+    database is dropped afterwards."""
+    reason = mysql_down()
+    if reason:
+        server_missing(reason)
+    database = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    admin = mysql_admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
+        url = urlsplit(MYSQL_URL)
+        yield {
+            "dsn": url._replace(path=f"/{database}").geturl(),
+            "max_connections": 4,
+            "connect_timeout": "3s",
+        }
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,223 @@
+"""The MySQL schema as numbered migrations, recorded in `schema_version`.
+
+They are applied at start-up under `GET_LOCK` on the database's migration lock: bridges
+starting at once on one database wait for each other, and the second finds the
+first's versions recorded, so each migration runs exactly once. MySQL commits every
+DDL statement on its own, so a migration cannot share a transaction with its row; each
+is recorded as soon as its statements have run. A released migration is never edited:
+a change is a new one at the end.
+
+Text is utf8mb4 with a binary collation that does not pad (ids, plugin names and keys
+compare as the other backends compare them: case and trailing spaces matter). Indexed
+text is VARCHAR of the lengths the API allows (a key of InnoDB's is at most 3072 bytes,
+4 per character). Times are DATETIME(6) in UTC; durations BIGINT nanoseconds; tags,
+metadata, rollup histograms, error types and state are JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+log = logging.getLogger("bridge.storage.mysql")
+
+LOCK_PREFIX = "webhook-bridge"
+MIGRATE_WAIT_S = 120  # another host's migrations may take this long
+# The first the server has: MariaDB's, then MySQL 8's, then one that pads.
+COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+
+_ROLLUP_COLUMNS = """
+    total        BIGINT NOT NULL,
+    completed    BIGINT NOT NULL,
+    failed       BIGINT NOT NULL,
+    timeout      BIGINT NOT NULL,
+    canceled     BIGINT NOT NULL,
+    duration_sum BIGINT NOT NULL,
+    duration_min BIGINT NOT NULL,
+    duration_max BIGINT NOT NULL,
+    histogram    JSON NOT NULL,
+    error_types  JSON NOT NULL
+"""
+_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
+
+# Each migration: its name and its statements. Ordered indexes end in seq, the
+# insertion order: the list's keyset (start_time, seq) is read from one index.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "create_executions",
+        [
+            f"""CREATE TABLE executions (
+                seq             BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                id              VARCHAR(64) NOT NULL,
+                plugin_name     VARCHAR(100) NOT NULL,
+                http_method     VARCHAR(16) NOT NULL,
+                start_time      DATETIME(6) NOT NULL,
+                end_time        DATETIME(6) NULL,
+                status          VARCHAR(16) NOT NULL,
+                input           LONGTEXT NOT NULL,
+                output          LONGTEXT NOT NULL,
+                error           MEDIUMTEXT NOT NULL,
+                error_type      VARCHAR(200) NOT NULL DEFAULT '',
+                duration        BIGINT NOT NULL DEFAULT 0,
+                attempts        INT NOT NULL DEFAULT 0,
+                retry_count     INT NOT NULL DEFAULT 0,
+                trace_id        VARCHAR(200) NOT NULL DEFAULT '',
+                user_agent      TEXT NOT NULL,
+                remote_ip       VARCHAR(64) NOT NULL DEFAULT '',
+                tags            JSON NULL,
+                metadata        JSON NULL,
+                created_at      DATETIME(6) NOT NULL,
+                updated_at      DATETIME(6) NOT NULL,
+                worker          VARCHAR(255) NOT NULL DEFAULT '',
+                idempotency_key VARCHAR(200) NOT NULL DEFAULT '',
+                replays         INT NOT NULL DEFAULT 0,
+                UNIQUE KEY ux_executions_id (id),
+                KEY ix_executions_start (start_time, seq),
+                KEY ix_executions_plugin_start (plugin_name, start_time, seq),
+                KEY ix_executions_status_start (status, start_time, seq),
+                KEY ix_executions_plugin_status_start (plugin_name, status, start_time, seq),
+                KEY ix_executions_error_type_start (error_type, start_time, seq),
+                KEY ix_executions_trace (trace_id)
+            ) {_TABLE}""",
+        ],
+    ),
+    (
+        "create_execution_attempts",
+        [
+            f"""CREATE TABLE execution_attempts (
+                execution_id VARCHAR(64) NOT NULL,
+                number       INT NOT NULL,
+                start_time   DATETIME(6) NOT NULL,
+                end_time     DATETIME(6) NOT NULL,
+                status       VARCHAR(16) NOT NULL,
+                error        MEDIUMTEXT NOT NULL,
+                error_type   VARCHAR(200) NOT NULL DEFAULT '',
+                duration     BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (execution_id, number),
+                FOREIGN KEY (execution_id) REFERENCES executions (id) ON DELETE CASCADE
+            ) {_TABLE}""",
+        ],
+    ),
+    # Each tag of each run, for the tag filter: the key (key, value, start_time) reads
+    # only the runs that carry the tag.
+    (
+        "create_execution_tags",
+        [
+            f"""CREATE TABLE execution_tags (
+                `key`        VARCHAR(64) NOT NULL,
+                value        VARCHAR(256) NOT NULL,
+                start_time   DATETIME(6) NOT NULL,
+                execution_id VARCHAR(64) NOT NULL,
+                PRIMARY KEY (`key`, value, start_time, execution_id),
+                KEY ix_execution_tags_execution (execution_id),
+                FOREIGN KEY (execution_id) REFERENCES executions (id) ON DELETE CASCADE
+            ) {_TABLE}""",
+        ],
+    ),
+    (
+        "create_execution_metrics",
+        [
+            f"""CREATE TABLE execution_metrics (
+                plugin_name VARCHAR(100) NOT NULL,
+                hour_start  DATETIME(6) NOT NULL,
+                {_ROLLUP_COLUMNS},
+                PRIMARY KEY (plugin_name, hour_start),
+                KEY ix_execution_metrics_hour (hour_start, plugin_name)
+            ) {_TABLE}""",
+            f"""CREATE TABLE execution_metrics_daily (
+                plugin_name VARCHAR(100) NOT NULL,
+                day_start   DATETIME(6) NOT NULL,
+                {_ROLLUP_COLUMNS},
+                PRIMARY KEY (plugin_name, day_start),
+                KEY ix_execution_metrics_daily_day (day_start)
+            ) {_TABLE}""",
+        ],
+    ),
+    (
+        "create_bridge_state",
+        [
+            "CREATE TABLE bridge_state (`key` VARCHAR(64) PRIMARY KEY, value JSON NOT NULL) "
+            + _TABLE
+        ],
+    ),
+    (
+        "create_deliveries",
+        [
+            f"""CREATE TABLE deliveries (
+                plugin_name  VARCHAR(100) NOT NULL,
+                `key`        VARCHAR(200) NOT NULL,
+                execution_id VARCHAR(64) NOT NULL,
+                created_at   DATETIME(6) NOT NULL,
+                state        VARCHAR(16) NOT NULL DEFAULT 'running',
+                answer       MEDIUMTEXT NOT NULL,
+                PRIMARY KEY (plugin_name, `key`),
+                KEY ix_deliveries_created (created_at)
+            ) {_TABLE}""",
+        ],
+    ),
+]
+
+
+def lock_name(purpose: str, database: str) -> str:
+    """A GET_LOCK name: locks are per server, so the database is part of it; hashed,
+    as a name is at most 64 characters."""
+    digest = hashlib.sha256(f"{purpose}:{database}".encode()).hexdigest()[:40]
+    return f"{LOCK_PREFIX}:{digest}"
+
+
+def collation(cur: Any) -> str:
+    cur.execute("SELECT collation_name FROM information_schema.collations")
+    have = {row[0] for row in cur.fetchall()}
+    return next(c for c in COLLATIONS if c in have)
+
+
+def migrate(conn: Any, database: str) -> int:
+    """Apply the migrations not yet recorded, under the database's migration lock;
+    returns the schema version."""
+    name = lock_name("migrate", database)
+    with conn.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, %s)", (name, MIGRATE_WAIT_S))
+        row = cur.fetchone()
+        if not (row and row[0] == 1):
+            raise TimeoutError(f"another bridge held the migration lock for {MIGRATE_WAIT_S}s")
+        try:
+            _apply(cur)
+            # A write that changes nothing: a read-only user or server fails here, at
+            # start-up, rather than at the first run.
+            cur.execute("DELETE FROM schema_version WHERE 1 = 0")
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+    return schema_version(conn)
+
+
+def _apply(cur: Any) -> None:
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INT PRIMARY KEY, "
+        "name VARCHAR(100) NOT NULL, applied_at DATETIME(6) NOT NULL "
+        "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    )
+    cur.execute("SELECT version FROM schema_version")
+    done = {v for (v,) in cur.fetchall()}
+    pending = [v for v in range(1, len(MIGRATIONS) + 1) if v not in done]
+    chosen = collation(cur) if pending else ""
+    for version in pending:
+        name, statements = MIGRATIONS[version - 1]
+        for sql in statements:
+            cur.execute(sql.format(collation=chosen))
+        cur.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name))
+        log.info("Applied migration %03d_%s", version, name)
+    unknown = sorted(v for v in done if v > len(MIGRATIONS))
+    if unknown:
+        log.warning(
+            "The database has migrations this version does not know (a newer version "
+            "applied them): %s",
+            ", ".join(map(str, unknown)),
+        )
+
+
+def schema_version(conn: Any) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0

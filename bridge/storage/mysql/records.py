@@ -1,0 +1,369 @@
+"""The executions, execution_attempts and execution_tags tables: each function takes a
+cursor; the caller owns the transaction.
+
+Times go in as naive UTC (the session's time zone is UTC) and come out as aware UTC.
+A record carries tags and metadata as JSON text, stored in JSON columns. What UTF-8 or
+JSON cannot hold is changed on the way in: a lone surrogate becomes U+FFFD, NaN and
+infinities become strings, text that is not JSON is kept as a JSON string, and "" is
+stored as NULL. MariaDB keeps valid JSON text as written; MySQL normalizes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
+from bridge.storage.base import FinishedRun
+from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
+
+OPEN = tuple(s.value for s in OPEN_STATUSES)
+_OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
+BATCH = 5000  # finished runs read per query
+
+COLUMNS = (
+    "id",
+    "plugin_name",
+    "http_method",
+    "start_time",
+    "end_time",
+    "status",
+    "input",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "trace_id",
+    "user_agent",
+    "remote_ip",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "worker",
+    "idempotency_key",
+)
+_TIMES = ("start_time", "end_time", "created_at", "updated_at")
+SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
+INSERT = (
+    f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+)
+# What a run's lifecycle changes after its row is written; only these are set again.
+LIFECYCLE = (
+    "end_time",
+    "status",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "updated_at",
+    "worker",
+)
+UPSERT = f"{INSERT} ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in LIFECYCLE)
+ATTEMPT = (
+    "INSERT INTO execution_attempts (execution_id, number, start_time, end_time, status, "
+    "error, error_type, duration) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE start_time = VALUES(start_time), end_time = VALUES(end_time), "
+    "status = VALUES(status), error = VALUES(error), error_type = VALUES(error_type), "
+    "duration = VALUES(duration)"
+)
+TAG = (
+    "INSERT IGNORE INTO execution_tags (`key`, value, start_time, execution_id) "
+    "VALUES (%s, %s, %s, %s)"
+)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A time as the naive UTC the columns hold."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def text(value: str) -> str:
+    """Text UTF-8 can hold: a lone surrogate becomes U+FFFD."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def _finite(literal: str) -> Any:
+    number = float(literal)
+    return number if math.isfinite(number) else literal
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def parse_json(value: str) -> Any:
+    """The JSON value of a record's JSON text, with only storable text in it."""
+    try:
+        return _clean(json.loads(value, parse_constant=str, parse_float=_finite))
+    except ValueError:
+        return text(value)
+
+
+def json_text(value: str) -> str | None:
+    """JSON text a JSON column takes: `value` itself when it is valid, storable JSON."""
+    if value == "":
+        return None
+    if (
+        text(value) is value
+        and not _SURROGATE_ESCAPE.search(value)
+        and not any(c in value for c in ("NaN", "Infinity"))
+    ):
+        try:
+            json.loads(value)
+            return value
+        except ValueError:
+            pass
+    return json.dumps(parse_json(value), ensure_ascii=False)
+
+
+def values(r: ExecutionRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        text(r.plugin_name),
+        r.http_method,
+        utc(r.start_time),
+        utc(r.end_time),
+        r.status.value,
+        text(r.input),
+        text(r.output),
+        text(r.error),
+        text(r.error_type),
+        r.duration,
+        r.attempts,
+        r.retry_count,
+        text(r.trace_id),
+        text(r.user_agent),
+        text(r.remote_ip),
+        json_text(r.tags),
+        json_text(r.metadata),
+        utc(r.created_at or r.start_time),
+        utc(r.updated_at or r.start_time),
+        text(r.worker),
+        text(r.idempotency_key),
+    )
+
+
+def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+    """The run's tags as rows of execution_tags (none for the usual untagged run)."""
+    if r.tags in ("", "{}"):
+        return []
+    tags = parse_json(r.tags)
+    if not isinstance(tags, dict):
+        return []
+    return [(k, text(str(v)), utc(r.start_time), r.id) for k, v in tags.items()]
+
+
+def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.id,
+            a.number,
+            utc(a.start_time),
+            utc(a.end_time),
+            a.status.value,
+            text(a.error),
+            text(a.error_type),
+            a.duration,
+        )
+        for a in r.attempt_records
+    ]
+
+
+def write(
+    cur: Any,
+    sql: str,
+    rows: Sequence[tuple[Any, ...]],
+    attempts: Sequence[tuple[Any, ...]] = (),
+    tags: Sequence[tuple[Any, ...]] = (),
+) -> None:
+    """Runs (inserted or upserted by `sql`), then their attempts and tags; the driver
+    sends each batch as one multi-row INSERT."""
+    for sql_, batch in ((sql, rows), (ATTEMPT, attempts), (TAG, tags)):
+        if len(batch) == 1:
+            cur.execute(sql_, batch[0])
+        elif batch:
+            cur.executemany(sql_, batch)
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def record_of(row: dict[str, Any]) -> ExecutionRecord:
+    data = {key: row[key] for key in COLUMNS}
+    for key in _TIMES:
+        data[key] = aware(data[key])
+    data["status"] = Status(data["status"])
+    data["tags"] = data["tags"] or ""
+    data["metadata"] = data["metadata"] or ""
+    return ExecutionRecord(**data, replays=row["replays"])
+
+
+def get(cur: Any, execution_id: str) -> ExecutionRecord | None:
+    cur.execute(f"{SELECT} WHERE id = %s", (execution_id,))
+    rows = _dicts(cur)
+    if not rows:
+        return None
+    record = record_of(rows[0])
+    cur.execute(
+        "SELECT number, start_time, end_time, status, error, error_type, duration "
+        "FROM execution_attempts WHERE execution_id = %s ORDER BY number",
+        (execution_id,),
+    )
+    record.attempt_records = [
+        AttemptRecord(n, aware(s), aware(e), Status(st), err, et, d)
+        for n, s, e, st, err, et, d in cur.fetchall()
+    ]
+    return record
+
+
+def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("plugin_name", flt.plugin),
+        ("status", flt.status.value if flt.status else None),
+        ("error_type", flt.error_type),
+        ("trace_id", flt.trace_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(text(value))
+    if flt.since is not None:
+        clauses.append("start_time >= %s")
+        params.append(utc(flt.since))
+    if flt.until is not None:
+        clauses.append("start_time < %s")
+        params.append(utc(flt.until))
+    for key, value in flt.tags:
+        clauses.append(
+            "id IN (SELECT execution_id FROM execution_tags WHERE `key` = %s AND value = %s)"
+        )
+        params += [text(key), text(value)]
+    return clauses, params
+
+
+def page(
+    cur: Any, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None
+) -> tuple[list[ExecutionRecord], str | None]:
+    """Newest first; `cursor` (keyset on start_time, seq) replaces `offset`."""
+    clauses, params = where(flt)
+    if cursor:
+        start, seq = decode_time_cursor(cursor)
+        clauses.append("(start_time < %s OR (start_time = %s AND seq < %s))")
+        params += [utc(start), utc(start), seq]
+        offset = 0
+    sql = SELECT
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY start_time DESC, seq DESC LIMIT %s OFFSET %s"
+    cur.execute(sql, [*params, limit + 1, offset])
+    rows = _dicts(cur)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor(to_us(aware(rows[-1]["start_time"])), rows[-1]["seq"])
+        if more and rows
+        else None
+    )
+    return [record_of(r) for r in rows], next_cursor
+
+
+def count(cur: Any, flt: ExecutionFilter, cap: int | None = None) -> int:
+    clauses, params = where(flt)
+    sql = "SELECT 1 FROM executions"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if cap is not None:
+        sql += " LIMIT %s"
+        params.append(cap)
+    cur.execute(f"SELECT COUNT(*) FROM ({sql}) AS matches", params)
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def oldest_start(cur: Any, open_only: bool = False) -> datetime | None:
+    sql = "SELECT MIN(start_time) FROM executions"
+    cur.execute(sql + (f" WHERE status IN ({_OPEN_IN})" if open_only else ""))
+    row = cur.fetchone()
+    return aware(row[0]) if row else None
+
+
+def finished_runs(
+    cur: Any,
+    start: datetime,
+    end: datetime | None,
+    plugin: str | None,
+    tags: tuple[tuple[str, str], ...] = (),
+) -> Iterator[FinishedRun]:
+    """The runs a few thousand at a time, each batch one query on the keyset
+    (start_time, seq): a half-read iterator holds nothing open on the connection."""
+    clauses, args = where(ExecutionFilter(tags=tags))
+    clauses += ["start_time >= %s", f"status NOT IN ({_OPEN_IN})"]
+    args += [utc(start)]
+    if end is not None:
+        clauses.append("start_time < %s")
+        args.append(utc(end))
+    if plugin is not None:
+        clauses.append("plugin_name = %s")
+        args.append(text(plugin))
+    sql = (
+        "SELECT plugin_name, start_time, status, error_type, duration, seq FROM executions "
+        f"WHERE {' AND '.join(clauses)}"
+    )
+    after: tuple[datetime, int] | None = None
+    while True:
+        if after is None:
+            cur.execute(f"{sql} ORDER BY start_time, seq LIMIT {BATCH}", args)
+        else:
+            cur.execute(
+                f"{sql} AND (start_time > %s OR (start_time = %s AND seq > %s)) "
+                f"ORDER BY start_time, seq LIMIT {BATCH}",
+                [*args, after[0], after[0], after[1]],
+            )
+        rows = cur.fetchall()
+        for name, started, status, error_type, duration, _ in rows:
+            yield FinishedRun(name, aware(started), status, error_type, duration)
+        if len(rows) < BATCH:
+            return
+        after = (rows[-1][1], rows[-1][5])
+
+
+def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
+    """Runs still `running` or `pending` (of one worker, or all), without attempts."""
+    sql = f"{SELECT} WHERE status IN ({_OPEN_IN})"
+    args: list[Any] = []
+    if worker is not None:
+        sql += " AND worker = %s"
+        args.append(text(worker))
+    cur.execute(sql, args)
+    return [record_of(r) for r in _dicts(cur)]

@@ -1,0 +1,156 @@
+"""Rollup rows, execution_metrics (hours) and execution_metrics_daily (days), each an
+Aggregate of one plugin's finished runs, with histogram and error types as JSON; and
+bridge_state, where the algorithms keep their watermarks (JSON values)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from bridge.model import Status
+from bridge.storage.base import Grain, Rollup
+from bridge.storage.mysql.records import aware, text, utc
+from bridge.storage.rollups import Aggregate
+
+TABLES: dict[str, tuple[str, str]] = {
+    "hour": ("execution_metrics", "hour_start"),
+    "day": ("execution_metrics_daily", "day_start"),
+}
+_COUNTERS = {
+    None: "total",
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+    Status.TIMEOUT: "timeout",
+    Status.CANCELED: "canceled",
+}
+_FIGURES = (
+    "total",
+    "completed",
+    "failed",
+    "timeout",
+    "canceled",
+    "duration_sum",
+    "duration_min",
+    "duration_max",
+    "histogram",
+    "error_types",
+)
+
+
+def _range(grain: Grain, plugin: str | None) -> tuple[str, str, str]:
+    table, column = TABLES[grain]
+    clauses = f"{column} >= %s AND {column} < %s" + (" AND plugin_name = %s" if plugin else "")
+    return table, column, clauses
+
+
+def _args(start: datetime, end: datetime, plugin: str | None) -> list[Any]:
+    return [utc(start), utc(end)] + ([text(plugin)] if plugin else [])
+
+
+def rollups(
+    cur: Any, grain: Grain, start: datetime, end: datetime, plugin: str | None
+) -> list[Rollup]:
+    table, column, clauses = _range(grain, plugin)
+    sql = f"SELECT plugin_name, {column}, {', '.join(_FIGURES)} FROM {table} WHERE {clauses}"
+    cur.execute(sql, _args(start, end, plugin))
+    return [Rollup(row[0], aware(row[1]), aggregate_of(row[2:])) for row in cur.fetchall()]
+
+
+def rollup_plugins(cur: Any, grain: Grain, start: datetime, end: datetime) -> set[str]:
+    table, _, clauses = _range(grain, None)
+    cur.execute(
+        f"SELECT DISTINCT plugin_name FROM {table} WHERE {clauses}", _args(start, end, None)
+    )
+    return {row[0] for row in cur.fetchall()}
+
+
+def rollup_count(
+    cur: Any,
+    grain: Grain,
+    start: datetime,
+    end: datetime,
+    plugin: str | None,
+    status: Status | None,
+    error_type: str | None,
+) -> int:
+    table, _, clauses = _range(grain, plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "CAST(JSON_EXTRACT(error_types, %s) AS SIGNED)"
+        args.append("$." + json.dumps(text(error_type), ensure_ascii=False))
+    cur.execute(
+        f"SELECT COALESCE(SUM({expr}), 0) FROM {table} WHERE {clauses}",
+        args + _args(start, end, plugin),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def put_rollups(cur: Any, grain: Grain, items: Iterable[Rollup]) -> None:
+    table, column = TABLES[grain]
+    rows = [row_of(r) for r in items]
+    if not rows:
+        return
+    columns = ("plugin_name", column, *_FIGURES)
+    cur.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _FIGURES),
+        rows,
+    )
+
+
+def delete_rollups(cur: Any, grain: Grain, start: datetime, end: datetime) -> None:
+    table, _, clauses = _range(grain, None)
+    cur.execute(f"DELETE FROM {table} WHERE {clauses}", _args(start, end, None))
+
+
+def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
+    total, completed, failed, timeout, canceled, dsum, dmin, dmax, histogram, errors = row
+    return Aggregate(
+        total=total,
+        completed=completed,
+        failed=failed,
+        timeout=timeout,
+        canceled=canceled,
+        duration_sum=dsum,
+        duration_min=dmin,
+        duration_max=dmax,
+        histogram=Counter({int(k): v for k, v in json.loads(histogram).items()}),
+        error_types=Counter(json.loads(errors)),
+    )
+
+
+def row_of(rollup: Rollup) -> tuple[Any, ...]:
+    a = rollup.aggregate
+    return (
+        text(rollup.plugin),
+        utc(rollup.start),
+        a.total,
+        a.completed,
+        a.failed,
+        a.timeout,
+        a.canceled,
+        a.duration_sum,
+        a.duration_min or 0,
+        a.duration_max,
+        json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
+        json.dumps({text(k): v for k, v in a.error_types.items()}, ensure_ascii=False),
+    )
+
+
+def get_state(cur: Any, key: str) -> Any:
+    """A bridge_state value (the algorithms' watermarks and last cleanup), or None."""
+    cur.execute("SELECT value FROM bridge_state WHERE `key` = %s", (key,))
+    row = cur.fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def set_state(cur: Any, key: str, value: Any) -> None:
+    cur.execute(
+        "INSERT INTO bridge_state (`key`, value) VALUES (%s, %s) "
+        "ON DUPLICATE KEY UPDATE value = VALUES(value)",
+        (key, json.dumps(value)),
+    )
