@@ -64,7 +64,7 @@ class PluginListSchema(ma.Schema):
 
 
 # -- webhooks --------------------------------------------------------------
-# What a tag looks like, as documented; bridge.api.webhook.parse_tags is the check.
+# What a tag looks like, as documented; bridge.api.delivery.parse_tags is the check.
 TAG_PATTERN = r"^\s*[^:=\s][^:=]{0,63}[:=].{0,256}$"
 
 
