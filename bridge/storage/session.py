@@ -1,0 +1,81 @@
+"""The protocol's Reader and Writer over one backend connection (or cursor), written
+once: each call goes to the function of the same name in the backend's records or
+rollups module, with the connection first. A backend names its two modules in a
+subclass and overrides what it does differently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from types import ModuleType
+from typing import Any, ClassVar
+
+from bridge.model import ExecutionFilter, ExecutionRecord, Status
+from bridge.storage.base import FinishedRun, Grain, Rollup
+
+
+class Session:
+    """A `Reader`: reads on one snapshot of the store."""
+
+    records_sql: ClassVar[ModuleType]  # the backend's records module
+    rollups_sql: ClassVar[ModuleType]  # the backend's rollups module
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def page(
+        self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        return self.records_sql.page(self.conn, flt, limit, offset, cursor)
+
+    def count(self, flt: ExecutionFilter, cap: int | None = None) -> int:
+        return self.records_sql.count(self.conn, flt, cap)
+
+    def oldest_start(self, open_only: bool = False) -> datetime | None:
+        return self.records_sql.oldest_start(self.conn, open_only)
+
+    def finished_runs(
+        self,
+        start: datetime,
+        end: datetime | None,
+        plugin: str | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> Iterator[FinishedRun]:
+        return self.records_sql.finished_runs(self.conn, start, end, plugin, tags)
+
+    def rollups(
+        self, grain: Grain, start: datetime, end: datetime, plugin: str | None = None
+    ) -> list[Rollup]:
+        return self.rollups_sql.rollups(self.conn, grain, start, end, plugin)
+
+    def rollup_plugins(self, grain: Grain, start: datetime, end: datetime) -> set[str]:
+        return self.rollups_sql.rollup_plugins(self.conn, grain, start, end)
+
+    def rollup_count(
+        self,
+        grain: Grain,
+        start: datetime,
+        end: datetime,
+        plugin: str | None = None,
+        status: Status | None = None,
+        error_type: str | None = None,
+    ) -> int:
+        return self.rollups_sql.rollup_count(
+            self.conn, grain, start, end, plugin, status, error_type
+        )
+
+    def state(self, key: str) -> Any:
+        return self.rollups_sql.get_state(self.conn, key)
+
+
+class WriteSession(Session):
+    """A `Writer`: reads and writes in one transaction."""
+
+    def put_rollups(self, grain: Grain, items: Iterable[Rollup]) -> None:
+        self.rollups_sql.put_rollups(self.conn, grain, items)
+
+    def delete_rollups(self, grain: Grain, start: datetime, end: datetime) -> None:
+        self.rollups_sql.delete_rollups(self.conn, grain, start, end)
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.rollups_sql.set_state(self.conn, key, value)
