@@ -626,7 +626,10 @@ def test_the_database_file_deleted_while_serving_loses_no_answered_run(gunicorn)
         deliver(10)
         server.db.unlink()
         health = requests.get(f"{server.base}/health", timeout=10).json()["checks"]["storage"]
-        assert health["status"] == "degraded" and "was deleted" in health["message"]
+        # Degraded until the next write, unless a background job's write (a rollup,
+        # say) put the file back already.
+        deleted = health["status"] == "degraded" and "was deleted" in health["message"]
+        assert deleted or server.db.exists(), health
         deliver(10)
         assert server.db.exists()
         for execution_id in answered:
