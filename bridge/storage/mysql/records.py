@@ -11,7 +11,6 @@ stored as NULL. MariaDB keeps valid JSON text as written; MySQL normalizes it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -20,52 +19,16 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
+from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
 BATCH = 5000  # finished runs read per query
 
-COLUMNS = (
-    "id",
-    "plugin_name",
-    "http_method",
-    "start_time",
-    "end_time",
-    "status",
-    "input",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "trace_id",
-    "user_agent",
-    "remote_ip",
-    "tags",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "worker",
-    "idempotency_key",
-)
 _TIMES = ("start_time", "end_time", "created_at", "updated_at")
 SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
 INSERT = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-)
-# What a run's lifecycle changes after its row is written; only these are set again.
-LIFECYCLE = (
-    "end_time",
-    "status",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "updated_at",
-    "worker",
 )
 UPSERT = f"{INSERT} ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in LIFECYCLE)
 ATTEMPT = (
@@ -102,29 +65,6 @@ def text(value: str) -> str:
     except UnicodeEncodeError:
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     return value
-
-
-def _finite(literal: str) -> Any:
-    number = float(literal)
-    return number if math.isfinite(number) else literal
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return text(value)
-    if isinstance(value, dict):
-        return {text(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def parse_json(value: str) -> Any:
-    """The JSON value of a record's JSON text, with only storable text in it."""
-    try:
-        return _clean(json.loads(value, parse_constant=str, parse_float=_finite))
-    except ValueError:
-        return text(value)
 
 
 def json_text(value: str) -> str | None:
@@ -367,3 +307,8 @@ def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
         args.append(text(worker))
     cur.execute(sql, args)
     return [record_of(r) for r in _dicts(cur)]
+
+
+def parse_json(value: str) -> Any:
+    """The JSON value of a record's JSON text, with only strings this backend stores."""
+    return json_value(value, text)

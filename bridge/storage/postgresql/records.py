@@ -10,8 +10,6 @@ stored as NULL. jsonb also orders an object's keys its own way.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -23,50 +21,14 @@ from psycopg.types.json import Jsonb
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
+from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
-COLUMNS = (
-    "id",
-    "plugin_name",
-    "http_method",
-    "start_time",
-    "end_time",
-    "status",
-    "input",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "trace_id",
-    "user_agent",
-    "remote_ip",
-    "tags",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "worker",
-    "idempotency_key",
-)
 _TEXT = {"tags": "tags::text AS tags", "metadata": "metadata::text AS metadata"}
 SELECT = f"SELECT seq, replays, {', '.join(_TEXT.get(c, c) for c in COLUMNS)} FROM executions"
 INSERT = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-)
-# What a run's lifecycle changes after its row is written; only these are set again.
-LIFECYCLE = (
-    "end_time",
-    "status",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "updated_at",
-    "worker",
 )
 UPSERT = f"{INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in LIFECYCLE
@@ -94,30 +56,6 @@ def text(value: str) -> str:
     except UnicodeEncodeError:
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     return value
-
-
-def _finite(literal: str) -> Any:
-    number = float(literal)
-    return number if math.isfinite(number) else literal
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return text(value)
-    if isinstance(value, dict):
-        return {text(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def parse_json(value: str) -> Any:
-    """The JSON value of a record's JSON text, made storable as jsonb."""
-    try:
-        parsed = json.loads(value, parse_constant=str, parse_float=_finite)
-    except ValueError:
-        return text(value)
-    return _clean(parsed) if not value.isascii() or "\\u" in value else parsed
 
 
 def jsonb(value: str) -> Jsonb | None:
@@ -335,3 +273,8 @@ def open_runs(conn: psycopg.Connection[Any], worker: str | None) -> list[Executi
         args.append(text(worker))
     with conn.cursor(row_factory=dict_row) as cur:
         return [record_of(r) for r in cur.execute(sql, args)]
+
+
+def parse_json(value: str) -> Any:
+    """The JSON value of a record's JSON text, with only strings this backend stores."""
+    return json_value(value, text)

@@ -12,51 +12,13 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import FinishedRun
 from bridge.storage.cursors import decode_cursor, encode_cursor
+from bridge.storage.rows import COLUMNS, LIFECYCLE
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 
-COLUMNS = (
-    "id",
-    "plugin_name",
-    "http_method",
-    "start_time",
-    "end_time",
-    "status",
-    "input",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "trace_id",
-    "user_agent",
-    "remote_ip",
-    "tags",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "worker",
-    "idempotency_key",
-)
 SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
 INSERT = f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-# What a run's lifecycle changes after its row is written. Only these are set on conflict:
-# an UPDATE rewrites every index holding a column it sets, and the identity columns
-# (plugin, start time, trace id) are in most of them.
-LIFECYCLE = (
-    "end_time",
-    "status",
-    "output",
-    "error",
-    "error_type",
-    "duration",
-    "attempts",
-    "retry_count",
-    "updated_at",
-    "worker",
-)
 UPSERT = f"{INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in LIFECYCLE
 )

@@ -1,0 +1,76 @@
+"""What every backend writes of a run: the executions table's columns, the ones a run's
+lifecycle changes after its row is written, and a record's JSON text turned into a
+value the backend can store (its own `text` rule says which strings it can hold)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+COLUMNS = (
+    "id",
+    "plugin_name",
+    "http_method",
+    "start_time",
+    "end_time",
+    "status",
+    "input",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "trace_id",
+    "user_agent",
+    "remote_ip",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "worker",
+    "idempotency_key",
+)
+# What a run's lifecycle changes after its row is written. Only these are set again: an
+# UPDATE rewrites every index holding a column it sets, and the identity columns
+# (plugin, start time, trace id) are in most of them.
+LIFECYCLE = (
+    "end_time",
+    "status",
+    "output",
+    "error",
+    "error_type",
+    "duration",
+    "attempts",
+    "retry_count",
+    "updated_at",
+    "worker",
+)
+
+
+def _finite(literal: str) -> Any:
+    number = float(literal)
+    return number if math.isfinite(number) else literal
+
+
+def _cleaned(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {text(k): _cleaned(v, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v, text) for v in value]
+    return value
+
+
+def json_value(value: str, text: Callable[[str], str]) -> Any:
+    """The JSON value of a record's JSON text, every string in it made storable by
+    `text`; NaN and infinities as strings; text that is not JSON as a string. Only text
+    with non-ASCII characters or escapes can hold a string `text` would change."""
+    try:
+        parsed = json.loads(value, parse_constant=str, parse_float=_finite)
+    except ValueError:
+        return text(value)
+    return _cleaned(parsed, text) if not value.isascii() or "\\u" in value else parsed
