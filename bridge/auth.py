@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")  # each scope includes the ones before it
 # Blueprints behind keys; webhook routes are guarded by signatures instead.
-PROTECTED = ("executions", "plugins")
+PROTECTED = ("executions", "plugins", "insight")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -133,9 +133,12 @@ def parse_keys(raw: list[dict[str, Any]], environ: Mapping[str, str] | None = No
     return keys
 
 
-def required_scope(method: str) -> str:
-    """The scope a management request needs: reading needs `read`, any change `admin`."""
-    return "read" if method.upper() in READ_METHODS else "admin"
+def required_scope(method: str, path: str = "") -> str:
+    """The scope a management request needs: reading needs `read`, a replay (it runs a
+    plugin, as a webhook would) `write`, any other change `admin`."""
+    if method.upper() in READ_METHODS:
+        return "read"
+    return "write" if path.endswith("/replay") else "admin"
 
 
 def is_loopback(host: str) -> bool:
@@ -191,7 +194,8 @@ class Authenticator:
     def guard(self) -> None:
         blueprint = request.blueprint or ""
         if blueprint in PROTECTED:
-            self.check(required_scope(request.method))
+            rule = request.url_rule.rule if request.url_rule else ""
+            self.check(required_scope(request.method, rule))
         elif blueprint == "webhook" and self.protect_webhooks:
             self.check("write")
 

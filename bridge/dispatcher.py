@@ -76,6 +76,7 @@ class Dispatcher:
             tags=delivery.tags,
             metadata=dict(delivery.metadata),
             headers=delivery.headers,
+            replay_of=delivery.replay_of,
         )
         spec = plugin.settings.signature if plugin.settings else None
         if spec is not None and not delivery.trusted:

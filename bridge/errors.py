@@ -106,6 +106,27 @@ class ExecutionNotFound(BridgeError):
         self.execution_id = execution_id
 
 
+class ErrorGroupNotFound(BridgeError):
+    http_status = 404
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(f"No failure has the error group '{fingerprint}'")
+        self.fingerprint = fingerprint
+
+
+class NotReplayable(BridgeError):
+    """A stored run whose input is not whole (truncated, redacted, not kept)."""
+
+    http_status = 409
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        super().__init__(
+            f"Execution '{execution_id}' cannot be replayed as stored: {reason}; "
+            "send the input to use as the request's JSON body"
+        )
+        self.execution_id = execution_id
+
+
 class StorageUnavailable(BridgeError):
     """Tracking is disabled or its database cannot be used."""
 

@@ -87,6 +87,9 @@ class ExecutionRecord:
     # and how many repeated deliveries were answered with this run's result.
     idempotency_key: str = ""
     replays: int = 0
+    # A failure's fingerprint (bridge.tracking.fingerprint), and the run this one replays.
+    error_group: str = ""
+    replay_of: str = ""
     attempt_records: list[AttemptRecord] = field(default_factory=list)
     # Not a column of the record: what a repeat of its delivery is answered with (JSON,
     # the output redacted and truncated as stored, even where track_output is off),
@@ -104,6 +107,8 @@ class ExecutionFilter:
     until: datetime | None = None
     # (key, value) pairs a run must all carry.
     tags: tuple[tuple[str, str], ...] = ()
+    error_group: str | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,8 @@ class Delivery:
     # A replay or a CLI run skips the signature check (its caller holds an API key)
     # and idempotency (it is a deliberate new run).
     trusted: bool = False
+    # The id of the stored run this delivery replays.
+    replay_of: str = ""
 
 
 @dataclass
@@ -197,6 +204,7 @@ class Run:
     input_json: str | None = None
     # Input, tags and metadata as the tracker stores them (input redacted and truncated).
     stored: tuple[str, str, str] | None = None
+    replay_of: str = ""
 
     @property
     def plugin_name(self) -> str:

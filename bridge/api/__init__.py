@@ -11,9 +11,9 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from bridge import __version__
-from bridge.api import errors, executions, health, plugins, webhook
+from bridge.api import errors, executions, health, insight, plugins, webhook
 from bridge.api.schemas import ErrorSchema
-from bridge.auth import PROTECTED, SECURITY_SCHEMES, required_scope
+from bridge.auth import SECURITY_SCHEMES, required_scope
 
 DOCS_ASSETS = "/docs/assets/"
 
@@ -37,7 +37,7 @@ def _error_response(description: str) -> dict[str, Any]:
 class SecurityDocs(BasePlugin):
     """Marks every management route as needing an API key, with its 401 and 403."""
 
-    prefixes = tuple(f"/api/v1/{name}" for name in PROTECTED)
+    prefixes = ("/api/v1/executions", "/api/v1/plugins")
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
@@ -45,7 +45,7 @@ class SecurityDocs(BasePlugin):
         if not path or not operations or not path.startswith(self.prefixes):
             return
         for method, operation in operations.items():
-            scope = required_scope(method)
+            scope = required_scope(method, path)
             operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
             responses = operation.setdefault("responses", {})
             responses.setdefault(
@@ -91,7 +91,7 @@ def init_app(app: Flask) -> None:
     api = BridgeApi(app, spec_kwargs={"extra_plugins": [SecurityDocs()]})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
-    for module in (webhook, plugins, executions, health):
+    for module in (webhook, plugins, insight, executions, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(_docs_assets())
     errors.init_app(app)

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, RAISE
 
 from bridge import clock
+from bridge.api.insight import list_filter
 from bridge.api.schemas import (
     CleanupQuerySchema,
     CleanupResultSchema,
@@ -26,6 +27,7 @@ from bridge.api.schemas import (
     rfc3339,
 )
 from bridge.errors import ExecutionNotFound
+from bridge.insight.errors import require_group
 from bridge.model import ExecutionFilter, ExecutionRecord
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
@@ -57,15 +59,9 @@ class Executions(MethodView):
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List runs, newest first, filtered; `total` counts every match."""
-        flt = ExecutionFilter(
-            plugin=args.get("plugin"),
-            status=args.get("status"),
-            error_type=args.get("error_type"),
-            trace_id=args.get("trace_id"),
-            since=args.get("since"),
-            until=args.get("until"),
-            tags=tuple(args.get("tag", ())),
-        )
+        flt = list_filter(args)
+        if flt.error_group:
+            require_group(_store(), flt.error_group)
         page = list_page(_store(), flt, args["limit"], args["offset"], args.get("cursor"))
         shown = {
             k: (v.value if hasattr(v, "value") else rfc3339(v) if k in ("since", "until") else v)
@@ -159,7 +155,12 @@ class ExecutionById(MethodView):
         if record is None:
             raise ExecutionNotFound(execution_id[:100])
         (shown,) = _shown([record], args["parse_json"])
-        return {"execution": shown, "attempts": record.attempt_records}
+        replays = list_page(_store(), ExecutionFilter(replay_of=record.id), 100, 0, None)
+        return {
+            "execution": shown,
+            "attempts": record.attempt_records,
+            "replayed_by": replays.records,
+        }
 
 
 def _shown(records: list[ExecutionRecord], parse_json: bool) -> list[Any]:

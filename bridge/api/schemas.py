@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 
 from bridge import clock
 from bridge.model import ERROR_TYPES, Status
+from bridge.tracking.fingerprint import FINGERPRINT_PATTERN
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10_000_000
@@ -169,6 +170,12 @@ class ExecutionListQuerySchema(StrictQuery):
         "Only runs carrying this `key:value` tag (as redacted when stored); repeatable, "
         "every one must match"
     )
+    error_group = fields.String(
+        validate=validate.Regexp(
+            FINGERPRINT_PATTERN, error="Expected a 16-character hex fingerprint."
+        ),
+        metadata={"description": "Only runs of this error group (a fingerprint from /errors)"},
+    )
     parse_json = PARSE_JSON
 
     @ma.validates_schema
@@ -214,6 +221,10 @@ class ExecutionSchema(ma.Schema):
     replays = fields.Integer(
         metadata={"description": "Repeated deliveries answered with this run's result"}
     )
+    error_group = fields.String(
+        metadata={"description": "A failure's fingerprint (GET /api/v1/executions/errors)"}
+    )
+    replay_of = fields.String(metadata={"description": "The run this one replays, if any"})
 
 
 class AttemptSchema(ma.Schema):
@@ -236,9 +247,19 @@ class ExecutionListSchema(ma.Schema):
     filter = fields.Dict()
 
 
+class ReplayRunSchema(ma.Schema):
+    id = fields.String()
+    status = fields.Enum(Status, by_value=True)
+    start_time = RFC3339()
+
+
 class ExecutionDetailSchema(ma.Schema):
     execution = fields.Nested(ExecutionSchema)
     attempts = fields.List(fields.Nested(AttemptSchema))
+    replayed_by = fields.List(
+        fields.Nested(ReplayRunSchema),
+        metadata={"description": "Replays of this run (POST .../replay), newest first"},
+    )
 
 
 class ExecutionQuerySchema(StrictQuery):

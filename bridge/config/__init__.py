@@ -81,6 +81,10 @@ def _convert(key: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(key, value, "expected a whole number >= 0")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ConfigError(key, value, "expected a number")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(key, value, "expected a string")

@@ -10,11 +10,13 @@ from bridge.config.values import Duration, longest_run, parse_duration
 
 __all__ = [
     "SSL_MODES",
+    "AnalysisConfig",
     "AuthConfig",
     "BackendConfig",
     "Config",
     "IdempotencyConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "MySQLConfig",
     "PluginsConfig",
     "PostgreSQLConfig",
@@ -204,6 +206,30 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """When GET /api/v1/executions/analysis (and `flask bridge analysis`) names a finding."""
+
+    # A plugin needs this many runs in the period before any finding is made of it.
+    min_calls: int = 20
+    # p95 at least this many times the previous period's.
+    p95_rise_factor: float = 1.5
+    # Failure rate up by at least this many percentage points on the previous period.
+    failure_rate_rise: float = 5.0
+    # Share of runs (percent) that timed out, or needed a retry.
+    timeout_share: float = 5.0
+    retry_share: float = 20.0
+    # An error group is rising at this many times its previous period's count.
+    error_rising_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """GET /metrics, the Prometheus text format."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
@@ -214,6 +240,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # Where relative paths (plugin dirs, database) are resolved from.
     base_dir: str = "."
 

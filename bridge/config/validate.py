@@ -135,6 +135,14 @@ def validate(config: Config) -> None:
         check(
             isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping"
         )
+    analysis = config.analysis
+    check(analysis.min_calls >= 1, "analysis.min_calls", analysis.min_calls, "must be >= 1")
+    for key in ("p95_rise_factor", "error_rising_factor"):
+        value = getattr(analysis, key)
+        check(value > 1, f"analysis.{key}", value, "must be > 1")
+    for key in ("failure_rate_rise", "timeout_share", "retry_share"):
+        value = getattr(analysis, key)
+        check(0 < value <= 100, f"analysis.{key}", value, "must be a percentage in (0, 100]")
 
 
 def _validate_postgresql(pg: PostgreSQLConfig, selected: bool) -> None:

@@ -39,6 +39,33 @@ class FinishedRun(NamedTuple):
     status: str
     error_type: str
     duration: int  # nanoseconds
+    retry_count: int = 0
+
+
+class Failure(NamedTuple):
+    """What an error group's rollup keeps of a failed run."""
+
+    id: str
+    plugin: str
+    start: datetime
+    error_type: str
+    error_group: str
+    error: str
+
+
+@dataclass
+class ErrorHour:
+    """One error group's failures that started in one hour."""
+
+    fingerprint: str
+    hour: datetime
+    plugin: str
+    error_type: str
+    message: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    example_id: str
 
 
 class Rollup(NamedTuple):
@@ -127,6 +154,20 @@ class Reader(Protocol):
         """A value the algorithms keep (watermarks, the last cleanup), or None."""
         ...
 
+    def failures(self, start: datetime, end: datetime) -> Iterator[Failure]:
+        """Finished runs with an error group that started in [start, end)."""
+        ...
+
+    def error_hours(
+        self, start: datetime, end: datetime, plugin: str | None = None
+    ) -> list[ErrorHour]:
+        """The error groups' hourly rollups of [start, end), of one plugin or every one."""
+        ...
+
+    def first_seen(self, fingerprints: Iterable[str]) -> dict[str, datetime]:
+        """When each group (of those known) first failed, rolled up or still stored."""
+        ...
+
 
 class Writer(Reader, Protocol):
     """Reads and writes in one transaction (`ExecutionStore.write`)."""
@@ -139,6 +180,11 @@ class Writer(Reader, Protocol):
 
     def set_state(self, key: str, value: Any) -> None:
         """Keep a JSON-serializable value under `key`."""
+        ...
+
+    def put_error_hours(self, items: Iterable[ErrorHour]) -> None:
+        """Insert the error groups' hourly rollups, replacing those of the same group
+        and hour."""
         ...
 
 

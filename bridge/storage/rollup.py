@@ -16,13 +16,16 @@ from bridge.storage.base import (
     DAY,
     HOUR,
     ROLLUP_WATERMARK,
+    ErrorHour,
     ExecutionStore,
+    Failure,
     FinishedRun,
     Reader,
     Rollup,
     Writer,
 )
 from bridge.storage.rollups import Aggregate
+from bridge.tracking.fingerprint import error_message, normalise
 
 ALL_PLUGINS = "*"  # the daily rollups' name for every plugin together
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,8 +62,14 @@ def rollup(store: ExecutionStore, now: datetime) -> int:
         end = min(upto, chunk + ONE_DAY)
         with store.snapshot() as reader:
             rows = hourly(reader.finished_runs(chunk, end))
-        if rows:
-            store.write(lambda w, rows=rows: w.put_rollups(HOUR, rows))
+            errors = error_hours(reader.failures(chunk, end))
+        if rows or errors:
+
+            def put(w: Writer, rows: list[Rollup] = rows, errors: list[ErrorHour] = errors) -> None:
+                w.put_rollups(HOUR, rows)
+                w.put_error_hours(errors)
+
+            store.write(put)
             written += len(rows)
         chunk = end
     store.write(lambda w: _merge_days(w, start, upto))
@@ -88,8 +97,37 @@ def hourly(runs: Iterable[FinishedRun]) -> list[Rollup]:
     groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
     for run in runs:  # keyed by the hour's number: cheaper than a datetime per run
         hour = int(run.start.timestamp()) // 3600
-        groups[(run.plugin, hour)].add(run.status, run.error_type, run.duration)
+        groups[(run.plugin, hour)].add(run.status, run.error_type, run.duration, run.retry_count)
     return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in groups.items()]
+
+
+def error_hours(failures: Iterable[Failure]) -> list[ErrorHour]:
+    """Each error group's failures per hour: count, first and last seen, the latest run
+    as its example, and its normalised message."""
+    groups: dict[tuple[str, int], ErrorHour] = {}
+    for f in failures:
+        hour = int(f.start.timestamp()) // 3600
+        seen = groups.get((f.error_group, hour))
+        if seen is None:
+            groups[(f.error_group, hour)] = ErrorHour(
+                f.error_group,
+                EPOCH + hour * ONE_HOUR,
+                f.plugin,
+                f.error_type,
+                normalise(error_message(f.error)),
+                1,
+                f.start,
+                f.start,
+                f.id,
+            )
+            continue
+        seen.count += 1
+        seen.first_seen = min(seen.first_seen, f.start)
+        if f.start >= seen.last_seen:
+            seen.last_seen, seen.example_id = f.start, f.id
+        if not seen.message and f.error:
+            seen.message = normalise(error_message(f.error))
+    return list(groups.values())
 
 
 def _merge_days(writer: Writer, start: datetime, upto: datetime) -> None:

@@ -41,6 +41,7 @@ class Aggregate:
     duration_max: int = 0
     histogram: Counter[int] = field(default_factory=Counter)
     error_types: Counter[str] = field(default_factory=Counter)
+    retried: int = 0  # runs that needed more than one attempt
 
     def counts(self) -> dict[str, Any]:
         """The figures every stats document shows: the window's, a day's, live metrics'."""
@@ -53,8 +54,10 @@ class Aggregate:
             "avg_duration": self.avg_duration,
         }
 
-    def add(self, status: str, error_type: str, duration: int) -> None:
+    def add(self, status: str, error_type: str, duration: int, retry_count: int = 0) -> None:
         self.total += 1
+        if retry_count > 0:
+            self.retried += 1
         if status == Status.COMPLETED.value:
             self.completed += 1
         elif status == Status.TIMEOUT.value:
@@ -78,6 +81,7 @@ class Aggregate:
         self.failed += other.failed
         self.timeout += other.timeout
         self.canceled += other.canceled
+        self.retried += other.retried
         self.duration_sum += other.duration_sum
         if other.duration_min is not None:
             self.duration_min = (

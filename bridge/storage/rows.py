@@ -32,6 +32,8 @@ COLUMNS = (
     "updated_at",
     "worker",
     "idempotency_key",
+    "error_group",
+    "replay_of",
 )
 # What a run's lifecycle changes after its row is written. Only these are set again: an
 # UPDATE rewrites every index holding a column it sets, and the identity columns
@@ -47,6 +49,7 @@ LIFECYCLE = (
     "retry_count",
     "updated_at",
     "worker",
+    "error_group",
 )
 
 

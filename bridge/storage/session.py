@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from bridge.model import ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import FinishedRun, Grain, Rollup
+from bridge.storage.base import ErrorHour, Failure, FinishedRun, Grain, Rollup
 
 
 class Session:
@@ -67,6 +67,17 @@ class Session:
     def state(self, key: str) -> Any:
         return self.rollups_sql.get_state(self.conn, key)
 
+    def failures(self, start: datetime, end: datetime) -> Iterator[Failure]:
+        return self.records_sql.failures(self.conn, start, end)
+
+    def error_hours(
+        self, start: datetime, end: datetime, plugin: str | None = None
+    ) -> list[ErrorHour]:
+        return self.rollups_sql.error_hours(self.conn, start, end, plugin)
+
+    def first_seen(self, fingerprints: Iterable[str]) -> dict[str, datetime]:
+        return self.rollups_sql.first_seen(self.conn, list(fingerprints))
+
 
 class WriteSession(Session):
     """A `Writer`: reads and writes in one transaction."""
@@ -79,3 +90,6 @@ class WriteSession(Session):
 
     def set_state(self, key: str, value: Any) -> None:
         self.rollups_sql.set_state(self.conn, key, value)
+
+    def put_error_hours(self, items: Iterable[ErrorHour]) -> None:
+        self.rollups_sql.put_error_hours(self.conn, list(items))

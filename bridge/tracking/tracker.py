@@ -25,6 +25,7 @@ from bridge.events import Events, RunFinished
 from bridge.model import ExecutionRecord, Outcome, Run, Status
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
+from bridge.tracking.fingerprint import error_group
 from bridge.tracking.redact import Redactor
 from bridge.tracking.unsaved import UnsavedRecords
 
@@ -160,6 +161,7 @@ class Tracker:
             updated_at=run.start_time,
             worker=worker_id(),
             idempotency_key=run.idempotency_key,
+            replay_of=run.replay_of,
         )
 
     def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> bool:
@@ -251,6 +253,12 @@ class Tracker:
                 },
                 ensure_ascii=False,
             )
+        # Fingerprinted from the whole error, even where errors are not kept.
+        record.error_group = (
+            error_group(record.plugin_name, record.error_type, outcome.error_detail).fingerprint
+            if record.status is not Status.COMPLETED and outcome.error_detail
+            else ""
+        )
         if self.settings.track_errors:
             record.error = outcome.error_detail
         else:

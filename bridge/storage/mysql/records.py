@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import FinishedRun
+from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
 from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 
@@ -108,6 +108,8 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         utc(r.updated_at or r.start_time),
         text(r.worker),
         text(r.idempotency_key),
+        r.error_group,
+        r.replay_of,
     )
 
 
@@ -194,6 +196,8 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         ("status", flt.status.value if flt.status else None),
         ("error_type", flt.error_type),
         ("trace_id", flt.trace_id),
+        ("error_group", flt.error_group),
+        ("replay_of", flt.replay_of),
     ):
         if value is not None:
             clauses.append(f"{column} = %s")
@@ -277,7 +281,8 @@ def finished_runs(
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, seq FROM executions "
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, seq "
+        "FROM executions "
         f"WHERE {' AND '.join(clauses)}"
     )
     after: tuple[datetime, int] | None = None
@@ -291,11 +296,11 @@ def finished_runs(
                 [*args, after[0], after[0], after[1]],
             )
         rows = cur.fetchall()
-        for name, started, status, error_type, duration, _ in rows:
-            yield FinishedRun(name, aware(started), status, error_type, duration)
+        for name, started, status, error_type, duration, retries, _ in rows:
+            yield FinishedRun(name, aware(started), status, error_type, duration, retries)
         if len(rows) < BATCH:
             return
-        after = (rows[-1][1], rows[-1][5])
+        after = (rows[-1][1], rows[-1][6])
 
 
 def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
@@ -312,3 +317,15 @@ def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
 def parse_json(value: str) -> Any:
     """The JSON value of a record's JSON text, with only strings this backend stores."""
     return json_value(value, text)
+
+
+def failures(cur: Any, start: datetime, end: datetime) -> Iterator[Failure]:
+    """Failed runs of an hour range, for the error groups' rollup (a day at most)."""
+    cur.execute(
+        "SELECT id, plugin_name, start_time, error_type, error_group, error FROM executions "
+        f"WHERE start_time >= %s AND start_time < %s AND error_group <> '' "
+        f"AND status NOT IN ({_OPEN_IN})",
+        (utc(start), utc(end)),
+    )
+    for run_id, plugin, started, error_type, group, error in cur.fetchall():
+        yield Failure(run_id, plugin, aware(started), error_type, group, error)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.model import Status
-from bridge.storage.base import Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.mysql.records import aware, text, utc
 from bridge.storage.rollups import Aggregate
 
@@ -37,6 +37,7 @@ _FIGURES = (
     "duration_max",
     "histogram",
     "error_types",
+    "retried",
 )
 
 
@@ -108,7 +109,7 @@ def delete_rollups(cur: Any, grain: Grain, start: datetime, end: datetime) -> No
 
 
 def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
-    total, completed, failed, timeout, canceled, dsum, dmin, dmax, histogram, errors = row
+    total, completed, failed, timeout, canceled, dsum, dmin, dmax, histogram, errors, retried = row
     return Aggregate(
         total=total,
         completed=completed,
@@ -120,6 +121,7 @@ def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
         duration_max=dmax,
         histogram=Counter({int(k): v for k, v in json.loads(histogram).items()}),
         error_types=Counter(json.loads(errors)),
+        retried=retried,
     )
 
 
@@ -138,6 +140,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         a.duration_max,
         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
         json.dumps({text(k): v for k, v in a.error_types.items()}, ensure_ascii=False),
+        a.retried,
     )
 
 
@@ -154,3 +157,76 @@ def set_state(cur: Any, key: str, value: Any) -> None:
         "ON DUPLICATE KEY UPDATE value = VALUES(value)",
         (key, json.dumps(value)),
     )
+
+
+# -- error groups: error_group_hours ---------------------------------------
+_ERROR_COLUMNS = (
+    "fingerprint",
+    "hour_start",
+    "plugin_name",
+    "error_type",
+    "message",
+    "count",
+    "first_seen",
+    "last_seen",
+    "example_id",
+)
+
+
+def error_hours(cur: Any, start: datetime, end: datetime, plugin: str | None) -> list[ErrorHour]:
+    sql = (
+        f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
+        "WHERE hour_start >= %s AND hour_start < %s"
+    )
+    args: list[Any] = [utc(start), utc(end)]
+    if plugin:
+        sql += " AND plugin_name = %s"
+        args.append(text(plugin))
+    cur.execute(sql, args)
+    return [
+        ErrorHour(f, aware(h), p, et, m, int(n), aware(a), aware(b), x)  # type: ignore[arg-type]
+        for f, h, p, et, m, n, a, b, x in cur.fetchall()
+    ]
+
+
+def put_error_hours(cur: Any, items: list[ErrorHour]) -> None:
+    if not items:
+        return
+    cur.executemany(
+        f"INSERT INTO error_group_hours ({', '.join(_ERROR_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(_ERROR_COLUMNS))}) ON DUPLICATE KEY UPDATE "
+        + ", ".join(f"{c} = VALUES({c})" for c in _ERROR_COLUMNS[2:]),
+        [
+            (
+                h.fingerprint,
+                utc(h.hour),
+                text(h.plugin),
+                text(h.error_type),
+                text(h.message),
+                h.count,
+                utc(h.first_seen),
+                utc(h.last_seen),
+                h.example_id,
+            )
+            for h in items
+        ],
+    )
+
+
+def first_seen(cur: Any, fingerprints: list[str]) -> dict[str, datetime]:
+    seen: dict[str, datetime] = {}
+    for i in range(0, len(fingerprints), 500):
+        chunk = fingerprints[i : i + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        for sql in (
+            f"SELECT fingerprint, MIN(first_seen) FROM error_group_hours "
+            f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint",
+            f"SELECT error_group, MIN(start_time) FROM executions "
+            f"WHERE error_group IN ({marks}) GROUP BY error_group",
+        ):
+            cur.execute(sql, chunk)
+            for fingerprint, when in cur.fetchall():
+                when = aware(when)
+                if when is not None and (fingerprint not in seen or when < seen[fingerprint]):
+                    seen[fingerprint] = when
+    return seen

@@ -145,6 +145,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ix_deliveries_created ON deliveries (created_at);
         """,
     ),
+    # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
+    # run; runs retried counted in the rollups; each error group's failures per hour,
+    # rolled up like the stats so that a group outlives its raw rows.
+    (
+        "add_error_groups_and_replays",
+        """
+        ALTER TABLE executions ADD COLUMN error_group text NOT NULL DEFAULT '';
+        ALTER TABLE executions ADD COLUMN replay_of text NOT NULL DEFAULT '';
+        CREATE INDEX ix_executions_error_group_start ON executions (error_group, start_time, seq)
+            WHERE error_group <> '';
+        CREATE INDEX ix_executions_replay_of ON executions (replay_of) WHERE replay_of <> '';
+        ALTER TABLE execution_metrics ADD COLUMN retried bigint NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics_daily ADD COLUMN retried bigint NOT NULL DEFAULT 0;
+        CREATE TABLE error_group_hours (
+            fingerprint  text NOT NULL,
+            hour_start   timestamptz NOT NULL,
+            plugin_name  text NOT NULL,
+            error_type   text NOT NULL,
+            message      text NOT NULL,
+            count        bigint NOT NULL,
+            first_seen   timestamptz NOT NULL,
+            last_seen    timestamptz NOT NULL,
+            example_id   text NOT NULL,
+            PRIMARY KEY (fingerprint, hour_start)
+        );
+        CREATE INDEX ix_error_group_hours_hour ON error_group_hours (hour_start);
+        """,
+    ),
 ]
 
 

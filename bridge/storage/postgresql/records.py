@@ -10,7 +10,7 @@ stored as NULL. jsonb also orders an object's keys its own way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import FinishedRun
+from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
 from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 
@@ -88,6 +88,8 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         r.updated_at or r.start_time,
         text(r.worker),
         text(r.idempotency_key),
+        r.error_group,
+        r.replay_of,
     )
 
 
@@ -166,6 +168,8 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         ("status", flt.status.value if flt.status else None),
         ("error_type", flt.error_type),
         ("trace_id", flt.trace_id),
+        ("error_group", flt.error_group),
+        ("replay_of", flt.replay_of),
     ):
         if value is not None:
             clauses.append(f"{column} = %s")
@@ -257,7 +261,10 @@ def finished_runs(
     if plugin is not None:
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
-    sql = "SELECT plugin_name, start_time, status, error_type, duration FROM executions WHERE "
+    sql = (
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count "
+        "FROM executions WHERE "
+    )
     cur = conn.cursor(name, row_factory=_finished_run)
     cur.itersize = 5000
     cur.execute(sql + " AND ".join(clauses), args)
@@ -278,3 +285,14 @@ def open_runs(conn: psycopg.Connection[Any], worker: str | None) -> list[Executi
 def parse_json(value: str) -> Any:
     """The JSON value of a record's JSON text, with only strings this backend stores."""
     return json_value(value, text)
+
+
+def failures(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> Iterator[Failure]:
+    """Failed runs of an hour range, for the error groups' rollup (a day at most)."""
+    sql = (
+        "SELECT id, plugin_name, start_time, error_type, error_group, error FROM executions "
+        "WHERE start_time >= %s AND start_time < %s AND error_group <> '' "
+        "AND status <> ALL(%s)"
+    )
+    for row in conn.execute(sql, (start, end, OPEN)).fetchall():
+        yield Failure(*row)

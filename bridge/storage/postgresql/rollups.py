@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bridge.model import Status
-from bridge.storage.base import Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.postgresql.records import text
 from bridge.storage.rollups import Aggregate
 
@@ -40,6 +40,7 @@ _FIGURES = (
     "duration_max",
     "histogram",
     "error_types",
+    "retried",
 )
 
 
@@ -128,6 +129,7 @@ def aggregate_of(row: dict[str, Any]) -> Aggregate:
         duration_max=row["duration_max"],
         histogram=Counter({int(k): v for k, v in row["histogram"].items()}),
         error_types=Counter(row["error_types"]),
+        retried=row["retried"],
     )
 
 
@@ -146,6 +148,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         a.duration_max,
         Jsonb({str(k): v for k, v in sorted(a.histogram.items())}),
         Jsonb({text(k): v for k, v in a.error_types.items()}),
+        a.retried,
     )
 
 
@@ -161,3 +164,72 @@ def set_state(conn: psycopg.Connection[Any], key: str, value: Any) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, Jsonb(value)),
     )
+
+
+# -- error groups: error_group_hours ---------------------------------------
+_ERROR_COLUMNS = (
+    "fingerprint",
+    "hour_start",
+    "plugin_name",
+    "error_type",
+    "message",
+    "count",
+    "first_seen",
+    "last_seen",
+    "example_id",
+)
+
+
+def error_hours(
+    conn: psycopg.Connection[Any], start: datetime, end: datetime, plugin: str | None
+) -> list[ErrorHour]:
+    sql = (
+        f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
+        "WHERE hour_start >= %s AND hour_start < %s"
+    )
+    args: list[Any] = [start, end]
+    if plugin:
+        sql += " AND plugin_name = %s"
+        args.append(text(plugin))
+    return [ErrorHour(*row) for row in conn.execute(sql, args).fetchall()]
+
+
+def put_error_hours(conn: psycopg.Connection[Any], items: list[ErrorHour]) -> None:
+    if not items:
+        return
+    sql = (
+        f"INSERT INTO error_group_hours ({', '.join(_ERROR_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(_ERROR_COLUMNS))}) "
+        "ON CONFLICT (fingerprint, hour_start) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _ERROR_COLUMNS[2:])
+    )
+    rows = [
+        (
+            h.fingerprint,
+            h.hour,
+            text(h.plugin),
+            text(h.error_type),
+            text(h.message),
+            h.count,
+            h.first_seen,
+            h.last_seen,
+            h.example_id,
+        )
+        for h in items
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(sql, rows)
+
+
+def first_seen(conn: psycopg.Connection[Any], fingerprints: list[str]) -> dict[str, datetime]:
+    seen: dict[str, datetime] = {}
+    for sql in (
+        "SELECT fingerprint, min(first_seen) FROM error_group_hours "
+        "WHERE fingerprint = ANY(%s) GROUP BY fingerprint",
+        "SELECT error_group, min(start_time) FROM executions "
+        "WHERE error_group = ANY(%s) GROUP BY error_group",
+    ):
+        for fingerprint, when in conn.execute(sql, (fingerprints,)).fetchall():
+            if when is not None and (fingerprint not in seen or when < seen[fingerprint]):
+                seen[fingerprint] = when
+    return seen

@@ -172,6 +172,35 @@ MIGRATIONS: list[tuple[str, str]] = [
             FROM executions e, json_each(e.tags) j WHERE e.tags NOT IN ('', '{}');
     """,
     ),
+    # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
+    # run; runs retried counted in the rollups; each error group's failures per hour,
+    # rolled up like the stats so that a group outlives its raw rows. Times of
+    # error_group_hours: hour_start in seconds, first/last seen in microseconds.
+    (
+        "add_error_groups_and_replays",
+        """
+        ALTER TABLE executions ADD COLUMN error_group TEXT NOT NULL DEFAULT '';
+        ALTER TABLE executions ADD COLUMN replay_of TEXT NOT NULL DEFAULT '';
+        CREATE INDEX ix_executions_error_group_start ON executions (error_group, start_time)
+            WHERE error_group != '';
+        CREATE INDEX ix_executions_replay_of ON executions (replay_of) WHERE replay_of != '';
+        ALTER TABLE execution_metrics ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics_daily ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE error_group_hours (
+            fingerprint  TEXT NOT NULL,
+            hour_start   INTEGER NOT NULL,
+            plugin_name  TEXT NOT NULL,
+            error_type   TEXT NOT NULL,
+            message      TEXT NOT NULL,
+            count        INTEGER NOT NULL,
+            first_seen   INTEGER NOT NULL,
+            last_seen    INTEGER NOT NULL,
+            example_id   TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, hour_start)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_error_group_hours_hour ON error_group_hours (hour_start);
+    """,
+    ),
 ]
 
 

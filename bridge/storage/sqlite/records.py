@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import FinishedRun
+from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_cursor, encode_cursor
 from bridge.storage.rows import COLUMNS, LIFECYCLE
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
@@ -54,6 +54,8 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         to_us(r.updated_at or r.start_time),
         r.worker,
         r.idempotency_key,
+        r.error_group,
+        r.replay_of,
     )
 
 
@@ -138,6 +140,8 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         ("status", flt.status.value if flt.status else None),
         ("error_type", flt.error_type),
         ("trace_id", flt.trace_id),
+        ("error_group", flt.error_group),
+        ("replay_of", flt.replay_of),
     ):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -217,7 +221,10 @@ def finished_runs(
     if plugin is not None:
         clauses.append("plugin_name = ?")
         args.append(plugin)
-    sql = "SELECT plugin_name, start_time, status, error_type, duration FROM executions WHERE "
+    sql = (
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count "
+        "FROM executions WHERE "
+    )
     cursor = conn.cursor()
     cursor.row_factory = _finished_run  # type: ignore[assignment]
     return cursor.execute(sql + " AND ".join(clauses), args)
@@ -225,7 +232,9 @@ def finished_runs(
 
 def _finished_run(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> FinishedRun:
     # Built straight from the row: a rollup reads a day of runs at a time.
-    return FinishedRun(row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4])
+    return FinishedRun(
+        row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4], row[5]
+    )
 
 
 def open_runs(conn: sqlite3.Connection, worker: str | None) -> list[ExecutionRecord]:
@@ -236,3 +245,12 @@ def open_runs(conn: sqlite3.Connection, worker: str | None) -> list[ExecutionRec
         sql += " AND worker = ?"
         args.append(worker)
     return [record_of(r) for r in conn.execute(sql, args)]
+
+
+def failures(conn: sqlite3.Connection, start: datetime, end: datetime) -> Iterator[Failure]:
+    sql = (
+        "SELECT id, plugin_name, start_time, error_type, error_group, error FROM executions "
+        "WHERE start_time >= ? AND start_time < ? AND error_group != '' AND status NOT IN (?, ?)"
+    )
+    for row in conn.execute(sql, (to_us(start), to_us(end), *OPEN)):
+        yield Failure(row[0], row[1], from_us(row[2]), row[3], row[4], row[5])

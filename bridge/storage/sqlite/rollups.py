@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import Status
-from bridge.storage.base import Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.rollups import Aggregate
+from bridge.storage.sqlite.connection import from_us, to_us
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -83,9 +84,11 @@ def rollup_count(
 
 
 def put_rollups(conn: sqlite3.Connection, grain: Grain, items: Iterable[Rollup]) -> None:
-    table, _ = TABLES[grain]
+    table, column = TABLES[grain]
     conn.executemany(
-        f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO {table} (plugin_name, {column}, total, completed, failed, "
+        "timeout, canceled, duration_sum, duration_min, duration_max, histogram, error_types, "
+        "retried) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [row_of(r) for r in items],
     )
 
@@ -107,6 +110,7 @@ def aggregate_of(row: sqlite3.Row) -> Aggregate:
         duration_max=row["duration_max"],
         histogram=Counter({int(k): v for k, v in json.loads(row["histogram"]).items()}),
         error_types=Counter(json.loads(row["error_types"])),
+        retried=row["retried"],
     )
 
 
@@ -125,6 +129,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         a.duration_max,
         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
         json.dumps(dict(a.error_types)),
+        a.retried,
     )
 
 
@@ -138,3 +143,68 @@ def set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)", (key, json.dumps(value))
     )
+
+
+# -- error groups: error_group_hours (hour_start in seconds, first/last seen in µs) --
+def error_hours(
+    conn: sqlite3.Connection, start: datetime, end: datetime, plugin: str | None
+) -> list[ErrorHour]:
+    sql = "SELECT * FROM error_group_hours WHERE hour_start >= ? AND hour_start < ?"
+    args: list[Any] = [_s(start), _s(end)]
+    if plugin:
+        sql += " AND plugin_name = ?"
+        args.append(plugin)
+    return [
+        ErrorHour(
+            row["fingerprint"],
+            datetime.fromtimestamp(row["hour_start"], UTC),
+            row["plugin_name"],
+            row["error_type"],
+            row["message"],
+            row["count"],
+            from_us(row["first_seen"]),
+            from_us(row["last_seen"]),
+            row["example_id"],
+        )
+        for row in conn.execute(sql, args)
+    ]
+
+
+def put_error_hours(conn: sqlite3.Connection, items: list[ErrorHour]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO error_group_hours (fingerprint, hour_start, plugin_name, "
+        "error_type, message, count, first_seen, last_seen, example_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                h.fingerprint,
+                _s(h.hour),
+                h.plugin,
+                h.error_type,
+                h.message,
+                h.count,
+                to_us(h.first_seen),
+                to_us(h.last_seen),
+                h.example_id,
+            )
+            for h in items
+        ],
+    )
+
+
+def first_seen(conn: sqlite3.Connection, fingerprints: list[str]) -> dict[str, datetime]:
+    seen: dict[str, datetime] = {}
+    for i in range(0, len(fingerprints), 500):
+        chunk = fingerprints[i : i + 500]
+        marks = ", ".join("?" * len(chunk))
+        for sql in (
+            f"SELECT fingerprint, min(first_seen) FROM error_group_hours "
+            f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint",
+            f"SELECT error_group, min(start_time) FROM executions "
+            f"WHERE error_group IN ({marks}) GROUP BY error_group",
+        ):
+            for fingerprint, us in conn.execute(sql, chunk):
+                when = from_us(us)
+                if when is not None and (fingerprint not in seen or when < seen[fingerprint]):
+                    seen[fingerprint] = when
+    return seen

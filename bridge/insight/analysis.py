@@ -1,0 +1,168 @@
+"""Performance analysis: per plugin, how much, how fast, how reliable, and how that
+moved against the previous period of the same length; and findings in plain words.
+
+It reads rollups (daily, then hourly past them) and only the raw runs after the
+rollup watermark, so its cost does not grow with the number of stored runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bridge.config.sections import AnalysisConfig
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
+from bridge.storage.rollup import ALL_PLUGINS, watermark
+from bridge.storage.rollups import Aggregate, day_range
+
+
+def aggregates(
+    reader: Reader, start: datetime, end: datetime, plugin: str | None
+) -> dict[str, Aggregate]:
+    """Each plugin's runs that started in [start, end): daily rollups, hourly ones past
+    them, raw runs past the rollup watermark."""
+    rolled = watermark(reader)
+    daily = min(watermark(reader, DAILY_WATERMARK), rolled)
+    per: dict[str, Aggregate] = defaultdict(Aggregate)
+    if start < min(end, daily):
+        for r in reader.rollups(DAY, start, min(end, daily), plugin):
+            if r.plugin != ALL_PLUGINS:
+                per[r.plugin].merge(r.aggregate)
+    lo, hi = max(start, daily), min(end, rolled)
+    if lo < hi:
+        for r in reader.rollups(HOUR, lo, hi, plugin):
+            per[r.plugin].merge(r.aggregate)
+    if max(start, rolled) < end:
+        for run in reader.finished_runs(max(start, rolled), end, plugin):
+            per[run.plugin].add(run.status, run.error_type, run.duration, run.retry_count)
+    return per
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def duration_text(ns: int) -> str:
+    ms = ns / 1e6
+    if ms >= 10_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
+def _figures(agg: Aggregate) -> dict[str, Any]:
+    return {
+        "calls": agg.total,
+        "success_rate": agg.success_rate,
+        "failure_rate": _pct(agg.unsuccessful, agg.total),
+        "p50_duration": agg.percentile(0.50),
+        "p95_duration": agg.percentile(0.95),
+        "p99_duration": agg.percentile(0.99),
+        "max_duration": agg.duration_max,
+        "timeout_share": _pct(agg.timeout, agg.total),
+        "retry_share": _pct(agg.retried, agg.total),
+    }
+
+
+def _findings(
+    plugin: str, now: dict[str, Any], before: dict[str, Any], days: int, limits: AnalysisConfig
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if now["calls"] < limits.min_calls:
+        return found
+    period = f"over the last {days} day{'s' if days > 1 else ''}"
+    if before["calls"] >= limits.min_calls and before["p95_duration"]:
+        ratio = now["p95_duration"] / before["p95_duration"]
+        if ratio >= limits.p95_rise_factor:
+            found.append(
+                {
+                    "kind": "p95_rise",
+                    "score": round(ratio, 2),
+                    "message": f"`{plugin}` p95 rose from {duration_text(before['p95_duration'])} "
+                    f"to {duration_text(now['p95_duration'])} ({ratio:.1f}x) {period}",
+                    "figures": {
+                        "p95_before": before["p95_duration"],
+                        "p95_now": now["p95_duration"],
+                        "ratio": round(ratio, 2),
+                    },
+                }
+            )
+    if before["calls"] >= limits.min_calls:
+        change = now["failure_rate"] - before["failure_rate"]
+        if change >= limits.failure_rate_rise:
+            found.append(
+                {
+                    "kind": "failure_rate_rise",
+                    "score": round(1 + change / limits.failure_rate_rise, 2),
+                    "message": f"`{plugin}` failure rate rose from {before['failure_rate']:g}% to "
+                    f"{now['failure_rate']:g}% (+{change:.1f} points) {period}",
+                    "figures": {
+                        "failure_rate_before": before["failure_rate"],
+                        "failure_rate_now": now["failure_rate"],
+                    },
+                }
+            )
+    for kind, key, threshold, words in (
+        ("timeouts", "timeout_share", limits.timeout_share, "timed out in"),
+        ("retries", "retry_share", limits.retry_share, "needed a retry in"),
+    ):
+        if now[key] >= threshold:
+            found.append(
+                {
+                    "kind": kind,
+                    "score": round(now[key] / threshold, 2),
+                    "message": f"`{plugin}` {words} {now[key]:g}% of runs {period}",
+                    "figures": {key: now[key], "calls": now["calls"]},
+                }
+            )
+    for item in found:
+        item["plugin"] = plugin
+    return found
+
+
+def analysis(
+    store: ExecutionStore,
+    days: int,
+    plugin: str | None,
+    now: datetime,
+    limits: AnalysisConfig | None = None,
+) -> dict[str, Any]:
+    """The last `days` days (today included) per plugin against the `days` before."""
+    limits = limits or AnalysisConfig()
+    window = day_range(days, now)
+    start = datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC)
+    before_start = start - timedelta(days=days)
+    with store.snapshot() as reader:
+        current = aggregates(reader, start, now + timedelta(microseconds=1), plugin)
+        previous = aggregates(reader, before_start, start, plugin)
+    plugins, findings = [], []
+    for name in sorted(current):
+        now_fig, before_fig = _figures(current[name]), _figures(previous.get(name, Aggregate()))
+        ratio = (
+            round(now_fig["p95_duration"] / before_fig["p95_duration"], 2)
+            if before_fig["p95_duration"]
+            else None
+        )
+        plugins.append(
+            {
+                "plugin": name,
+                **now_fig,
+                "previous": before_fig,
+                "trend": {
+                    "p95_ratio": ratio,
+                    "failure_rate_change": round(
+                        now_fig["failure_rate"] - before_fig["failure_rate"], 2
+                    ),
+                },
+            }
+        )
+        findings += _findings(name, now_fig, before_fig, days, limits)
+    findings.sort(key=lambda f: (-f["score"], f["plugin"], f["kind"]))
+    return {
+        "days": days,
+        "window_start": window[0].isoformat(),
+        "window_end": window[-1].isoformat(),
+        "previous_start": before_start.date().isoformat(),
+        "plugins": plugins,
+        "findings": findings,
+    }
