@@ -77,7 +77,7 @@ def _findings(
             found.append(
                 {
                     "kind": "p95_rise",
-                    "score": round(ratio, 2),
+                    "score": round(ratio / limits.p95_rise_factor, 2),
                     "message": f"`{plugin}` p95 rose from {duration_text(before['p95_duration'])} "
                     f"to {duration_text(now['p95_duration'])} ({ratio:.1f}x) {period}",
                     "figures": {
@@ -93,7 +93,7 @@ def _findings(
             found.append(
                 {
                     "kind": "failure_rate_rise",
-                    "score": round(1 + change / limits.failure_rate_rise, 2),
+                    "score": round(change / limits.failure_rate_rise, 2),
                     "message": f"`{plugin}` failure rate rose from {before['failure_rate']:g}% to "
                     f"{now['failure_rate']:g}% (+{change:.1f} points) {period}",
                     "figures": {
