@@ -76,6 +76,10 @@ def create_app(config: Any = None) -> Flask:
     for service in (counters, events, storage):
         service.init_app(app)
     MetricsCache().init_app(app)
+    if cfg.metrics.enabled:
+        from bridge.prometheus import PrometheusMetrics
+
+        PrometheusMetrics().init_app(app)
     Authenticator(cfg).init_app(app)
     registry = PluginRegistry(cfg)
     registry.init_app(app)

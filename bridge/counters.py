@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -15,6 +16,8 @@ class Counters:
     def __init__(self) -> None:
         self._values: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # Told of each increment (the Prometheus metrics count across processes).
+        self.listeners: list[Callable[[str, int], None]] = []
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.counters"] = self
@@ -22,6 +25,8 @@ class Counters:
     def inc(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._values[name] += n
+        for listener in self.listeners:
+            listener(name, n)
 
     def get(self, name: str) -> int:
         with self._lock:

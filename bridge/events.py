@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import Flask
 
@@ -36,29 +37,49 @@ class RunFinished:
     how: str = "run"
 
 
-Listener = Callable[[RunFinished], None]
+@dataclass(frozen=True)
+class RunStarted:
+    """A run's record was written as `running` or `pending` in this process."""
+
+    execution_id: str
+    plugin: str
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """A background job (cleanup, rollup, stale) ran, and whether it raised."""
+
+    name: str
+    ok: bool
+
+
+Event = RunFinished | RunStarted | JobFinished
+Listener = Callable[[Any], None]
 
 
 class Events:
-    """A list of listeners, as APScheduler's `add_listener` keeps them."""
+    """Listeners and the event types each hears, as APScheduler's `add_listener` keeps
+    them (a listener hears `RunFinished` unless told otherwise)."""
 
     def __init__(self) -> None:
-        self._listeners: tuple[Listener, ...] = ()
+        self._listeners: tuple[tuple[Listener, tuple[type, ...]], ...] = ()
         self._lock = threading.Lock()
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.events"] = self
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, *kinds: type) -> None:
         with self._lock:
-            self._listeners = (*self._listeners, listener)
+            self._listeners = (*self._listeners, (listener, kinds or (RunFinished,)))
 
     def remove_listener(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x != listener)
+            self._listeners = tuple(x for x in self._listeners if x[0] != listener)
 
-    def emit(self, event: RunFinished) -> None:
-        for listener in self._listeners:  # a tuple: safe to iterate while one is added
+    def emit(self, event: Event) -> None:
+        for listener, kinds in self._listeners:  # a tuple: safe to iterate while one is added
+            if not isinstance(event, kinds):
+                continue
             try:
                 listener(event)
             except Exception:

@@ -14,15 +14,18 @@ import ctypes.util
 import logging
 import logging.config
 import os
+import shutil
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from bridge import shutdown_app, start_services
 from bridge.auth import exposure_warning, local_only_notice
 from bridge.config import flush_warnings, load
 from bridge.errors import ConfigError
 from bridge.logs import dict_config
+from bridge.prometheus import MULTIPROC_ENV, mark_dead
 from bridge.server.access_log import access_logger
 
 _log = logging.getLogger("bridge.security")
@@ -31,6 +34,13 @@ try:
     _config = load(os.environ.get("BRIDGE_CONFIG"))
 except ConfigError as exc:  # one line naming the key and the value, no traceback
     sys.exit(f"Invalid configuration: {exc}")
+# Prometheus figures of every worker in one folder, made empty at each start; set
+# before any worker imports prometheus_client (bridge.prometheus).
+if _config.metrics.enabled:
+    _metrics_dir = Path(f"{_config.database_path.resolve()}.prometheus")
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(_metrics_dir)
 # One format for gunicorn's lines, the access log and the app's (logging.format).
 logconfig_dict = dict_config(_config.logging.level, _config.logging.format)
 logging.config.dictConfig(logconfig_dict)  # the master's own start-up lines too
@@ -60,6 +70,11 @@ logger_class = access_logger(_config.execution_tracking.redact_fields)
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms trace=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = _config.logging.level.lower()
+
+
+def child_exit(server, worker):
+    """In the master, as a worker exits: its figures stop counting as live."""
+    mark_dead(worker.pid)
 
 
 def worker_exit(server, worker):

@@ -20,6 +20,7 @@ from flask import Flask
 
 from bridge import clock
 from bridge.config import Config
+from bridge.events import JobFinished
 from bridge.storage import Storage
 from bridge.storage.base import LeaderLock
 from bridge.storage.cleanup import cleanup
@@ -107,6 +108,7 @@ class Scheduler:
         except Exception as exc:
             self.last_runs[name] = {"at": started.isoformat(), "ok": False, "error": str(exc)}
             log.exception("Background job %s failed", name)
+        self.tracker.events.emit(JobFinished(name, self.last_runs[name]["ok"]))
 
     def run_cleanup(self) -> int:
         store = self.storage.require()

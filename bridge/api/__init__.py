@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from bridge import __version__
-from bridge.api import errors, executions, health, insight, plugins, webhook
+from bridge.api import errors, executions, health, insight, metrics, plugins, webhook
 from bridge.api.schemas import ErrorSchema
 from bridge.auth import SECURITY_SCHEMES, required_scope
 
@@ -37,7 +37,7 @@ def _error_response(description: str) -> dict[str, Any]:
 class SecurityDocs(BasePlugin):
     """Marks every management route as needing an API key, with its 401 and 403."""
 
-    prefixes = ("/api/v1/executions", "/api/v1/plugins")
+    prefixes = ("/api/v1/executions", "/api/v1/plugins", "/metrics")
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
@@ -93,6 +93,8 @@ def init_app(app: Flask) -> None:
         api.spec.components.security_scheme(name, scheme)
     for module in (webhook, plugins, insight, executions, health):
         api.register_blueprint(module.blp)
+    if app.extensions["bridge.config"].metrics.enabled:
+        api.register_blueprint(metrics.blp)
     app.register_blueprint(_docs_assets())
     errors.init_app(app)
     app.extensions["bridge.api"] = api

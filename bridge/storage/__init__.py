@@ -50,6 +50,8 @@ class Storage:
         self.opener = opener
         self._stop = threading.Event()
         self._reopening: threading.Thread | None = None
+        # Told of each failed write (the Prometheus metrics count them).
+        self.failure_listeners: list[Callable[[], None]] = []
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.storage"] = self
@@ -72,6 +74,8 @@ class Storage:
             self.failures.last_error = f"{type(exc).__name__}: {exc}"
             self.failures.last_at = clock.utcnow()
         log.error("Execution tracking could not %s: %s", action, exc)
+        for listener in self.failure_listeners:
+            listener()
 
     def status(self) -> dict[str, Any]:
         with self._lock:

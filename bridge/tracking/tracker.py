@@ -21,7 +21,7 @@ from flask import Flask
 
 from bridge import clock
 from bridge.config import Config, TrackingConfig
-from bridge.events import Events, RunFinished
+from bridge.events import Events, RunFinished, RunStarted
 from bridge.model import ExecutionRecord, Outcome, Run, Status
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
@@ -190,6 +190,7 @@ class Tracker:
         (the run's final row is, before its answer)."""
         wait = status is Status.PENDING
         self._write(self.record_of(run, status), wait, "record the start of a run", True)
+        self.events.emit(RunStarted(run.execution_id, run.plugin_name))
 
     def mark_running(self, run: Run) -> None:
         record = self.record_of(run, Status.RUNNING)
