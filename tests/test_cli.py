@@ -1,0 +1,132 @@
+"""`flask --app app bridge ...`, each command run as a subprocess on the config and
+database an app in this process writes to (as a server would, meanwhile)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge import create_app, shutdown_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # each command is a new Python process
+
+
+@pytest.fixture
+def setup(tmp_path: Path, plugin_dir: Path):
+    config = {
+        "plugins": {"dirs": [str(plugin_dir)]},
+        "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
+        "scheduler": {"enabled": False},
+        "logging": {"level": "WARNING"},
+        "analysis": {"min_calls": 2},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    app = create_app(str(path))
+    client = app.test_client()
+    ids = {
+        "ok": client.post("/api/v1/webhook/ok", json={"n": 1}).get_json()["execution_id"],
+        "failed": client.post("/api/v1/webhook/raising", json={}).get_json()["execution_id"],
+    }
+    for _ in range(2):
+        client.post("/api/v1/webhook/flaky", json={})
+
+    def flask(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "bridge", *args],
+            cwd=ROOT,
+            env={**os.environ, "BRIDGE_CONFIG": str(path)},
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=60,
+            check=False,
+        )
+
+    yield flask, ids, tmp_path
+    shutdown_app(app, timeout=1)
+
+
+def test_history_commands(setup):
+    flask, ids, _ = setup
+    r = flask("list", "--json")
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert listed["total"] == 4 and {e["id"] for e in listed["executions"]} >= set(ids.values())
+    r = flask("list", "--status", "failed")
+    assert r.returncode == 0 and ids["failed"] in r.stdout and ids["ok"] not in r.stdout
+    r = flask("show", ids["ok"], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["plugin_name"] == "ok"
+    r = flask("show", "no-such-id")
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = flask("stats")
+    assert r.returncode == 0 and "4 runs" in r.stdout
+
+
+def test_insight_commands(setup):
+    flask, ids, tmp_path = setup
+    r = flask("errors", "--json")
+    assert r.returncode == 1, r.stderr  # a new group: a problem found
+    (group,) = json.loads(r.stdout)["groups"]
+    assert group["plugin"] == "raising" and group["new"] is True
+
+    r = flask("analysis")
+    assert r.returncode == 1 and "`flaky` needed a retry in 100% of runs" in r.stdout
+
+    out = tmp_path / "out.csv"
+    r = flask("export", "--format", "csv", "--output", str(out), "--include", "input")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr  # no progress bar when not on a terminal
+    rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8-sig"), newline="")))
+    assert len(rows) == 4 and {row["id"] for row in rows} >= set(ids.values())
+    r = flask(
+        "export", "--format", "ndjson", "--output", "-", "--error-group", group["fingerprint"]
+    )
+    assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [ids["failed"]]
+    assert flask("export", "--fields", "id,nope", "-o", "-").returncode == 2  # usage
+
+    r = flask("replay", ids["ok"], "--json")
+    assert r.returncode == 0, r.stderr
+    replay = json.loads(r.stdout)
+    assert replay["replay_of"] == ids["ok"] and replay["data"]["echo"] == {"n": 1}
+    r = flask("replay", ids["ok"], "--input", "-", stdin='{"n": 2}')
+    assert r.returncode == 0 and "'n': 2" in r.stdout
+    r = flask("replay", ids["failed"])
+    assert r.returncode == 1 and "validation_error" in r.stdout
+    assert flask("replay", "no-such-id").returncode == 1
+
+
+def test_cleanup_and_check_config(setup, monkeypatch):
+    flask, _, tmp_path = setup
+    r = flask("cleanup", "--older-than-days", "0", "--dry-run", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["would_delete"] == 4
+    r = flask("cleanup", "--older-than-days", "0")
+    assert r.returncode == 0 and "Deleted 4 executions" in r.stdout
+
+    monkeypatch.setenv("BRIDGE_TEST_PGPASS", "hunter2")  # read by the command (env:NAME)
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump(
+            {
+                "auth": {"api_keys": [{"name": "ci", "key": "k" * 32, "scopes": ["read"]}]},
+                "storage": {"postgresql": {"password": "env:BRIDGE_TEST_PGPASS"}},
+            }
+        )
+    )
+    r = flask("check-config", str(good))
+    assert r.returncode == 0, r.stderr
+    assert "k" * 32 not in r.stdout and "hunter2" not in r.stdout and "***" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: 99999\n")
+    r = flask("check-config", str(bad))
+    assert r.returncode == 1 and "server.port" in r.stderr
