@@ -50,6 +50,11 @@ ROUTES = [
     ("GET", "/api/v1/executions/storage/info"),
     ("DELETE", "/api/v1/executions/cleanup"),
     ("GET", "/api/v1/executions/{execution_id}"),
+    ("GET", "/api/v1/executions/export"),
+    ("GET", "/api/v1/executions/analysis"),
+    ("GET", "/api/v1/executions/errors"),
+    ("POST", "/api/v1/executions/{execution_id}/replay"),
+    ("GET", "/metrics"),
     ("GET", "/health"),
 ]
 # Valid requests a webhook route may still refuse: the plugin decides its methods.

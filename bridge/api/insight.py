@@ -67,10 +67,15 @@ def list_filter(args: dict[str, Any]) -> ExecutionFilter:
 @blp.route("/export")
 class Export(MethodView):
     @blp.arguments(ExportQuerySchema, location="query", unknown=RAISE)
-    @blp.alt_response(
-        200,
-        description="The matching runs, newest first, streamed as a file",
-        content_type="text/csv",
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The matching runs, newest first, streamed as a file",
+                "content": {
+                    ct.split(";")[0]: {"schema": {"type": "string"}} for ct in FORMATS.values()
+                },
+            }
+        }
     )
     @blp.alt_response(404, schema=ErrorSchema, description="Unknown error group")
     @blp.alt_response(503, **_UNAVAILABLE)
@@ -135,10 +140,14 @@ class Replay(MethodView):
         }
     )
     @blp.response(200, WebhookResponseSchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="Edited input not a JSON object")
     @blp.alt_response(404, schema=ErrorSchema, description="No execution (or plugin) by that id")
+    @blp.alt_response(405, schema=ErrorSchema, description="The plugin no longer takes the method")
     @blp.alt_response(409, schema=ErrorSchema, description="Stored input truncated or redacted")
+    @blp.alt_response(429, schema=ErrorSchema, description="The plugin is at max_concurrency")
     @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
-    @blp.alt_response(503, **_UNAVAILABLE)
+    @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated, or no store")
+    @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
     def post(self, execution_id: str) -> Response:
         """Run the plugin again with the stored input (or the body's), answered like a
         webhook; the new run's `replay_of` names this one."""

@@ -96,5 +96,7 @@ def plugin_frame(detail: str) -> str:
 def error_group(plugin: str, error_type: str, detail: str) -> ErrorGroupKey:
     message = normalise(error_message(detail))
     frame = plugin_frame(detail)
-    digest = hashlib.sha256("\x1f".join((plugin, error_type, message, frame)).encode())
+    digest = hashlib.sha256(
+        "\x1f".join((plugin, error_type, message, frame)).encode("utf-8", "surrogatepass")
+    )
     return ErrorGroupKey(digest.hexdigest()[:FINGERPRINT_CHARS], message, frame)
