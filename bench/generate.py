@@ -19,6 +19,7 @@ from bridge.model import AttemptRecord, ExecutionRecord, Status
 from bridge.storage.rollup import rollup
 from bridge.storage.sqlite import SQLiteStore
 from bridge.storage.sqlite.migrations import MIGRATIONS
+from bridge.tracking.fingerprint import error_group
 from bridge.tracking.ids import uuid7_from
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -103,11 +104,12 @@ def _records(rows: int, now: datetime, seed: int = 5) -> Iterator[ExecutionRecor
             duration_ns = int(rng.lognormvariate(16.5, 1.2))
             output = rng.choice(outputs)
         ended = began + timedelta(microseconds=duration_ns // 1000)
+        plugin = PLUGINS[int(rng.paretovariate(1.2)) % len(PLUGINS)]
         # Ids and trace ids as the bridge makes them: UUIDv7 of the run's start.
         execution_id = str(uuid7_from(t_us // 1000, rng.getrandbits(74)))
         yield ExecutionRecord(
             id=execution_id,
-            plugin_name=PLUGINS[int(rng.paretovariate(1.2)) % len(PLUGINS)],
+            plugin_name=plugin,
             http_method="POST",
             start_time=began,
             end_time=ended,
@@ -116,6 +118,7 @@ def _records(rows: int, now: datetime, seed: int = 5) -> Iterator[ExecutionRecor
             output=output,
             error=error,
             error_type=error_type,
+            error_group=error_group(plugin, error_type, error).fingerprint if failed else "",
             duration=duration_ns,
             attempts=1,
             trace_id=uuid7_from(t_us // 1000, rng.getrandbits(74)).hex,

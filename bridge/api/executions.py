@@ -56,6 +56,7 @@ def _store() -> ExecutionStore:
 class Executions(MethodView):
     @blp.arguments(ExecutionListQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, ExecutionListSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="No run has that error_group")
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List runs, newest first, filtered; `total` counts every match."""
