@@ -244,3 +244,17 @@ def test_analysis_names_plugins_that_retry_and_fail(make_app):
     assert ("flaky", "retries") in kinds and all(p != "ok" for p, _ in kinds)
     finding = next(f for f in body["findings"] if f["kind"] == "retries")
     assert finding["message"] == "`flaky` needed a retry in 100% of runs over the last 1 day"
+
+
+def test_the_error_group_and_replay_filters_read_their_indexes(app):
+    from bridge.model import ExecutionFilter
+    from bridge.storage.sqlite import records
+
+    store = app.extensions["bridge.storage"].store
+    for flt, index in (
+        (ExecutionFilter(error_group="0" * 16), "ix_executions_error_group_start"),
+        (ExecutionFilter(replay_of="some-id"), "ix_executions_replay_of"),
+    ):
+        clauses, params = records.where(flt)
+        plan = store.explain(f"SELECT id FROM executions WHERE {' AND '.join(clauses)}", params)
+        assert any(index in step for step in plan), plan

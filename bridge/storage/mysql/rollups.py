@@ -222,7 +222,7 @@ def first_seen(cur: Any, fingerprints: list[str]) -> dict[str, datetime]:
             f"SELECT fingerprint, MIN(first_seen) FROM error_group_hours "
             f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint",
             f"SELECT error_group, MIN(start_time) FROM executions "
-            f"WHERE error_group IN ({marks}) GROUP BY error_group",
+            f"WHERE error_group IN ({marks}) AND error_group <> '' GROUP BY error_group",
         ):
             cur.execute(sql, chunk)
             for fingerprint, when in cur.fetchall():

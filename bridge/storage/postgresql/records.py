@@ -174,6 +174,10 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(text(value))
+    # Spelled out, so that the partial indexes on them (non-empty values only) apply.
+    for column in ("error_group", "replay_of"):
+        if getattr(flt, column) is not None:
+            clauses.append(f"{column} <> ''")
     if flt.since is not None:
         clauses.append("start_time >= %s")
         params.append(flt.since)

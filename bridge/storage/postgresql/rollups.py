@@ -227,7 +227,7 @@ def first_seen(conn: psycopg.Connection[Any], fingerprints: list[str]) -> dict[s
         "SELECT fingerprint, min(first_seen) FROM error_group_hours "
         "WHERE fingerprint = ANY(%s) GROUP BY fingerprint",
         "SELECT error_group, min(start_time) FROM executions "
-        "WHERE error_group = ANY(%s) GROUP BY error_group",
+        "WHERE error_group = ANY(%s) AND error_group <> '' GROUP BY error_group",
     ):
         for fingerprint, when in conn.execute(sql, (fingerprints,)).fetchall():
             if when is not None and (fingerprint not in seen or when < seen[fingerprint]):

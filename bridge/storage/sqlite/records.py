@@ -146,6 +146,10 @@ def where(flt: ExecutionFilter) -> tuple[list[str], list[Any]]:
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    # Spelled out, so that the partial indexes on them (non-empty values only) apply.
+    for column in ("error_group", "replay_of"):
+        if getattr(flt, column) is not None:
+            clauses.append(f"{column} <> ''")
     if flt.since is not None:
         clauses.append("start_time >= ?")
         params.append(to_us(flt.since))

@@ -201,7 +201,7 @@ def first_seen(conn: sqlite3.Connection, fingerprints: list[str]) -> dict[str, d
             f"SELECT fingerprint, min(first_seen) FROM error_group_hours "
             f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint",
             f"SELECT error_group, min(start_time) FROM executions "
-            f"WHERE error_group IN ({marks}) GROUP BY error_group",
+            f"WHERE error_group IN ({marks}) AND error_group <> '' GROUP BY error_group",
         ):
             for fingerprint, us in conn.execute(sql, chunk):
                 when = from_us(us)
