@@ -258,3 +258,21 @@ def test_the_error_group_and_replay_filters_read_their_indexes(app):
         clauses, params = records.where(flt)
         plan = store.explain(f"SELECT id FROM executions WHERE {' AND '.join(clauses)}", params)
         assert any(index in step for step in plan), plan
+
+
+def test_an_export_in_progress_holds_no_database_connection(make_app, monkeypatch):
+    """With one read connection in the pool, the list still answers while an export is
+    half read: no cursor is held between pages (a client that leaves holds nothing)."""
+    from bridge.insight import export
+
+    client = make_app(storage={"sqlite": {"max_connections": 2}}).test_client()
+    for i in range(5):
+        _post(client, "ok", i=i)
+    monkeypatch.setattr(export, "PAGE", 2)
+    r = client.get("/api/v1/executions/export?format=ndjson&fields=id", buffered=False)
+    chunks = iter(r.response)
+    first = next(chunks)
+    assert first.count(b"\n") == 2
+    assert client.get("/api/v1/executions").get_json()["total"] == 5
+    r.close()  # the client goes away mid-export
+    assert client.get("/api/v1/executions/export?format=ndjson").get_data().count(b"\n") == 5
