@@ -86,7 +86,8 @@ def test_insight_commands(setup):
     out = tmp_path / "out.csv"
     r = flask("export", "--format", "csv", "--output", str(out), "--include", "input")
     assert r.returncode == 0, r.stderr
-    assert "\r" not in r.stderr  # no progress bar when not on a terminal
+    assert "Exporting" not in r.stderr  # no progress bar when not on a terminal
+    assert "Exported 4 runs to" in r.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8-sig"), newline="")))
     assert len(rows) == 4 and {row["id"] for row in rows} >= set(ids.values())
     r = flask(

@@ -121,12 +121,13 @@ def register(group: AppGroup) -> None:
         path = output or filename(flt, fmt, clock.utcnow())
         total = list_page(source, flt, 1, 0, None).total
         show = sys.stderr.isatty() and path != "-"
+        written = [0]
         with click.open_file(path, "wb") as out:
-            counted = _counted(pages(source, flt), total, show)
+            counted = _counted(pages(source, flt), total, show, written)
             for chunk in chunks(counted, fmt, columns):
                 out.write(chunk)
         if path != "-":
-            click.echo(f"Exported {total} runs to {path}", err=True)
+            click.echo(f"Exported {written[0]} runs to {path}", err=True)
 
     @group.command("replay")
     @click.argument("execution_id")
@@ -175,11 +176,15 @@ def register(group: AppGroup) -> None:
         sys.exit(OK if outcome.status is Status.COMPLETED else PROBLEM)
 
 
-def _counted(source: Any, total: int, show: bool) -> Any:
+def _counted(source: Any, total: int, show: bool, written: list[int]) -> Any:
+    """The pages, counted into `written[0]`; a progress bar on stderr when `show`."""
     if not show:
-        yield from source
+        for page in source:
+            written[0] += len(page)
+            yield page
         return
     with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
         for page in source:
+            written[0] += len(page)
             bar.update(len(page))
             yield page
