@@ -17,8 +17,8 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
-from pathlib import Path
 
 from bridge import shutdown_app, start_services
 from bridge.auth import exposure_warning, local_only_notice
@@ -34,13 +34,16 @@ try:
     _config = load(os.environ.get("BRIDGE_CONFIG"))
 except ConfigError as exc:  # one line naming the key and the value, no traceback
     sys.exit(f"Invalid configuration: {exc}")
-# Prometheus figures of every worker in one folder, made empty at each start; set
-# before any worker imports prometheus_client (bridge.prometheus).
-if _config.metrics.enabled:
-    _metrics_dir = Path(f"{_config.database_path.resolve()}.prometheus")
-    shutil.rmtree(_metrics_dir, ignore_errors=True)
-    _metrics_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[MULTIPROC_ENV] = str(_metrics_dir)
+# Prometheus figures of every worker in one folder, a new one for each start (removed at
+# exit), set before any worker imports prometheus_client (bridge.prometheus). Not
+# beside the database: a database folder that cannot be used must not stop the start.
+_metrics_dir = ""
+if _config.metrics.enabled and not os.environ.get(MULTIPROC_ENV):
+    try:
+        _metrics_dir = tempfile.mkdtemp(prefix="webhook-bridge-metrics-")
+        os.environ[MULTIPROC_ENV] = _metrics_dir
+    except OSError as exc:
+        _log.warning("Prometheus metrics will count each worker apart: %s", exc)
 # One format for gunicorn's lines, the access log and the app's (logging.format).
 logconfig_dict = dict_config(_config.logging.level, _config.logging.format)
 logging.config.dictConfig(logconfig_dict)  # the master's own start-up lines too
@@ -75,6 +78,12 @@ loglevel = _config.logging.level.lower()
 def child_exit(server, worker):
     """In the master, as a worker exits: its figures stop counting as live."""
     mark_dead(worker.pid)
+
+
+def on_exit(server):
+    """The master stops: the metrics folder it made goes with it."""
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def worker_exit(server, worker):
