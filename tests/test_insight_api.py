@@ -260,12 +260,13 @@ def test_the_error_group_and_replay_filters_read_their_indexes(app):
         assert any(index in step for step in plan), plan
 
 
-def test_an_export_in_progress_holds_no_database_connection(make_app, monkeypatch):
+def test_an_export_in_progress_holds_no_database_connection(make_app, monkeypatch, tmp_path):
     """With one read connection in the pool, the list still answers while an export is
     half read: no cursor is held between pages (a client that leaves holds nothing)."""
     from bridge.insight import export
 
-    client = make_app(storage={"sqlite": {"max_connections": 2}}).test_client()
+    sqlite = {"database_path": str(tmp_path / "one.db"), "max_connections": 2}
+    client = make_app(storage={"sqlite": sqlite}).test_client()
     for i in range(5):
         _post(client, "ok", i=i)
     monkeypatch.setattr(export, "PAGE", 2)
