@@ -23,7 +23,7 @@ from bridge.tracking.fingerprint import error_group
 from bridge.tracking.ids import uuid7_from
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-VERSION = 2  # bump when the generated data changes; the schema version is in the name
+VERSION = 3  # bump when the generated data changes; the schema version is in the name
 DAYS = 90
 PLUGINS = [f"plugin_{i:02d}" for i in range(20)]
 CHUNK = 50_000

@@ -90,6 +90,7 @@ class ExecutionRecord:
     # A failure's fingerprint (bridge.tracking.fingerprint), and the run this one replays.
     error_group: str = ""
     replay_of: str = ""
+    retry_time: int = 0  # nanoseconds after the first attempt (retries and their waits)
     attempt_records: list[AttemptRecord] = field(default_factory=list)
     # Not a column of the record: what a repeat of its delivery is answered with (JSON,
     # the output redacted and truncated as stored, even where track_output is off),

@@ -105,6 +105,9 @@ class PerformanceSchema(ma.Schema):
     max_duration = fields.Integer(metadata={"description": "Nanoseconds"})
     timeout_share = fields.Float(metadata={"description": "Percent of runs that timed out"})
     retry_share = fields.Float(metadata={"description": "Percent of runs that needed a retry"})
+    retry_time_share = fields.Float(
+        metadata={"description": "Percent of the run time spent after first attempts"}
+    )
 
 
 class TrendSchema(ma.Schema):

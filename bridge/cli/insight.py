@@ -86,10 +86,21 @@ def register(group: AppGroup) -> None:
                         ms(p["p99_duration"]),
                         p["timeout_share"],
                         p["retry_share"],
+                        p["retry_time_share"],
                     )
                     for p in result["plugins"]
                 ],
-                ("plugin", "calls", "success %", "p50", "p95", "p99", "timeout %", "retry %"),
+                (
+                    "plugin",
+                    "calls",
+                    "success %",
+                    "p50",
+                    "p95",
+                    "p99",
+                    "timeout %",
+                    "retried %",
+                    "retry time %",
+                ),
             )
             for finding in result["findings"]:
                 click.echo(f"- {finding['message']}")

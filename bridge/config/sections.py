@@ -215,7 +215,7 @@ class AnalysisConfig:
     p95_rise_factor: float = 1.5
     # Failure rate up by at least this many percentage points on the previous period.
     failure_rate_rise: float = 5.0
-    # Share of runs (percent) that timed out, or needed a retry.
+    # Percent of runs that timed out; percent of run time spent in retries.
     timeout_share: float = 5.0
     retry_share: float = 20.0
     # An error group is rising at this many times its previous period's count.

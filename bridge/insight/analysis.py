@@ -35,7 +35,9 @@ def aggregates(
             per[r.plugin].merge(r.aggregate)
     if max(start, rolled) < end:
         for run in reader.finished_runs(max(start, rolled), end, plugin):
-            per[run.plugin].add(run.status, run.error_type, run.duration, run.retry_count)
+            per[run.plugin].add(
+                run.status, run.error_type, run.duration, run.retry_count, run.retry_time
+            )
     return per
 
 
@@ -61,6 +63,7 @@ def _figures(agg: Aggregate) -> dict[str, Any]:
         "max_duration": agg.duration_max,
         "timeout_share": _pct(agg.timeout, agg.total),
         "retry_share": _pct(agg.retried, agg.total),
+        "retry_time_share": _pct(agg.retry_time, agg.duration_sum),
     }
 
 
@@ -102,19 +105,29 @@ def _findings(
                     },
                 }
             )
-    for kind, key, threshold, words in (
-        ("timeouts", "timeout_share", limits.timeout_share, "timed out in"),
-        ("retries", "retry_share", limits.retry_share, "needed a retry in"),
-    ):
-        if now[key] >= threshold:
-            found.append(
-                {
-                    "kind": kind,
-                    "score": round(now[key] / threshold, 2),
-                    "message": f"`{plugin}` {words} {now[key]:g}% of runs {period}",
-                    "figures": {key: now[key], "calls": now["calls"]},
-                }
-            )
+    if now["timeout_share"] >= limits.timeout_share:
+        found.append(
+            {
+                "kind": "timeouts",
+                "score": round(now["timeout_share"] / limits.timeout_share, 2),
+                "message": f"`{plugin}` timed out in {now['timeout_share']:g}% of runs {period}",
+                "figures": {"timeout_share": now["timeout_share"], "calls": now["calls"]},
+            }
+        )
+    if now["retry_time_share"] >= limits.retry_share:
+        found.append(
+            {
+                "kind": "retries",
+                "score": round(now["retry_time_share"] / limits.retry_share, 2),
+                "message": f"`{plugin}` spends {now['retry_time_share']:g}% of its time in "
+                f"retries ({now['retry_share']:g}% of runs retried) {period}",
+                "figures": {
+                    "retry_time_share": now["retry_time_share"],
+                    "retry_share": now["retry_share"],
+                    "calls": now["calls"],
+                },
+            }
+        )
     for item in found:
         item["plugin"] = plugin
     return found

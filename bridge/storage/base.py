@@ -40,6 +40,7 @@ class FinishedRun(NamedTuple):
     error_type: str
     duration: int  # nanoseconds
     retry_count: int = 0
+    retry_time: int = 0  # nanoseconds
 
 
 class Failure(NamedTuple):

@@ -97,7 +97,9 @@ def hourly(runs: Iterable[FinishedRun]) -> list[Rollup]:
     groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
     for run in runs:  # keyed by the hour's number: cheaper than a datetime per run
         hour = int(run.start.timestamp()) // 3600
-        groups[(run.plugin, hour)].add(run.status, run.error_type, run.duration, run.retry_count)
+        groups[(run.plugin, hour)].add(
+            run.status, run.error_type, run.duration, run.retry_count, run.retry_time
+        )
     return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in groups.items()]
 
 

@@ -42,6 +42,7 @@ class Aggregate:
     histogram: Counter[int] = field(default_factory=Counter)
     error_types: Counter[str] = field(default_factory=Counter)
     retried: int = 0  # runs that needed more than one attempt
+    retry_time: int = 0  # nanoseconds spent after first attempts
 
     def counts(self) -> dict[str, Any]:
         """The figures every stats document shows: the window's, a day's, live metrics'."""
@@ -54,10 +55,18 @@ class Aggregate:
             "avg_duration": self.avg_duration,
         }
 
-    def add(self, status: str, error_type: str, duration: int, retry_count: int = 0) -> None:
+    def add(
+        self,
+        status: str,
+        error_type: str,
+        duration: int,
+        retry_count: int = 0,
+        retry_time: int = 0,
+    ) -> None:
         self.total += 1
         if retry_count > 0:
             self.retried += 1
+            self.retry_time += retry_time
         if status == Status.COMPLETED.value:
             self.completed += 1
         elif status == Status.TIMEOUT.value:
@@ -82,6 +91,7 @@ class Aggregate:
         self.timeout += other.timeout
         self.canceled += other.canceled
         self.retried += other.retried
+        self.retry_time += other.retry_time
         self.duration_sum += other.duration_sum
         if other.duration_min is not None:
             self.duration_min = (

@@ -34,6 +34,7 @@ COLUMNS = (
     "idempotency_key",
     "error_group",
     "replay_of",
+    "retry_time",
 )
 # What a run's lifecycle changes after its row is written. Only these are set again: an
 # UPDATE rewrites every index holding a column it sets, and the identity columns
@@ -50,6 +51,7 @@ LIFECYCLE = (
     "updated_at",
     "worker",
     "error_group",
+    "retry_time",
 )
 
 

@@ -229,6 +229,10 @@ class Tracker:
         record.duration = outcome.duration
         record.attempts = len(outcome.attempts)
         record.retry_count = outcome.retry_count
+        # Time after the first attempt: the retries and the waits before them.
+        record.retry_time = (
+            max(0, outcome.duration - outcome.attempts[0].duration) if outcome.retry_count else 0
+        )
         record.error_type = outcome.error_type
         record.attempt_records = outcome.attempts
         output = ""

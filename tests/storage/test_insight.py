@@ -54,7 +54,8 @@ def _runs(plugin, day, n, ms, failed=0, timeouts=0, retried=0):
             else "",
             duration_ms=ms,
         )
-        run.retry_count = 1 if i < retried else 0
+        if i < retried:  # 4 of its 5 ms after the first attempt
+            run.retry_count, run.retry_time = 1, 4_000_000
         runs.append(run)
     return runs
 
@@ -69,7 +70,8 @@ def test_analysis_finds_slower_failing_and_retrying_plugins_from_rollups(store):
     )
     before = analysis(store, 7, None, NOW)
     kinds = [(f["plugin"], f["kind"]) for f in before["findings"]]
-    # Ranked by how far each is past its threshold: 20 points / 5, 4.0x / 1.5, 12% / 5%...
+    # Ranked by how far each is past its threshold: 20 points / 5, 4.0x / 1.5, 12% / 5%,
+    # 28% / 20%.
     assert kinds == [
         ("billing", "failure_rate_rise"),
         ("billing", "p95_rise"),
@@ -88,7 +90,10 @@ def test_analysis_finds_slower_failing_and_retrying_plugins_from_rollups(store):
     assert (billing["calls"], billing["previous"]["calls"]) == (30, 30)
     assert billing["failure_rate"] == 20.0 and billing["trend"]["failure_rate_change"] == 20.0
     sync = next(p for p in before["plugins"] if p["plugin"] == "sync")
-    assert sync["retry_share"] == 35.0
+    assert (sync["retry_share"], sync["retry_time_share"]) == (35.0, 28.0)
+    assert before["findings"][3]["message"] == (
+        "`sync` spends 28% of its time in retries (35% of runs retried) over the last 7 days"
+    )
 
     # From rollups alone (raw rows gone), the same figures.
     rollup(store, NOW)

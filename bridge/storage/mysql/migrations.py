@@ -157,17 +157,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
-    # run; runs retried counted in the rollups; each error group's failures per hour,
+    # run; runs retried and the time spent retrying (ns), kept with the run and summed
+    # in the rollups; each error group's failures per hour,
     # rolled up like the stats so that a group outlives its raw rows.
     (
         "add_error_groups_and_replays",
         [
             "ALTER TABLE executions ADD COLUMN error_group VARCHAR(32) NOT NULL DEFAULT '', "
             "ADD COLUMN replay_of VARCHAR(64) NOT NULL DEFAULT '', "
+            "ADD COLUMN retry_time BIGINT NOT NULL DEFAULT 0, "
             "ADD KEY ix_executions_error_group_start (error_group, start_time, seq), "
             "ADD KEY ix_executions_replay_of (replay_of)",
-            "ALTER TABLE execution_metrics ADD COLUMN retried BIGINT NOT NULL DEFAULT 0",
-            "ALTER TABLE execution_metrics_daily ADD COLUMN retried BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE execution_metrics ADD COLUMN retried BIGINT NOT NULL DEFAULT 0, "
+            "ADD COLUMN retry_time BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE execution_metrics_daily ADD COLUMN retried BIGINT NOT NULL DEFAULT 0, "
+            "ADD COLUMN retry_time BIGINT NOT NULL DEFAULT 0",
             f"""CREATE TABLE error_group_hours (
                 fingerprint  VARCHAR(32) NOT NULL,
                 hour_start   DATETIME(6) NOT NULL,

@@ -110,6 +110,7 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         text(r.idempotency_key),
         r.error_group,
         r.replay_of,
+        r.retry_time,
     )
 
 
@@ -285,7 +286,8 @@ def finished_runs(
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, seq "
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
+        "retry_time, seq "
         "FROM executions "
         f"WHERE {' AND '.join(clauses)}"
     )
@@ -300,11 +302,13 @@ def finished_runs(
                 [*args, after[0], after[0], after[1]],
             )
         rows = cur.fetchall()
-        for name, started, status, error_type, duration, retries, _ in rows:
-            yield FinishedRun(name, aware(started), status, error_type, duration, retries)
+        for name, started, status, error_type, duration, retries, retry_time, _ in rows:
+            yield FinishedRun(
+                name, aware(started), status, error_type, duration, retries, retry_time
+            )
         if len(rows) < BATCH:
             return
-        after = (rows[-1][1], rows[-1][6])
+        after = (rows[-1][1], rows[-1][7])
 
 
 def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:

@@ -38,6 +38,7 @@ _FIGURES = (
     "histogram",
     "error_types",
     "retried",
+    "retry_time",
 )
 
 
@@ -109,7 +110,8 @@ def delete_rollups(cur: Any, grain: Grain, start: datetime, end: datetime) -> No
 
 
 def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
-    total, completed, failed, timeout, canceled, dsum, dmin, dmax, histogram, errors, retried = row
+    (total, completed, failed, timeout, canceled, dsum, dmin, dmax, histogram, errors) = row[:10]
+    retried, retry_time = row[10:12]
     return Aggregate(
         total=total,
         completed=completed,
@@ -122,6 +124,7 @@ def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
         histogram=Counter({int(k): v for k, v in json.loads(histogram).items()}),
         error_types=Counter(json.loads(errors)),
         retried=retried,
+        retry_time=retry_time,
     )
 
 
@@ -141,6 +144,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
         json.dumps({text(k): v for k, v in a.error_types.items()}, ensure_ascii=False),
         a.retried,
+        a.retry_time,
     )
 
 

@@ -146,7 +146,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
-    # run; runs retried counted in the rollups; each error group's failures per hour,
+    # run; runs retried and the time spent retrying (ns), kept with the run and summed
+    # in the rollups; each error group's failures per hour,
     # rolled up like the stats so that a group outlives its raw rows.
     (
         "add_error_groups_and_replays",
@@ -156,8 +157,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ix_executions_error_group_start ON executions (error_group, start_time, seq)
             WHERE error_group <> '';
         CREATE INDEX ix_executions_replay_of ON executions (replay_of) WHERE replay_of <> '';
-        ALTER TABLE execution_metrics ADD COLUMN retried bigint NOT NULL DEFAULT 0;
-        ALTER TABLE execution_metrics_daily ADD COLUMN retried bigint NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN retry_time bigint NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics ADD COLUMN retried bigint NOT NULL DEFAULT 0,
+            ADD COLUMN retry_time bigint NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics_daily ADD COLUMN retried bigint NOT NULL DEFAULT 0,
+            ADD COLUMN retry_time bigint NOT NULL DEFAULT 0;
         CREATE TABLE error_group_hours (
             fingerprint  text NOT NULL,
             hour_start   timestamptz NOT NULL,

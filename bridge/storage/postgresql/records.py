@@ -90,6 +90,7 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         text(r.idempotency_key),
         r.error_group,
         r.replay_of,
+        r.retry_time,
     )
 
 
@@ -266,8 +267,8 @@ def finished_runs(
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count "
-        "FROM executions WHERE "
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
+        "retry_time FROM executions WHERE "
     )
     cur = conn.cursor(name, row_factory=_finished_run)
     cur.itersize = 5000

@@ -41,6 +41,7 @@ _FIGURES = (
     "histogram",
     "error_types",
     "retried",
+    "retry_time",
 )
 
 
@@ -130,6 +131,7 @@ def aggregate_of(row: dict[str, Any]) -> Aggregate:
         histogram=Counter({int(k): v for k, v in row["histogram"].items()}),
         error_types=Counter(row["error_types"]),
         retried=row["retried"],
+        retry_time=row["retry_time"],
     )
 
 
@@ -149,6 +151,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         Jsonb({str(k): v for k, v in sorted(a.histogram.items())}),
         Jsonb({text(k): v for k, v in a.error_types.items()}),
         a.retried,
+        a.retry_time,
     )
 
 

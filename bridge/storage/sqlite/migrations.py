@@ -173,7 +173,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     """,
     ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
-    # run; runs retried counted in the rollups; each error group's failures per hour,
+    # run; runs retried and the time spent retrying (ns), kept with the run and summed
+    # in the rollups; each error group's failures per hour,
     # rolled up like the stats so that a group outlives its raw rows. Times of
     # error_group_hours: hour_start in seconds, first/last seen in microseconds.
     (
@@ -184,8 +185,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ix_executions_error_group_start ON executions (error_group, start_time)
             WHERE error_group != '';
         CREATE INDEX ix_executions_replay_of ON executions (replay_of) WHERE replay_of != '';
+        ALTER TABLE executions ADD COLUMN retry_time INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE execution_metrics ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics ADD COLUMN retry_time INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE execution_metrics_daily ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE execution_metrics_daily ADD COLUMN retry_time INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE error_group_hours (
             fingerprint  TEXT NOT NULL,
             hour_start   INTEGER NOT NULL,

@@ -56,6 +56,7 @@ def values(r: ExecutionRecord) -> tuple[Any, ...]:
         r.idempotency_key,
         r.error_group,
         r.replay_of,
+        r.retry_time,
     )
 
 
@@ -226,8 +227,8 @@ def finished_runs(
         clauses.append("plugin_name = ?")
         args.append(plugin)
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count "
-        "FROM executions WHERE "
+        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
+        "retry_time FROM executions WHERE "
     )
     cursor = conn.cursor()
     cursor.row_factory = _finished_run  # type: ignore[assignment]
@@ -237,7 +238,7 @@ def finished_runs(
 def _finished_run(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> FinishedRun:
     # Built straight from the row: a rollup reads a day of runs at a time.
     return FinishedRun(
-        row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4], row[5]
+        row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4], row[5], row[6]
     )
 
 

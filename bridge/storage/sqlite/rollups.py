@@ -88,7 +88,7 @@ def put_rollups(conn: sqlite3.Connection, grain: Grain, items: Iterable[Rollup])
     conn.executemany(
         f"INSERT OR REPLACE INTO {table} (plugin_name, {column}, total, completed, failed, "
         "timeout, canceled, duration_sum, duration_min, duration_max, histogram, error_types, "
-        "retried) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "retried, retry_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [row_of(r) for r in items],
     )
 
@@ -111,6 +111,7 @@ def aggregate_of(row: sqlite3.Row) -> Aggregate:
         histogram=Counter({int(k): v for k, v in json.loads(row["histogram"]).items()}),
         error_types=Counter(json.loads(row["error_types"])),
         retried=row["retried"],
+        retry_time=row["retry_time"],
     )
 
 
@@ -130,6 +131,7 @@ def row_of(rollup: Rollup) -> tuple[Any, ...]:
         json.dumps({str(k): v for k, v in sorted(a.histogram.items())}),
         json.dumps(dict(a.error_types)),
         a.retried,
+        a.retry_time,
     )
 
 
