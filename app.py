@@ -23,7 +23,10 @@ def create_app(config: Any = None) -> Flask:
     """The app with the development server's logging; its services (background jobs,
     closing stale runs) start with the first request it serves, so a `flask` CLI
     command that builds it starts nothing."""
-    app = bridge.create_app(config)
+    try:
+        app = bridge.create_app(config)
+    except ConfigError as exc:  # one line naming the key, for `flask ...` as for `python app.py`
+        raise SystemExit(f"Invalid configuration: {exc}") from None
     bridge.configure_logging(app.extensions["bridge.config"].logging)
     app.before_request(lambda: bridge.start_services(app))
     atexit.register(bridge.shutdown_app, app)
@@ -36,10 +39,7 @@ def main() -> None:
     parser.add_argument("--host", help="default: server.host from the config")
     parser.add_argument("--port", type=int, help="default: server.port from the config")
     args = parser.parse_args()
-    try:
-        app = create_app(args.config)
-    except ConfigError as exc:
-        raise SystemExit(f"Invalid configuration: {exc}") from None
+    app = create_app(args.config)
     server = app.extensions["bridge.config"].server
     warning = exposure_warning(app.extensions["bridge.config"], args.host or server.host)
     notice = warning or local_only_notice(app.extensions["bridge.config"])

@@ -41,11 +41,13 @@ def setup(tmp_path: Path, plugin_dir: Path):
     for _ in range(2):
         client.post("/api/v1/webhook/flaky", json={})
 
-    def flask(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def flask(
+        *args: str, stdin: str | None = None, config: Path = path
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "flask", "--app", "app", "bridge", *args],
             cwd=ROOT,
-            env={**os.environ, "BRIDGE_CONFIG": str(path)},
+            env={**os.environ, "BRIDGE_CONFIG": str(config)},
             capture_output=True,
             text=True,
             input=stdin,
@@ -131,3 +133,7 @@ def test_cleanup_and_check_config(setup, monkeypatch):
     bad.write_text("server:\n  port: 99999\n")
     r = flask("check-config", str(bad))
     assert r.returncode == 1 and "server.port" in r.stderr
+    # The server's own config invalid: one line, no traceback, whatever the command.
+    r = flask("stats", config=bad)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().endswith("Invalid configuration: server.port: out of range 99999")
