@@ -28,7 +28,7 @@ def setup(tmp_path: Path, plugin_dir: Path):
         "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
         "scheduler": {"enabled": False},
         "logging": {"level": "WARNING"},
-        "analysis": {"min_calls": 2},
+        "analysis": {"min_calls": 2, "retry_share": 0.01},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
