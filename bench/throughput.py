@@ -35,19 +35,39 @@ def body_file(size: int, name: str) -> Path:
 
 
 @dataclass
+class Sample:
+    """One load run of one server: what the client saw, and the server's CPU per request."""
+
+    load: LoadResult
+    user_ms: float  # user CPU of master + workers per answered request
+    system_ms: float
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.user_ms + self.system_ms
+
+    def __getattr__(self, name: str) -> float:
+        return getattr(self.load, name)
+
+
+@dataclass
 class Contender:
     name: str
     label: str
     server: Server
-    results: list[LoadResult] = field(default_factory=list)
+    results: list[Sample] = field(default_factory=list)
     acknowledged: int = 0
 
-    def run(self, body: Path, seconds: float, keep: bool = True) -> LoadResult:
+    def run(self, body: Path, seconds: float, keep: bool = True) -> Sample:
+        user0, system0 = self.server.cpu_seconds()
         result = run_load(self.server.base + PATH, body, seconds)
+        user1, system1 = self.server.cpu_seconds()
         self.acknowledged += result.acknowledged
+        n = max(result.requests, 1)
+        sample = Sample(result, (user1 - user0) * 1000 / n, (system1 - system0) * 1000 / n)
         if keep:
-            self.results.append(result)
-        return result
+            self.results.append(sample)
+        return sample
 
     def median(self, attr: str) -> float:
         return median([getattr(r, attr) for r in self.results])
@@ -90,6 +110,24 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
         report.add(
             sec, f"{s.label}: p50 / p99 ms", f"{s.median('p50_ms'):.2f} / {s.median('p99_ms'):.2f}"
         )
+    for s in servers:
+        report.add(
+            sec,
+            f"{s.label}: CPU ms per request (user + system)",
+            f"{s.median('cpu_ms'):.2f} ({s.median('user_ms'):.2f} + {s.median('system_ms'):.2f})",
+        )
+    cpu_bare = on.median("cpu_ms") / max(bare.median("cpu_ms"), 1e-9)
+    cpu_off = on.median("cpu_ms") / max(off.median("cpu_ms"), 1e-9)
+    report.add(
+        sec, "CPU per request, tracked / bare Flask", f"{cpu_bare:.2f}x", "<= 1.6x", cpu_bare <= 1.6
+    )
+    report.add(
+        sec,
+        "CPU per request, tracked / tracking off",
+        f"{cpu_off:.2f}x",
+        "<= 1.15x",
+        cpu_off <= 1.15,
+    )
     ratio_bare = on.median("rps") / max(bare.median("rps"), 1e-9)
     ratio_off = on.median("rps") / max(off.median("rps"), 1e-9)
     p99_ratio = on.median("p99_ms") / max(bare.median("p99_ms"), 1e-9)
