@@ -22,8 +22,8 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any
