@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")  # each scope includes the ones before it
 # Blueprints behind keys; webhook routes are guarded by signatures instead.
-PROTECTED = ("executions", "plugins")
+PROTECTED = ("executions", "plugins", "alerts")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
