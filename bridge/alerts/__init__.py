@@ -165,5 +165,5 @@ class Alerts:
             firing += [{"rule": rule, "state": s} for s in mine if s.state == "firing"]
         return {"enabled": self.enabled, "rules": rules, "firing": firing}
 
-    def shutdown(self) -> None:
-        self.delivery.shutdown()
+    def shutdown(self, grace: float = 2.0) -> None:
+        self.delivery.shutdown(grace)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from bridge.alerts.channels import Sender, sender
@@ -43,6 +43,7 @@ class Delivery:
         self.failed = failed
         self.senders = senders or {}
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pending: set[Future[Outcome]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -52,9 +53,24 @@ class Delivery:
                 self._pools[name] = ThreadPoolExecutor(1, thread_name_prefix=f"alert-{name}")
             return self._pools[name]
 
-    def submit(self, n: Notification, names: Iterable[str]) -> list[Future[Outcome]]:
+    def submit(self, note: Notification, names: Iterable[str]) -> list[Future[Outcome]]:
         """Queue `n` on each named channel; returns at once."""
-        return [self._pool(name).submit(self._deliver, self.channels[name], n) for name in names]
+        futures = [self._pool(n).submit(self._deliver, self.channels[n], note) for n in names]
+        with self._lock:
+            self._pending.update(futures)
+        for future in futures:
+            future.add_done_callback(self._done)
+        return futures
+
+    def _done(self, future: Future[Outcome]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the queued deliveries; whether all are done."""
+        with self._lock:
+            pending = list(self._pending)
+        return not wait(pending, timeout=timeout).not_done
 
     def _deliver(self, channel: Channel, n: Notification) -> Outcome:
         send = self.senders.get(channel.type) or sender(channel.type)
@@ -83,7 +99,10 @@ class Delivery:
             log.exception("Recording the failed delivery of alert %s failed", n.rule.name)
         return outcome
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Give queued deliveries `grace` seconds, then stop retrying and drop the rest."""
+        if grace > 0:
+            self.flush(grace)
         self._stop.set()
         with self._lock:
             for pool in self._pools.values():

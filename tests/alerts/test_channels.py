@@ -47,8 +47,9 @@ def _setup(channels: dict, environ: dict | None = None):
 
 
 def _deliver(chans, note, failed=None, **kw):
-    delivery = Delivery(chans, kw.pop("timeout", 5.0), kw.pop("attempts", 1), 0.05,
-                        failed or (lambda n, o: None))  # fmt: skip
+    delivery = Delivery(
+        chans, kw.pop("timeout", 5.0), kw.pop("attempts", 1), 0.05, failed or (lambda n, o: None)
+    )
     try:
         return [f.result(30) for f in delivery.submit(note, list(chans))]
     finally:
