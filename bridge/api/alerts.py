@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from bridge.alerts import Alerts
 from bridge.api.alert_schemas import (
@@ -47,7 +48,7 @@ class AlertList(MethodView):
 
 @blp.route("/events")
 class AlertEvents(MethodView):
-    @blp.arguments(AlertEventsQuerySchema, location="query")
+    @blp.arguments(AlertEventsQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, AlertEventListSchema)
     @blp.alt_response(503, **_UNAVAILABLE)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class AlertTest(MethodView):
 
 @blp.route("/<rule>/silence")
 class AlertSilence(MethodView):
-    @blp.arguments(SilenceQuerySchema, location="query")
+    @blp.arguments(SilenceQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, SilenceSchema)
     @blp.alt_response(404, **_NO_RULE)
     @blp.alt_response(503, **_UNAVAILABLE)

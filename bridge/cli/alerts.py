@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from bridge.clock import rfc3339
 from bridge.storage.alerts import AlertStore
@@ -12,6 +13,7 @@ from bridge.storage.alerts import AlertStore
 
 @click.command("alerts")
 @click.option("--events", "events", type=int, default=0, help="Also show the latest N events.")
+@with_appcontext
 def alerts(events: int) -> None:
     """Show the alert rules, each plugin's state, and the firing alerts."""
     service = current_app.extensions["bridge.alerts"]
