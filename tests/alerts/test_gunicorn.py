@@ -53,24 +53,25 @@ RULE = {
 }
 
 
-def evaluated_after(server, mark: datetime, timeout: float = 20.0) -> None:
-    """Wait until the leader has run an evaluation that started after `mark` (the job's
-    record is written when it ends)."""
+def evaluated_after(servers, mark: datetime, timeout: float = 20.0) -> None:
+    """Wait until the leader (a worker of one of `servers`) has run an evaluation that
+    started after `mark` (the job's record is written when it ends)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        health = requests.get(f"{server.base}/health", timeout=5).json()
-        scheduler = health.get("checks", {}).get("scheduler", {})
-        last = scheduler.get("last_runs", {}).get("alerts")
-        if last and datetime.fromisoformat(last["at"]) > mark:
-            return
+        for server in servers:
+            health = requests.get(f"{server.base}/health", timeout=5).json()
+            scheduler = health.get("checks", {}).get("scheduler", {})
+            last = scheduler.get("last_runs", {}).get("alerts")
+            if last and datetime.fromisoformat(last["at"]) > mark:
+                return
         time.sleep(0.05)
     raise AssertionError(f"no evaluation after {mark} within {timeout}s")
 
 
-def settled(server) -> None:
+def settled(*servers) -> None:
     """Two evaluations that started after now: whatever the runs so far call for is sent."""
-    evaluated_after(server, datetime.now(UTC))
-    evaluated_after(server, datetime.now(UTC))
+    evaluated_after(servers, datetime.now(UTC))
+    evaluated_after(servers, datetime.now(UTC))
 
 
 def runs(server, tmp_path: Path, count: int, fail: bool, plugin: str = "counter") -> None:
@@ -178,3 +179,25 @@ def test_a_hanging_or_down_receiver_delays_nothing_else(gunicorn, hook, tmp_path
     finally:
         chat.server.shutdown()
         chat.server.server_close()
+
+
+def test_two_hosts_on_one_postgresql_database_send_each_notification_once(gunicorn, hook, tmp_path):
+    from storage.databases import postgresql_schema
+
+    with postgresql_schema() as section:
+        config = {
+            "storage": {"type": "postgresql", "postgresql": section},
+            "alerts": _alerts(hook.url, {**RULE, "resolve_after": "0s"}),
+        }
+        with gunicorn(**config) as a, gunicorn(host="b", **config) as b:
+            runs(a, tmp_path, 2, fail=True)
+            runs(b, tmp_path, 2, fail=True)
+            (got,) = hook.wait_for(1)
+            assert got.json["event"] == "fired"
+            settled(a, b)
+            settled(a, b)
+            assert len(hook.received) == 1
+            runs(b, tmp_path, 5, fail=False)
+            assert [r.json["event"] for r in hook.wait_for(2)] == ["fired", "resolved"]
+            settled(a, b)
+            assert len(hook.received) == 2
