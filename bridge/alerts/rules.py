@@ -3,6 +3,8 @@ checked once at start-up: each error is one line naming the rule (or channel) an
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -212,14 +214,24 @@ def parse_channel(name: str, raw: Any, environ: Mapping[str, str]) -> Channel:
     settings = dict(raw)
     if kind in ("webhook", "slack"):
         url = raw.get("url")
+        if isinstance(url, str):  # a Slack URL holds its token: env:NAME keeps it out
+            url = resolve_env(url, f"{where}.url", environ)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.url", url, "expected an http:// or https:// URL")
-        settings["url"] = resolve_env(url, f"{where}.url", environ)
+            shown = raw.get("url") if not isinstance(url, str) or url == raw["url"] else "<env>"
+            raise ConfigError(f"{where}.url", shown, "expected an http:// or https:// URL")
+        settings["url"] = url
     if kind == "webhook" and raw.get("secret") is not None:
         secret = raw["secret"]
         if not isinstance(secret, str) or not secret.startswith("env:"):
             raise ConfigError(f"{where}.secret", "<hidden>", "write env:NAME, never the secret")
         settings["secret"] = resolve_env(secret, f"{where}.secret", environ)
+        try:
+            key = base64.b64decode(settings["secret"].removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) < 16:
+            why = "expected whsec_ and the base64 of at least 16 bytes"
+            raise ConfigError(f"{where}.secret", "<hidden>", why)
     if kind == "webhook" and not isinstance(raw.get("headers", {}), dict):
         raise ConfigError(f"{where}.headers", raw["headers"], "expected a mapping")
     if kind == "email":

@@ -137,3 +137,25 @@ def test_the_bridge_will_not_start_with_a_bad_rule(tmp_path):
         "Invalid configuration: alerts.rules.fail.threshold: expected a share in (0, 1], "
         "such as 0.2 or 20% 7"
     )
+
+
+def test_a_secret_that_is_not_standard_webhooks_base64_is_refused(monkeypatch):
+    monkeypatch.setenv("ALERT_HOOK_SECRET", "not base64!")
+    channel = {"type": "webhook", "url": "http://x", "secret": "env:ALERT_HOOK_SECRET"}
+    with pytest.raises(ConfigError, match=r"alerts\.channels\.c\.secret: expected whsec_"):
+        _load([], {"c": channel})
+
+
+def test_the_readme_example_is_a_valid_config(monkeypatch):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = re.search(r"## Alerts.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", "whsec_" + "QUJD" * 8)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://chat.example.com/hooks/x")
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    config = from_dict(yaml.safe_load(block))
+    assert len(config.alerts.rules) == 5 and len(config.alerts.channels) == 4
