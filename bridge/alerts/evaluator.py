@@ -89,6 +89,15 @@ class Evaluator:
             if not self.alerts.change(new, events):
                 log.info("Alert %s of %s changed by another evaluator", rule.name, plugin)
                 continue
+            if note is not None:
+                log.info(
+                    "Alert %s: %s of %s%s: %s",
+                    note.kind,
+                    rule.name,
+                    plugin,
+                    " (silenced: not sent)" if silenced else "",
+                    note.summary,
+                )
             if note is not None and not silenced:
                 self.notify(note)
                 sent.append(note)

@@ -3,6 +3,7 @@ events history, and the answers of test and silence."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import marshmallow as ma
@@ -103,7 +104,7 @@ class DurationField(fields.String):
             seconds = parse_duration(super()._deserialize(value, attr, data, **kwargs))
         except ValueError:
             raise ma.ValidationError("expected a duration such as 30m or 2h") from None
-        if seconds > MAX_SILENCE_S:
+        if not math.isfinite(seconds) or seconds > MAX_SILENCE_S:
             raise ma.ValidationError("at most 366 days")
         return seconds
 

@@ -110,6 +110,8 @@ def test_silence_for_two_hours_then_lift_it(app, frozen_clock):
         ("/api/v1/alerts/github-failing/silence", 422),
         ("/api/v1/alerts/github-failing/silence?for=forever", 422),
         ("/api/v1/alerts/github-failing/silence?for=9999h", 422),
+        ("/api/v1/alerts/github-failing/silence?for=nan", 422),
+        ("/api/v1/alerts/github-failing/silence?for=-1h", 422),
     ],
 )
 def test_bad_requests_are_4xx_in_the_error_shape(app, path, status):

@@ -3,6 +3,8 @@ one line naming the rule (or channel) and the key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.config import from_dict
@@ -127,6 +129,7 @@ def test_the_bridge_will_not_start_with_a_bad_rule(tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "app.py", "--config", str(tmp_path / "config.yaml")],
+        cwd=Path(__file__).parents[2],
         capture_output=True,
         text=True,
         timeout=60,
@@ -148,7 +151,6 @@ def test_a_secret_that_is_not_standard_webhooks_base64_is_refused(monkeypatch):
 
 def test_the_readme_example_is_a_valid_config(monkeypatch):
     import re
-    from pathlib import Path
 
     import yaml
 
