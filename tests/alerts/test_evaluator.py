@@ -221,3 +221,18 @@ def test_the_log_channel_gets_the_fired_line(bridge, frozen_clock, caplog):
         assert b.alerts.delivery.flush(5)
     lines = [r.getMessage() for r in caplog.records if r.name == "bridge.alerts"]
     assert any(line.startswith("Alert fired: rule=github-failing plugin=github") for line in lines)
+
+
+def test_cleanup_deletes_alert_events_older_than_the_retention(make_app, frozen_clock):
+    from bridge.scheduler import Scheduler
+    from bridge.storage.alerts import AlertEvent
+
+    app = make_app(execution_tracking={"retention_days": 7})
+    store = app.extensions["bridge.storage"].require()
+    alerts = AlertStore(store)
+    for days in (8, 6):
+        at = frozen_clock.now - timedelta(days=days)
+        alerts.add_event(AlertEvent(at, "r", "p", "fired", detail={"days": days}))
+    scheduler: Scheduler = app.extensions["bridge.scheduler"]
+    scheduler.run_cleanup()
+    assert [e.detail for e in alerts.events(None, 10)] == [{"days": 6}]

@@ -201,3 +201,42 @@ def test_two_hosts_on_one_postgresql_database_send_each_notification_once(gunico
             assert [r.json["event"] for r in hook.wait_for(2)] == ["fired", "resolved"]
             settled(a, b)
             assert len(hook.received) == 2
+
+
+def test_runs_through_gunicorn_fire_after_for_remind_after_repeat_resolve_once(
+    gunicorn, hook, tmp_path, make_app, frozen_clock
+):
+    """The runs come through gunicorn; the evaluator runs here, on the same database,
+    with the clock the test drives (the server evaluates no rules of its own)."""
+    rule = {**RULE, "window": "2h", "for": "2m", "repeat": "1h", "resolve_after": "1m"}
+    frozen_clock.set(datetime.now(UTC))
+    with gunicorn() as server:
+        evaluator_app = make_app(
+            storage={"sqlite": {"database_path": str(server.db)}},
+            alerts=_alerts(hook.url, rule),
+        )
+        alerts = evaluator_app.extensions["bridge.alerts"]
+
+        def evaluate() -> list[str]:
+            sent = [n.kind for n in alerts.evaluator(frozen_clock).evaluate()]
+            assert alerts.delivery.flush(10)
+            return sent
+
+        runs(server, tmp_path, 3, fail=True)
+        assert evaluate() == []  # pending: `for` has not passed
+        frozen_clock.advance(119)
+        assert evaluate() == []
+        frozen_clock.advance(1)
+        assert evaluate() == ["fired"]
+        frozen_clock.advance(30 * 60)
+        assert evaluate() == []
+        frozen_clock.advance(30 * 60)
+        assert evaluate() == ["reminded"]
+        runs(server, tmp_path, 10, fail=False)  # recovered: 3 failures of 13
+        assert evaluate() == []  # clear, but not yet for resolve_after
+        frozen_clock.advance(60)
+        assert evaluate() == ["resolved"]
+        frozen_clock.advance(60)
+        assert evaluate() == []
+    received = [Webhook(SECRET).verify(r.body, r.headers)["event"] for r in hook.received]
+    assert received == ["fired", "reminded", "resolved"]
