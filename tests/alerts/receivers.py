@@ -75,7 +75,7 @@ def start_http_receiver() -> HttpReceiver:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     holder["r"] = HttpReceiver(server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return holder["r"]
 
 

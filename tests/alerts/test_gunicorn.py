@@ -28,7 +28,7 @@ SECRET = "whsec_" + base64.b64encode(b"thirty-two bytes of alert secret").decode
 
 def _alerts(receiver_url: str, *rules: dict, **channels: dict) -> dict:
     return {
-        "evaluation_interval": "0.3s",
+        "evaluation_interval": "0.2s",
         "delivery_timeout": "1s",
         "delivery_attempts": 2,
         "delivery_backoff": "0.1s",
@@ -131,15 +131,15 @@ def test_no_runs_fires_when_deliveries_stop(gunicorn, hook, tmp_path):
         "name": "counter-silent",
         "plugin": "counter",
         "metric": "no_runs",
-        "window": "2s",
+        "window": "1s",
         "channels": ["hook"],
     }
     with gunicorn(alerts=_alerts(hook.url, rule)) as server:
         runs(server, tmp_path, 1, fail=False)
-        (got,) = hook.wait_for(1, timeout=20)  # once the last run is 2 s old
+        (got,) = hook.wait_for(1, timeout=20)  # once the last run is 1 s old
         payload = Webhook(SECRET).verify(got.body, got.headers)
         assert (payload["event"], payload["metric"]) == ("fired", "no_runs")
-        assert payload["value"] >= 2.0 and payload["threshold"] == 2.0
+        assert payload["value"] >= 1.0 and payload["threshold"] == 1.0
         runs(server, tmp_path, 1, fail=False)  # deliveries resume
         assert hook.wait_for(2)[1].json["event"] == "resolved"
 
