@@ -128,10 +128,12 @@ def _free_port() -> int:
 @pytest.fixture
 def gunicorn(tmp_path: Path, plugin_dir: Path):
     """`with gunicorn(section={...}) as server:` runs gunicorn with 2 workers on a free
-    127.0.0.1 port, the test plugins and a database in tmp_path, until the block ends."""
+    127.0.0.1 port, the test plugins and a database in tmp_path, until the block ends.
+    `host="b"` names a second one running beside it (its own config and log files), as
+    a second host on a server database."""
 
     @contextlib.contextmanager
-    def start(**sections: dict) -> Iterator[Server]:
+    def start(host: str = "", **sections: dict) -> Iterator[Server]:
         port = _free_port()
         config = {
             "server": {
@@ -148,9 +150,9 @@ def gunicorn(tmp_path: Path, plugin_dir: Path):
         }
         for section, values in sections.items():
             config.setdefault(section, {}).update(values)
-        path = tmp_path / "config.yaml"
+        path = tmp_path / f"config{host}.yaml"
         path.write_text(yaml.safe_dump(config))
-        log_path = tmp_path / "gunicorn.log"
+        log_path = tmp_path / f"gunicorn{host}.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
