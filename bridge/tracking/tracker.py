@@ -125,7 +125,7 @@ class Tracker:
         """Input, tags and metadata as stored: serialized (and redacted) once per run,
         at its start; nothing to serialize while tracking is off."""
         if run.stored is None:
-            if self.store is None:
+            if not self.storage.keeps_records:
                 return "", "{}", "{}"
             input_text = ""
             if self.settings.track_input:
@@ -163,18 +163,11 @@ class Tracker:
         )
 
     def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> bool:
-        """Write `record`; False (counted and logged) when the store refused it."""
-        if self.store is None:
+        """Write `record` (to the spool while a server database is away); False (counted
+        and logged) when it could not be kept."""
+        if not self.storage.keeps_records:
             return True
-        try:
-            if insert:
-                self.store.insert(storable(record), wait=wait)
-            else:
-                self.store.update(storable(record), wait=wait)
-        except Exception as exc:
-            self.storage.write_failed(action, exc)
-            return False
-        return True
+        return self.storage.save(storable(record), insert=insert, wait=wait, action=action)
 
     def _write_final(self, record: ExecutionRecord) -> None:
         """A held final record, written again (raises while the store still refuses)."""
@@ -230,7 +223,7 @@ class Tracker:
         record.attempt_records = outcome.attempts
         output = ""
         wanted = self.settings.track_output or record.idempotency_key
-        if wanted and outcome.result is not None and self.store is not None:
+        if wanted and outcome.result is not None and self.storage.keeps_records:
             text = outcome.output_json or json.dumps(
                 outcome.result, ensure_ascii=False, default=str
             )
@@ -259,7 +252,7 @@ class Tracker:
                 attempt.error = ""
         if self._write(record, True, _END_ACTIONS[how], False):
             self.unsaved.store_works()
-        else:
+        elif self.storage.spool is None:  # a full spool has counted and logged it
             self.unsaved.keep(storable(record))
         self.events.emit(
             RunFinished(
@@ -278,7 +271,7 @@ class Tracker:
     # -- runs left open ----------------------------------------------------
     def recover_stale(self) -> int:
         """Close rows left `running` or `pending` by processes that are gone."""
-        if self.store is None:
+        if self.storage.live_store is None:
             return 0
         now = clock.utcnow()
         oldest_live = now.timestamp() - (self.max_run_seconds + 300)
@@ -300,7 +293,7 @@ class Tracker:
 
     def close_own_runs(self) -> int:
         """At shutdown: this process's unfinished rows become `canceled`."""
-        if self.store is None:
+        if self.storage.live_store is None:
             return 0
         try:
             records = self.store.open_runs(worker_id())
