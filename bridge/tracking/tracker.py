@@ -25,6 +25,7 @@ from bridge.events import Events, RunFinished
 from bridge.model import ExecutionRecord, Outcome, Run, Status
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
+from bridge.tracking.leases import Leases
 from bridge.tracking.redact import Redactor
 from bridge.tracking.unsaved import UnsavedRecords
 
@@ -112,6 +113,7 @@ class Tracker:
         # Longest a run can legitimately stay open: beyond it another host's row is stale.
         self.max_run_seconds = config.longest_run
         self.unsaved = UnsavedRecords(self._write_final)
+        self.leases = Leases(storage, float(config.scheduler.takeover_interval), worker_id)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.tracker"] = self
@@ -270,15 +272,26 @@ class Tracker:
 
     # -- runs left open ----------------------------------------------------
     def recover_stale(self) -> int:
-        """Close rows left `running` or `pending` by processes that are gone."""
+        """Close rows left `running` or `pending` by processes that are gone: on this
+        host, a process that no longer exists; on another, one whose lease ran out (or,
+        for a row of a process that never had a lease, a row older than any run can
+        last)."""
         if self.storage.live_store is None:
             return 0
         now = clock.utcnow()
         oldest_live = now.timestamp() - (self.max_run_seconds + 300)
         closed = 0
-        for record in self.store.open_runs():
-            if record.start_time.timestamp() >= oldest_live and _process_alive(record.worker):
-                continue
+        leases: dict[str, bool | None] = {}
+        for record in self.store.open_runs():  # type: ignore[union-attr]
+            if record.start_time.timestamp() >= oldest_live:
+                if _on_this_host(record.worker):
+                    if _process_alive(record.worker):
+                        continue
+                else:
+                    if record.worker not in leases:
+                        leases[record.worker] = self.leases.alive(record.worker)
+                    if leases[record.worker] is not False:
+                        continue  # a live lease, or none to tell: only age retires it
             detail = (
                 f"Interrupted: the process running it ({record.worker or 'unknown'}) stopped "
                 "before the run finished"
@@ -309,13 +322,14 @@ class Tracker:
         return len(records)
 
 
+def _on_this_host(worker: str) -> bool:
+    return worker.rpartition(":")[0] == socket.gethostname()
+
+
 def _process_alive(worker: str) -> bool:
-    """Whether the process that wrote a row ("host:pid") still runs on this host."""
-    host, _, pid_text = worker.rpartition(":")
-    if host != socket.gethostname():
-        return True  # another host's process: only its age can retire the row
+    """Whether the process that wrote a row ("host:pid") on this host still runs."""
     try:
-        pid = int(pid_text)
+        pid = int(worker.rpartition(":")[2])
         os.kill(pid, 0)
     except (ValueError, ProcessLookupError):
         return False
