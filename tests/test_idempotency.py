@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from storage.databases import ON_EVERY_BACKEND
 
 
 def _post(client, log: Path, key: str | None, header: str = "Idempotency-Key", **data):
@@ -18,6 +19,7 @@ def _runs(log: Path) -> int:
 
 
 @pytest.mark.parametrize("header", ["Idempotency-Key", "X-GitHub-Delivery", "webhook-id"])
+@ON_EVERY_BACKEND
 def test_a_repeated_delivery_is_replayed_not_run(client, tmp_path, header):
     log = tmp_path / "runs.txt"
     first = _post(client, log, "delivery-1", header)
@@ -34,6 +36,7 @@ def test_a_repeated_delivery_is_replayed_not_run(client, tmp_path, header):
     assert client.get("/api/v1/executions").get_json()["total"] == 1
 
 
+@ON_EVERY_BACKEND
 def test_other_keys_and_other_plugins_run(client, tmp_path):
     log = tmp_path / "runs.txt"
     _post(client, log, "a")
@@ -45,6 +48,7 @@ def test_other_keys_and_other_plugins_run(client, tmp_path):
     assert ok.status_code == 200 and "replayed" not in ok.get_json()
 
 
+@ON_EVERY_BACKEND
 def test_a_failed_first_run_runs_again_on_redelivery(client, tmp_path):
     log = tmp_path / "runs.txt"
     assert _post(client, log, "k", fail=True).status_code == 500
@@ -55,6 +59,7 @@ def test_a_failed_first_run_runs_again_on_redelivery(client, tmp_path):
     assert again.get_json()["replayed"] is True and _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_the_window_expires(make_app, tmp_path, frozen_clock):
     client = make_app(idempotency={"window": "10m"}).test_client()
     log = tmp_path / "runs.txt"
@@ -67,6 +72,7 @@ def test_the_window_expires(make_app, tmp_path, frozen_clock):
     assert _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_simultaneous_duplicates_run_once(client, tmp_path):
     log = tmp_path / "runs.txt"
     answers: list = []
@@ -102,6 +108,7 @@ def test_disabled_runs_every_delivery(make_app, tmp_path):
     assert _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_a_repeat_after_cleanup_took_the_record_is_answered_from_the_claim(client, tmp_path):
     log = tmp_path / "runs.txt"
     first = _post(client, log, "cleaned-1")
@@ -120,6 +127,7 @@ def test_a_repeat_after_cleanup_took_the_record_is_answered_from_the_claim(clien
     assert _runs(log) == 1
 
 
+@ON_EVERY_BACKEND
 def test_a_replay_answers_what_the_first_caller_got_without_output_tracking(make_app, tmp_path):
     client = make_app(execution_tracking={"track_output": False}).test_client()
     log = tmp_path / "runs.txt"
