@@ -61,7 +61,6 @@ def test_bad_parameters_are_422_naming_the_field(client, query, field):
     assert body["code"] == 422 and field in body["errors"]
 
 
-@ON_EVERY_BACKEND
 def test_detail_and_unknown_id(client):
     r = _run(client, "ok", city="x")
     detail = client.get(f"/api/v1/executions/{r.get_json()['execution_id']}").get_json()
@@ -73,7 +72,6 @@ def test_detail_and_unknown_id(client):
     assert client.get("/api/v1/executions/nope").status_code == 404
 
 
-@ON_EVERY_BACKEND
 def test_truncation_keeps_valid_json(make_app):
     client = make_app(execution_tracking={"max_input_size": 100}).test_client()
     r = _run(client, "ok", blob="z" * 500)
@@ -83,7 +81,6 @@ def test_truncation_keeps_valid_json(make_app):
     assert stored["preview"].startswith('{"blob": "zzz')
 
 
-@ON_EVERY_BACKEND
 def test_tags_from_header_and_query(client):
     r = client.post(
         "/api/v1/webhook/ok?tag=env:prod", json={}, headers={"X-Bridge-Tags": "job_id=job-123"}
@@ -193,7 +190,6 @@ def test_cleanup_never_deletes_running(app, client):
     assert client.delete("/api/v1/executions/cleanup?older_than_days=1").get_json()["deleted"] == 0
 
 
-@ON_EVERY_BACKEND
 def test_dead_process_rows_closed_as_interrupted(app):
     store = app.extensions["bridge.storage"].store
     store.insert(
@@ -357,7 +353,6 @@ def test_the_tag_filter_reads_the_tag_index(app):
     assert "USING PRIMARY KEY" in plan or "USING COVERING INDEX" in plan, plan
 
 
-@ON_EVERY_BACKEND
 def test_json_fields_as_text_by_default_or_as_values_when_asked(client):
     r = client.post(
         "/api/v1/webhook/ok", json={"order": {"id": 7}}, headers={"X-Bridge-Tags": "env=prod"}

@@ -19,7 +19,6 @@ def _runs(log: Path) -> int:
 
 
 @pytest.mark.parametrize("header", ["Idempotency-Key", "X-GitHub-Delivery", "webhook-id"])
-@ON_EVERY_BACKEND
 def test_a_repeated_delivery_is_replayed_not_run(client, tmp_path, header):
     log = tmp_path / "runs.txt"
     first = _post(client, log, "delivery-1", header)
@@ -36,7 +35,6 @@ def test_a_repeated_delivery_is_replayed_not_run(client, tmp_path, header):
     assert client.get("/api/v1/executions").get_json()["total"] == 1
 
 
-@ON_EVERY_BACKEND
 def test_other_keys_and_other_plugins_run(client, tmp_path):
     log = tmp_path / "runs.txt"
     _post(client, log, "a")
@@ -127,7 +125,6 @@ def test_a_repeat_after_cleanup_took_the_record_is_answered_from_the_claim(clien
     assert _runs(log) == 1
 
 
-@ON_EVERY_BACKEND
 def test_a_replay_answers_what_the_first_caller_got_without_output_tracking(make_app, tmp_path):
     client = make_app(execution_tracking={"track_output": False}).test_client()
     log = tmp_path / "runs.txt"
