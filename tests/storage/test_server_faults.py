@@ -113,43 +113,43 @@ def _sections(db: Outage, tmp_path: Path) -> dict[str, Any]:
 @pytest.mark.slow
 def test_database_away_under_load_loses_no_answered_run(gunicorn, database, tmp_path):
     with gunicorn(**_sections(database, tmp_path)) as server:
-        with Load(server.base, threads=3, total=240) as load:
-            load.wait_sent(40)
+        with Load(server.base, threads=3, total=150) as load:
+            load.wait_sent(30)
             database.cut()
             try:
-                load.wait_sent(140)
+                load.wait_sent(90)
                 health = requests.get(f"{server.base}/health", timeout=10).json()
                 degraded = health["checks"]["storage"]
             finally:
                 database.restore()
         answered = [i for status, i in load.answers if status == 200]
         assert not [a for a in load.answers if a[0] != 200], "every webhook is answered 200"
-        assert len(answered) == 240
+        assert len(answered) == 150
         stored = _all_stored(database, answered)
         assert all(stored[i] == ("completed", 1) for i in answered)
         # Every worker's spool drained: /health on both says so.
         deadline = time.monotonic() + 30
-        depths: dict[int, int] = {}
-        while len(depths) < 2 or any(depths.values()):
-            assert time.monotonic() < deadline, depths
+        spools: dict[int, dict[str, Any]] = {}
+        while len(spools) < 2 or any(s["depth"] for s in spools.values()):
+            assert time.monotonic() < deadline, spools
             checks = requests.get(f"{server.base}/health", timeout=10).json()["checks"]
-            depths[checks["scheduler"]["pid"]] = checks["storage"]["spool"]["depth"]
+            spools[checks["scheduler"]["pid"]] = checks["storage"]["spool"]
             time.sleep(0.1)
     # The worker asked may not have met the outage yet: its own probe says why.
     assert degraded["status"] == "degraded" and degraded["message"]
-    assert degraded["spool"]["replayed"] + degraded["spool"]["depth"] > 0
+    assert sum(s["replayed"] for s in spools.values()) > 0, "no run went through a spool"
     assert not list((tmp_path / "spool").glob("*.db")), "spool files left after shutdown"
 
 
 @pytest.mark.slow
 def test_sigkilled_worker_on_a_server_database_loses_no_answered_run(gunicorn, database, tmp_path):
     with gunicorn(**_sections(database, tmp_path)) as server:
-        with Load(server.base, threads=3, total=200) as load:
-            load.wait_sent(60)
+        with Load(server.base, threads=3, total=120) as load:
+            load.wait_sent(40)
             victim = server.workers()[0]
             os.kill(victim, signal.SIGKILL)
         answered = [i for status, i in load.answers if status == 200]
-        assert len(answered) >= 150
+        assert len(answered) >= 90
         assert not [a for a in load.answers if a[0] >= 500], "no 5xx answer"
         stored = _all_stored(database, answered)
     assert all(stored[i] == ("completed", 1) for i in answered)
