@@ -1,7 +1,8 @@
 """`python -m bench [--smoke]`: run every figure, print the table, write RESULTS.md.
 
 Overrides: BENCH_ROWS (history size), BENCH_DURATION (seconds per load run), BENCH_RUNS
-(alternated runs per server), BENCH_CALLS (timed calls per API probe).
+(alternated runs per server), BENCH_CALLS (timed calls per API probe), BENCH_BACKEND
+(postgresql or mysql: that backend's figures instead, see bench/backends.py).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     s = _settings(args.smoke)
+    if os.environ.get("BENCH_BACKEND", "sqlite") != "sqlite":
+        from bench.backends import main as backend_main
+
+        return backend_main(os.environ["BENCH_BACKEND"], s, args.output)
     output = args.output or (OUT / "RESULTS-smoke.md" if args.smoke else RESULTS)
     started = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)

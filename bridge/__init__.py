@@ -104,6 +104,7 @@ def start_services(app: Flask) -> None:
         return
 
     def store_ready() -> None:
+        ext["bridge.tracker"].leases.start()
         ext["bridge.tracker"].recover_stale()
         ext["bridge.scheduler"].start()
 
@@ -128,6 +129,7 @@ def shutdown_app(app: Flask, timeout: float | None = None) -> None:
         ext["bridge.runner"].shutdown(wait)
         ext["bridge.scheduler"].shutdown()
         ext["bridge.alerts"].shutdown()
+        ext["bridge.tracker"].leases.stop()
         ext["bridge.tracker"].unsaved.close()
         ext["bridge.storage"].close()
     finally:

@@ -32,25 +32,35 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path, plugin_dir: Path):
+def make_app(request: pytest.FixtureRequest, tmp_path: Path, plugin_dir: Path):
+    """`make_app(**sections)` builds an app on a fresh SQLite database; a test marked
+    with storage.databases.ON_EVERY_BACKEND gets one on each backend in turn."""
+    backend = getattr(request, "param", "sqlite")
     apps = []
+    with contextlib.ExitStack() as databases:
+        storage: dict = {"sqlite": {"database_path": str(tmp_path / "data" / "ex.db")}}
+        if backend != "sqlite":
+            from storage.conftest import BACKENDS
 
-    def build(**overrides):
-        config = {
-            "plugins": {"dirs": [str(plugin_dir)]},
-            "storage": {"sqlite": {"database_path": str(tmp_path / "data" / "ex.db")}},
-            "scheduler": {"enabled": False},
-            "logging": {"level": "WARNING"},
-        }
-        for section, values in overrides.items():
-            config.setdefault(section, {}).update(values)
-        app = create_app(config)
-        apps.append(app)
-        return app
+            section = databases.enter_context(BACKENDS[backend](tmp_path))
+            storage = {"type": backend, backend: section, "spool_path": str(tmp_path / "spool")}
 
-    yield build
-    for app in apps:
-        shutdown_app(app, timeout=1)
+        def build(**overrides):
+            config = {
+                "plugins": {"dirs": [str(plugin_dir)]},
+                "storage": dict(storage),
+                "scheduler": {"enabled": False},
+                "logging": {"level": "WARNING"},
+            }
+            for section, values in overrides.items():
+                config.setdefault(section, {}).update(values)
+            app = create_app(config)
+            apps.append(app)
+            return app
+
+        yield build
+        for app in apps:
+            shutdown_app(app, timeout=1)
 
 
 class FrozenClock:

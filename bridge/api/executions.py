@@ -124,7 +124,10 @@ class StorageInfo(MethodView):
         backend = info.pop("backend") or {}
         info.update(backend, backend=backend)
         info["healthy"], info["health_message"] = store.health()
-        info["write_failures"] = _storage().status()["write_failures"]
+        status = _storage().status()
+        info["write_failures"] = status["write_failures"]
+        if "spool" in status:
+            info["spool"] = status["spool"]
         return info
 
 

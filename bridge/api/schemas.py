@@ -335,6 +335,12 @@ class StorageInfoSchema(ma.Schema):
     open_connections = fields.Integer()
     max_connections = fields.Integer()
     write_failures = fields.Dict()
+    spool = fields.Dict(
+        metadata={
+            "description": "A server database's spool: depth, bytes, max_bytes, "
+            "oldest_age_seconds, dropped, replayed, rejected, path"
+        }
+    )
     backend = fields.Dict(
         metadata={
             "description": "What only this storage type reports, also shown at the top "

@@ -132,13 +132,18 @@ class StorageConfig:
     backend adds its section here (and its package under bridge/storage/)."""
 
     type: str = "sqlite"
+    # Where a server database's run records wait while it is unreachable (a folder of
+    # SQLite files, one per process), and how many bytes they may take in each process.
+    spool_path: str = "data/spool"
+    spool_max_size: int = 256 * 1024 * 1024
     sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
     postgresql: PostgreSQLConfig = field(default_factory=PostgreSQLConfig)
     mysql: MySQLConfig = field(default_factory=MySQLConfig)
 
     @classmethod
     def types(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "type"]
+        defaults = cls()
+        return [f.name for f in fields(cls) if isinstance(getattr(defaults, f.name), BackendConfig)]
 
     @property
     def backend(self) -> BackendConfig:

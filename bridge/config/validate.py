@@ -31,6 +31,13 @@ def validate(config: Config) -> None:
         config.storage.type,
         f"unsupported storage type (available: {', '.join(StorageConfig.types())})",
     )
+    check(
+        config.storage.spool_max_size > 0,
+        "storage.spool_max_size",
+        config.storage.spool_max_size,
+        "must be > 0 (bytes)",
+    )
+    check(bool(config.storage.spool_path), "storage.spool_path", "", "must not be empty")
     check(1 <= config.server.port <= 65535, "server.port", config.server.port, "out of range")
     check(
         config.server.max_body_size > 0,
