@@ -50,6 +50,8 @@ ROUTES = [
     ("GET", "/api/v1/executions/storage/info"),
     ("DELETE", "/api/v1/executions/cleanup"),
     ("GET", "/api/v1/executions/{execution_id}"),
+    ("GET", "/api/v1/executions/timeseries"),
+    ("GET", "/api/v1/access"),
     ("GET", "/health"),
 ]
 # Valid requests a webhook route may still refuse: the plugin decides its methods.
