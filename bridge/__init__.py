@@ -37,7 +37,7 @@ def create_app(config: Any = None) -> Flask:
     when the app serves. `config` may be a Config, a mapping (as config.yaml would
     hold), a path, or None for `$BRIDGE_CONFIG` / `config.yaml`.
     """
-    from bridge import api
+    from bridge import api, dashboard
     from bridge.api.body_budget import BodyBudget
     from bridge.api.health import started_marker
     from bridge.auth import Authenticator
@@ -88,6 +88,7 @@ def create_app(config: Any = None) -> Flask:
     Dispatcher(registry, runner, tracker, deliveries, counters).init_app(app)
     Scheduler(cfg, storage, tracker).init_app(app)
     api.init_app(app)
+    dashboard.init_app(app)
     return app
 
 
