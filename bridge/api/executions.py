@@ -123,7 +123,14 @@ class TimeSeries(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Runs, failures and duration percentiles per minute, hour or day, overall and
         per plugin, from the rollups (what the dashboard draws)."""
-        return series(_store(), args["since"], args["until"], args["grain"], args.get("plugin"))
+        return series(
+            _store(),
+            args["since"],
+            args["until"],
+            args["grain"],
+            args.get("plugin"),
+            args["plugin_buckets"],
+        )
 
 
 @blp.route("/storage/info")

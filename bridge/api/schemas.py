@@ -367,6 +367,10 @@ class SeriesQuerySchema(StrictQuery):
         metadata={"description": "Bucket size; minute buckets cover at most one day"},
     )
     plugin = fields.String(validate=validate.Length(1, 100))
+    plugin_buckets = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Give each plugin's buckets too, not only its summary"},
+    )
 
     @ma.post_load
     def _range(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -419,7 +423,9 @@ class PluginSeriesSchema(ma.Schema):
         },
     )
     summary = fields.Nested(SeriesFiguresSchema)
-    buckets = fields.List(fields.Nested(SeriesBucketSchema))
+    buckets = fields.List(
+        fields.Nested(SeriesBucketSchema), metadata={"description": "With plugin_buckets=true"}
+    )
 
 
 class SeriesSchema(ma.Schema):

@@ -72,10 +72,12 @@ def series(
     until: datetime,
     grain: str,
     plugin: str | None = None,
+    plugin_buckets: bool = False,
 ) -> dict[str, Any]:
     """Buckets of `grain` from the one holding `since` up to `until`, oldest first, each
-    with its counts and percentiles; the range's summary; each plugin's summary, its
-    buckets and when it last ran in the range (to the hour where rollups answer)."""
+    with its counts and percentiles; the range's summary; each plugin's summary and when
+    it last ran in the range (to the hour where rollups answer), and with
+    `plugin_buckets` its buckets too."""
     start = floor_to(since, grain)
     step = GRAINS[grain]
     count = max(1, -(-int((until - start).total_seconds()) // step))
@@ -110,7 +112,7 @@ def series(
                 "plugin": name,
                 "last_seen": b.last_seen.get(name),
                 "summary": _summary(b.plugins[name].values()),
-                "buckets": _buckets(b, b.plugins[name]),
+                **({"buckets": _buckets(b, b.plugins[name])} if plugin_buckets else {}),
             }
             for name in sorted(b.plugins)
         ],

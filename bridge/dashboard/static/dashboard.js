@@ -83,6 +83,8 @@ $("#key-form").addEventListener("submit", async (event) => {
   $("#key-input").value = "";
   if (await authenticate()) {
     $("#key-dialog").close();
+    await featuresKnown;
+    $("#exports").hidden = !(features.export && features.scopes.includes("read"));
     start();
   }
 });
@@ -102,7 +104,6 @@ async function detectFeatures() {
   } catch {
     features.export = features.replay = false;
   }
-  $("#exports").hidden = !(features.export && features.scopes.includes("read"));
 }
 
 // -- panels -----------------------------------------------------------------
@@ -636,25 +637,35 @@ async function loadAll() {
   syncForm();
   const day = 86400000;
   const weekSince = iso(Math.floor(Date.now() / day) * day - 6 * day);
+  const plugin = state.plugin;
+  // Every request at once: the panels that need no series do not wait for it.
+  const series = Promise.all([
+    get("/api/v1/executions/timeseries", { since: r.since, until: r.until, grain: r.grain, plugin }),
+    get("/api/v1/executions/timeseries", { since: r.prevSince, until: r.prevUntil, grain: r.grain, plugin }),
+    get("/api/v1/executions/timeseries", { since: weekSince, until: r.until, grain: "day", plugin, plugin_buckets: "true" }),
+  ]);
+  const groups = loadErrorGroups(r);
+  const others = Promise.all([loadRuns(), loadStorage(), loadLive()]);
   try {
-    const plugin = state.plugin;
-    const [cur, prev, week] = await Promise.all([
-      get("/api/v1/executions/timeseries", { since: r.since, until: r.until, grain: r.grain, plugin }),
-      get("/api/v1/executions/timeseries", { since: r.prevSince, until: r.prevUntil, grain: r.grain, plugin }),
-      get("/api/v1/executions/timeseries", { since: weekSince, until: r.until, grain: "day", plugin }),
-    ]);
+    const [cur, prev, week] = await series;
     drawKpis(cur, prev);
     drawCharts(cur);
     Object.assign(last, { cur, week });
     drawPlugins(cur, week);
     $("#plugin-names").replaceChildren(...cur.plugins.map((p) => new Option(p.plugin)));
-    const [groups] = await Promise.all([loadErrorGroups(r), loadRuns(), loadStorage(), loadLive()]);
-    drawErrors(groups, cur);
-    if (state.run) await openRun(state.run);
+    drawErrors(await groups, cur);
+    await others;
+    if (state.run) {
+      await featuresKnown;
+      await openRun(state.run);
+    }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) askForKey(`The key was not accepted: ${e.message}`);
     else showError(e);
   } finally {
+    // Settled, so that a failed panel leaves no unhandled rejection behind.
+    await Promise.allSettled([series, groups, others]);
+    if (!performance.getEntriesByName("dashboard-drawn").length) performance.mark("dashboard-drawn");
     document.body.dataset.loading = "false";
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   }
@@ -683,14 +694,19 @@ let started = false;
 async function start() {
   if (started) return;
   started = true;
-  await detectFeatures();
   await loadAll();
   startLive();
 }
 
+// The OpenAPI document needs no key: read it while the key is checked.
+const featuresKnown = detectFeatures();
 (async () => {
   try {
-    if (await authenticate()) await start();
+    const [allowed] = await Promise.all([authenticate(), featuresKnown]);
+    if (allowed) {
+      $("#exports").hidden = !(features.export && features.scopes.includes("read"));
+      await start();
+    }
   } catch (e) {
     showError(e);
   }
