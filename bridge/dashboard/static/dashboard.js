@@ -113,13 +113,14 @@ function showError(e) {
   banner.hidden = false;
 }
 
-function delta(el, now, before, { better = "up", format = (v) => v, unit = "" } = {}) {
+function delta(el, now, before, { better = "up", format = (v) => String(v), unit = "" } = {}) {
   el.className = "delta";
   if (before === null || before === undefined) { el.textContent = ""; return; }
   const diff = now - before;
-  if (!diff) { el.textContent = "same as previous window"; return; }
+  if (format(Math.abs(diff)) === format(0)) { el.textContent = "same as previous window"; return; }
   const sign = diff > 0 ? "+" : "−";
-  const rel = before ? ` (${sign}${Math.abs(Math.round((diff / before) * 100))}%)` : "";
+  const pct = before ? Math.round(Math.abs(diff / before) * 100) : 0;
+  const rel = pct >= 1 ? ` (${sign}${pct}%)` : "";
   el.textContent = `${sign}${format(Math.abs(diff))}${unit}${rel} vs previous window`;
   const good = (diff > 0) === (better === "up");
   el.classList.add(good ? "good" : "bad");
