@@ -134,6 +134,23 @@ def test_every_panel_shows_the_numbers_the_api_gives(page, served):
     )
 
 
+def test_the_arrow_keys_read_a_chart_bucket_by_bucket(page, served):
+    api = open_dashboard(page, served)
+    buckets = api.series(0)["buckets"]
+    page.locator("#runs-chart").focus()
+    page.keyboard.press("End")
+    tip = page.locator("#tooltip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text(f"total: {count(buckets[-1]['total_executions'])}")
+    page.keyboard.press("ArrowLeft")
+    expect(tip).to_contain_text(f"total: {count(buckets[-2]['total_executions'])}")
+    expect(page.locator("#runs-chart g.point.active")).to_have_attribute(
+        "data-index", str(len(buckets) - 2)
+    )
+    page.keyboard.press("Tab")
+    expect(tip).to_be_hidden()
+
+
 def test_the_window_sets_the_grain_and_the_url(page, served):
     api = open_dashboard(page, served)
     for loads, (window, grain, points) in enumerate(

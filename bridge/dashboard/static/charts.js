@@ -1,5 +1,6 @@
 // Charts drawn as SVG, one element per bucket (a <g class="point">), each with its
-// values in a <title> and in a tooltip on hover or focus.
+// values in a <title> and in a tooltip on hover; from the keyboard, a chart takes the
+// focus once and the arrow keys move from bucket to bucket.
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 600, H = 200, PAD = { l: 44, r: 8, t: 8, b: 22 };
@@ -11,8 +12,9 @@ function el(name, attrs = {}, parent = null) {
   return node;
 }
 
-function frame(container, label) {
+function frame(container, label, tooltip) {
   container.replaceChildren();
+  keyboard(container, tooltip);
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", "aria-label": label });
   container.appendChild(svg);
   return svg;
@@ -42,21 +44,42 @@ function axes(svg, max, fmt, labels) {
   });
 }
 
+function showTip(tooltip, text, x, y) {
+  tooltip.textContent = text;
+  tooltip.hidden = false;
+  tooltip.style.left = `${Math.max(8, Math.min(x + 12, window.innerWidth - tooltip.offsetWidth - 8))}px`;
+  tooltip.style.top = `${y + 12}px`;
+}
+
 function hover(node, text, tooltip) {
   el("title", {}, node).textContent = text;
-  node.setAttribute("tabindex", "0");
   node.dataset.tip = text;
-  const show = (x, y) => {
-    tooltip.textContent = text;
-    tooltip.hidden = false;
-    tooltip.style.left = `${Math.min(x + 12, window.innerWidth - tooltip.offsetWidth - 8)}px`;
-    tooltip.style.top = `${y + 12}px`;
+  node.addEventListener("mousemove", (e) => showTip(tooltip, text, e.clientX, e.clientY));
+  node.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+}
+
+// Arrow keys (Home, End) walk the buckets of a focused chart, showing each one's values.
+function keyboard(container, tooltip) {
+  container.tabIndex = 0;
+  let at = -1;
+  container.onkeydown = (e) => {
+    const points = container.querySelectorAll("g.point");
+    if (!points.length) return;
+    const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: points.length - 1 };
+    if (!(e.key in moves)) return;
+    e.preventDefault();
+    if (at >= 0 && points[at]) points[at].classList.remove("active");
+    at = Math.max(0, Math.min(points.length - 1, at < 0 && e.key === "ArrowLeft" ? points.length - 1 : moves[e.key]));
+    const point = points[at];
+    point.classList.add("active");
+    const box = point.getBoundingClientRect();
+    showTip(tooltip, point.dataset.tip, box.x + box.width / 2, box.y);
   };
-  node.addEventListener("mousemove", (e) => show(e.clientX, e.clientY));
-  node.addEventListener("focus", () => { const r = node.getBoundingClientRect(); show(r.x, r.y); });
-  const hide = () => { tooltip.hidden = true; };
-  node.addEventListener("mouseleave", hide);
-  node.addEventListener("blur", hide);
+  container.onblur = () => {
+    tooltip.hidden = true;
+    for (const p of container.querySelectorAll("g.point.active")) p.classList.remove("active");
+    at = -1;
+  };
 }
 
 function empty(svg) {
@@ -65,7 +88,7 @@ function empty(svg) {
 
 // Stacked bars: `stacks` is [{key, label}], each bucket a {key: value} object.
 export function stackedBars(container, buckets, stacks, labelOf, tooltip, fmt) {
-  const svg = frame(container, "stacked bars");
+  const svg = frame(container, "stacked bars", tooltip);
   const totals = buckets.map((b) => stacks.reduce((s, k) => s + (b[k.key] || 0), 0));
   const max = niceMax(Math.max(0, ...totals));
   const labels = buckets.map(labelOf);
@@ -92,7 +115,7 @@ export function stackedBars(container, buckets, stacks, labelOf, tooltip, fmt) {
 // Lines on a log scale (durations span µs to minutes): `lines` is [{key, label, css}];
 // buckets that `present` rejects (no runs) leave gaps.
 export function logLines(container, buckets, lines, labelOf, tooltip, fmt, present) {
-  const svg = frame(container, "lines");
+  const svg = frame(container, "lines", tooltip);
   const values = buckets.filter(present).flatMap((b) => lines.map((l) => b[l.key] || 0)).filter((v) => v > 0);
   const lo = Math.floor(Math.log10(Math.min(...values, 1e6)));
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values, 1e7))));

@@ -689,7 +689,12 @@ for (const b of document.querySelectorAll("#plugins-table [data-sort]")) {
     if (last.cur) drawPlugins(last.cur, last.week);
   });
 }
-window.addEventListener("popstate", () => { state = readState(); resetPages(); loadAll(); });
+window.addEventListener("popstate", () => {
+  state = readState();
+  if (!state.run && $("#run-dialog").open) $("#run-dialog").close();
+  resetPages();
+  loadAll();
+});
 
 let started = false;
 async function start() {
