@@ -524,7 +524,10 @@ async function openRun(id) {
     tbody.append(tr);
   }
   attempts.append(tbody);
-  const parts = [facts, section("Attempts", attempts)];
+  const scroll = document.createElement("div");
+  scroll.className = "scroll";
+  scroll.append(attempts);
+  const parts = [facts, section("Attempts", scroll)];
   if (run.error) {
     const pre = document.createElement("pre");
     pre.id = "run-error";
