@@ -109,6 +109,15 @@ def test_every_panel_shows_the_numbers_the_api_gives(page, served):
         )
         expect(row.locator("td[data-col=p95]")).to_have_text(duration(p["summary"]["p95_duration"]))
 
+    header = page.locator("#plugins-table th", has_text="Runs")
+    expect(header).to_have_attribute("aria-sort", "descending")
+    header.locator("button").click()  # sorted by runs, fewest first
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    by_runs = sorted(cur["plugins"], key=lambda p: p["summary"]["total_executions"])
+    expect(page.locator("#plugins-table td[data-col=runs]")).to_have_text(
+        [count(p["summary"]["total_executions"]) for p in by_runs]
+    )
+
     expect(page.locator("#errors-source")).to_have_text(
         "by fingerprint" if has_path(served, "/api/v1/executions/errors") else "by error type"
     )
