@@ -32,12 +32,15 @@ def floor_to(t: datetime, grain: str) -> datetime:
 
 @dataclass
 class _Buckets:
-    """Aggregates keyed by bucket index, for every plugin together and for each one."""
+    """Aggregates keyed by bucket index for every plugin together; for each plugin its
+    summary, and its own buckets only when `per_plugin` (they cost a merge per rollup)."""
 
     start: datetime
     step: int
     count: int
+    per_plugin: bool
     total: dict[int, Aggregate] = field(default_factory=lambda: defaultdict(Aggregate))
+    summaries: dict[str, Aggregate] = field(default_factory=lambda: defaultdict(Aggregate))
     plugins: dict[str, dict[int, Aggregate]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(Aggregate))
     )
@@ -52,7 +55,9 @@ class _Buckets:
         if i is None:
             return
         self.total[i].merge(agg)
-        self.plugins[plugin][i].merge(agg)
+        self.summaries[plugin].merge(agg)
+        if self.per_plugin:
+            self.plugins[plugin][i].merge(agg)
         if agg.total:
             seen = t + timedelta(seconds=span)
             self.last_seen[plugin] = max(self.last_seen.get(plugin, seen), seen)
@@ -62,7 +67,9 @@ class _Buckets:
         if i is None:
             return
         self.total[i].add(status, error_type, duration)
-        self.plugins[plugin][i].add(status, error_type, duration)
+        self.summaries[plugin].add(status, error_type, duration)
+        if self.per_plugin:
+            self.plugins[plugin][i].add(status, error_type, duration)
         self.last_seen[plugin] = max(self.last_seen.get(plugin, t), t)
 
 
@@ -81,7 +88,7 @@ def series(
     start = floor_to(since, grain)
     step = GRAINS[grain]
     count = max(1, -(-int((until - start).total_seconds()) // step))
-    b = _Buckets(start, step, count)
+    b = _Buckets(start, step, count, plugin_buckets)
     with store.snapshot() as reader:
         raw_from = start
         if grain != "minute":
@@ -105,16 +112,16 @@ def series(
         "since": start,
         "until": until,
         "plugin": plugin,
-        "summary": _summary(b.total.values(), len(b.plugins)),
+        "summary": _summary(b.total.values(), len(b.summaries)),
         "buckets": _buckets(b, b.total),
         "plugins": [
             {
                 "plugin": name,
                 "last_seen": b.last_seen.get(name),
-                "summary": _summary(b.plugins[name].values()),
+                "summary": _figures(b.summaries[name]),
                 **({"buckets": _buckets(b, b.plugins[name])} if plugin_buckets else {}),
             }
-            for name in sorted(b.plugins)
+            for name in sorted(b.summaries)
         ],
     }
 

@@ -597,6 +597,7 @@ async function loadStorage() {
     dd.dataset.fact = k;
     dl.append(dt, dd);
   }
+  if (!performance.getEntriesByName("storage-drawn").length) performance.mark("storage-drawn");
 }
 
 async function loadLive() {
@@ -649,7 +650,7 @@ async function loadAll() {
     get("/api/v1/executions/timeseries", { since: weekSince, until: r.until, grain: "day", plugin, plugin_buckets: "true" }),
   ]);
   const groups = loadErrorGroups(r);
-  const others = Promise.all([loadRuns(), loadStorage(), loadLive()]);
+  const others = Promise.all([loadRuns(), loadLive()]);
   try {
     const [cur, prev, week] = await series;
     drawKpis(cur, prev);
@@ -660,7 +661,7 @@ async function loadAll() {
     drawErrors(await groups, cur);
     await others;
     if (state.run) {
-      await featuresKnown;
+      await Promise.all([featuresKnown, accessKnown]);
       await openRun(state.run);
     }
   } catch (e) {
@@ -670,6 +671,9 @@ async function loadAll() {
     // Settled, so that a failed panel leaves no unhandled rejection behind.
     await Promise.allSettled([series, groups, others]);
     if (!performance.getEntriesByName("dashboard-drawn").length) performance.mark("dashboard-drawn");
+    // Storage last, at the foot of the page: its record count reads every row's index
+    // entry, so it would slow the panels above if asked at the same time.
+    await loadStorage().catch(showError);
     document.body.dataset.loading = "false";
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   }
@@ -700,22 +704,30 @@ window.addEventListener("popstate", () => {
 });
 
 let started = false;
-async function start() {
-  if (started) return;
-  started = true;
-  await loadAll();
-  startLive();
+function start() {
+  if (!started) {
+    started = true;
+    startLive();
+  }
+  return loadAll();
 }
 
-// The OpenAPI document needs no key: read it while the key is checked.
+// The OpenAPI document needs no key: read it while the key is checked. With no key
+// needed, or one kept from earlier in this tab, the panels are asked for at once too
+// (a key that no longer works gets the same message from either).
 const featuresKnown = detectFeatures();
+let accessKnown = Promise.resolve(true);
 (async () => {
   try {
-    const [allowed] = await Promise.all([authenticate(), featuresKnown]);
-    if (allowed) {
-      $("#exports").hidden = !(features.export && features.scopes.includes("read"));
-      await start();
+    if (document.body.dataset.needsKey === "true" && !storedKey()) {
+      await authenticate();
+      return;
     }
+    accessKnown = authenticate();
+    const loading = start();
+    const [allowed] = await Promise.all([accessKnown, featuresKnown]);
+    if (allowed) $("#exports").hidden = !(features.export && features.scopes.includes("read"));
+    await loading;
   } catch (e) {
     showError(e);
   }
