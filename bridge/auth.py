@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")  # each scope includes the ones before it
 # Blueprints behind keys; webhook routes are guarded by signatures instead.
-PROTECTED = ("executions", "plugins", "access")
+PROTECTED = ("executions", "plugins", "alerts", "access")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -152,7 +152,7 @@ def exposure_warning(config: Config, bind_host: str | None = None) -> str | None
         return None
     return (
         f"SECURITY WARNING: listening on {host} with no API key configured. The "
-        "management API (/api/v1/executions, /api/v1/plugins) will refuse every "
+        "management API (/api/v1/executions, /api/v1/plugins, /api/v1/alerts) will refuse every "
         "non-loopback client with 403 until you set auth.api_keys or BRIDGE_API_KEY."
     )
 

@@ -1,4 +1,4 @@
-"""Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs.
+"""Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs, alerts.
 
 Under gunicorn every worker builds the app, but exactly one runs the jobs: the one
 holding the store's leader lock (for SQLite, a file lock beside the database). The
@@ -19,8 +19,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from bridge import clock
+from bridge.alerts import Alerts
 from bridge.config import Config
 from bridge.storage import Storage
+from bridge.storage.alerts import AlertStore
 from bridge.storage.base import LeaderLock
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import rollup
@@ -30,8 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, config: Config, storage: Storage, tracker: Tracker) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, tracker: Tracker, alerts: Alerts | None = None
+    ) -> None:
         self.config = config
+        self.alerts = alerts
         self.storage = storage
         self.tracker = tracker
         self.enabled = config.scheduler.enabled and config.execution_tracking.enabled
@@ -86,6 +91,8 @@ class Scheduler:
             ("rollup", self.run_rollup, tracking.metrics_aggregation_interval, soon),
             ("stale", self.tracker.recover_stale, tracking.stale_check_interval, None),
         )
+        if self.alerts is not None and self.alerts.enabled:
+            jobs += (("alerts", self.alerts.evaluate, self.alerts.interval, soon),)
         for name, fn, interval, first in jobs:
             scheduler.add_job(
                 self._job,
@@ -116,6 +123,7 @@ class Scheduler:
         )
         window = float(self.config.idempotency.window)
         store.purge_deliveries(clock.utcnow() - timedelta(seconds=window))
+        AlertStore(store).delete_events(result.cutoff)  # alert history: the runs' retention
         return result.deleted
 
     def run_rollup(self) -> int:

@@ -126,9 +126,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterator[Server]:
+def start_gunicorn(
+    tmp_path: Path, plugin_dir: Path, host: str = "", **sections: dict
+) -> Iterator[Server]:
     """Run gunicorn with 2 workers on a free 127.0.0.1 port, the plugins of `plugin_dir`
-    and a database in `tmp_path`, until the block ends; `sections` override the config."""
+    and a database in `tmp_path`, until the block ends; `sections` override the config,
+    `host` names the config and log files of a second server beside the first."""
     port = _free_port()
     config = {
         "server": {
@@ -145,9 +148,9 @@ def start_gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterat
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
-    path = tmp_path / "config.yaml"
+    path = tmp_path / f"config{host}.yaml"
     path.write_text(yaml.safe_dump(config))
-    log_path = tmp_path / "gunicorn.log"
+    log_path = tmp_path / f"gunicorn{host}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -178,9 +181,11 @@ def start_gunicorn(tmp_path: Path, plugin_dir: Path, **sections: dict) -> Iterat
 @pytest.fixture
 def gunicorn(tmp_path: Path, plugin_dir: Path):
     """`with gunicorn(section={...}) as server:` runs gunicorn (start_gunicorn) with the
-    test plugins and a database in tmp_path, until the block ends."""
+    test plugins and a database in tmp_path, until the block ends. `host="b"` names a
+    second one running beside it (its own config and log files), as a second host on a
+    server database."""
 
-    def start(**sections: dict) -> contextlib.AbstractContextManager[Server]:
-        return start_gunicorn(tmp_path, plugin_dir, **sections)
+    def start(host: str = "", **sections: dict) -> contextlib.AbstractContextManager[Server]:
+        return start_gunicorn(tmp_path, plugin_dir, host, **sections)
 
     return start

@@ -10,6 +10,7 @@ from bridge.config.values import Duration, longest_run, parse_duration
 
 __all__ = [
     "SSL_MODES",
+    "AlertsConfig",
     "AuthConfig",
     "BackendConfig",
     "Config",
@@ -204,6 +205,23 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Threshold rules over rolling windows, and the channels that tell people. Rules
+    and channels are mappings checked by bridge.alerts.rules (one line per error)."""
+
+    enabled: bool = True
+    evaluation_interval: Duration = Duration(30)
+    # Where notifications link to (the runs that made a rule fire); default: server's.
+    public_url: str = ""
+    # Each delivery: how long one try may take, how many tries, the first wait between.
+    delivery_timeout: Duration = Duration(10)
+    delivery_attempts: int = 3
+    delivery_backoff: Duration = Duration(2)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
@@ -214,6 +232,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # Where relative paths (plugin dirs, database) are resolved from.
     base_dir: str = "."
 

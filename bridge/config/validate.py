@@ -135,6 +135,18 @@ def validate(config: Config) -> None:
         check(
             isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping"
         )
+    alerts = config.alerts
+    for name, value in (
+        ("evaluation_interval", alerts.evaluation_interval),
+        ("delivery_timeout", alerts.delivery_timeout),
+    ):
+        check(value > 0, f"alerts.{name}", value, "must be > 0")
+    check(
+        alerts.delivery_attempts >= 1,
+        "alerts.delivery_attempts",
+        alerts.delivery_attempts,
+        "must be >= 1",
+    )
 
 
 def _validate_postgresql(pg: PostgreSQLConfig, selected: bool) -> None:
