@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cleanup, history, memory, throughput
+from bench import cleanup, dashboard, history, memory, throughput
 from bench.generate import cached_history
 from bench.load import have_wrk
 from bench.report import Report, command_line, markdown
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     server = _history_server(db).start()
     try:
         history.measure(report, server, hist, s["calls"])
+        dashboard.measure(report, server, hist, s["calls"])
         step("3/5 cleanup under load")
         cleanup.measure(report, server, hist, s["duration"])
     finally:

@@ -37,7 +37,7 @@ def create_app(config: Any = None) -> Flask:
     when the app serves. `config` may be a Config, a mapping (as config.yaml would
     hold), a path, or None for `$BRIDGE_CONFIG` / `config.yaml`.
     """
-    from bridge import api, cli
+    from bridge import api, cli, dashboard
     from bridge.alerts import Alerts
     from bridge.api.body_budget import BodyBudget
     from bridge.api.health import started_marker
@@ -91,6 +91,7 @@ def create_app(config: Any = None) -> Flask:
     alerts.init_app(app)
     Scheduler(cfg, storage, tracker, alerts).init_app(app)
     api.init_app(app)
+    dashboard.init_app(app)
     cli.init_app(app)
     return app
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")  # each scope includes the ones before it
 # Blueprints behind keys; webhook routes are guarded by signatures instead.
-PROTECTED = ("executions", "plugins", "alerts")
+PROTECTED = ("executions", "plugins", "alerts", "access")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -169,6 +169,13 @@ def local_only_notice(config: Config) -> str | None:
     )
 
 
+def local_client() -> bool:
+    """A loopback client that no proxy relayed (whatever its address, a request carrying
+    a forwarding header came from somewhere else)."""
+    relayed = any(name in request.headers for name in FORWARDING_HEADERS)
+    return is_loopback(request.remote_addr or "") and not relayed
+
+
 def presented_key() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -198,9 +205,7 @@ class Authenticator:
     def check(self, scope: str) -> None:
         key = presented_key()
         if not self.keys:
-            # A request relayed by a proxy is not a local client, whatever its address.
-            relayed = any(name in request.headers for name in FORWARDING_HEADERS)
-            if is_loopback(request.remote_addr or "") and not relayed:
+            if local_client():
                 return
             raise Forbidden(
                 "The management API answers only local clients until an API "
@@ -222,3 +227,4 @@ class Authenticator:
                 f"The API key '{match.name}' lacks the '{scope}' scope this request needs"
             )
         g.api_key = match.name
+        g.api_scopes = match.scopes

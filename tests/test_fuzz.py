@@ -50,10 +50,12 @@ ROUTES = [
     ("GET", "/api/v1/executions/storage/info"),
     ("DELETE", "/api/v1/executions/cleanup"),
     ("GET", "/api/v1/executions/{execution_id}"),
+    ("GET", "/api/v1/executions/timeseries"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alerts/events"),
     ("POST", "/api/v1/alerts/{rule}/test"),
     ("POST", "/api/v1/alerts/{rule}/silence"),
+    ("GET", "/api/v1/access"),
     ("GET", "/health"),
 ]
 # An alert rule for the alert routes to find (its channel only logs).

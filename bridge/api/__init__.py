@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from bridge import __version__
-from bridge.api import alerts, errors, executions, health, plugins, webhook
+from bridge.api import access, alerts, errors, executions, health, plugins, webhook
 from bridge.api.schemas import ErrorSchema
 from bridge.auth import PROTECTED, SECURITY_SCHEMES, required_scope
 
@@ -91,7 +91,7 @@ def init_app(app: Flask) -> None:
     api = BridgeApi(app, spec_kwargs={"extra_plugins": [SecurityDocs()]})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
-    for module in (webhook, plugins, executions, alerts, health):
+    for module in (webhook, plugins, executions, alerts, health, access):
         api.register_blueprint(module.blp)
     app.register_blueprint(_docs_assets())
     errors.init_app(app)

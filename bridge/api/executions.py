@@ -20,6 +20,8 @@ from bridge.api.schemas import (
     ExecutionListQuerySchema,
     ExecutionListSchema,
     ExecutionQuerySchema,
+    SeriesQuerySchema,
+    SeriesSchema,
     StatsEnvelopeSchema,
     StatsQuerySchema,
     StorageInfoSchema,
@@ -30,6 +32,7 @@ from bridge.model import ExecutionFilter, ExecutionRecord
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
 from bridge.storage.cleanup import cleanup
+from bridge.storage.series import series
 from bridge.storage.stats import list_page, window_stats
 
 blp = Blueprint(
@@ -110,6 +113,24 @@ class PluginStats(MethodView):
             "stats": window_stats(_store(), args["days"], plugin, clock.utcnow()),
             "realtime": current_app.extensions["bridge.live_metrics"].get(plugin),
         }
+
+
+@blp.route("/timeseries")
+class TimeSeries(MethodView):
+    @blp.arguments(SeriesQuerySchema, location="query", unknown=RAISE)
+    @blp.response(200, SeriesSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Runs, failures and duration percentiles per minute, hour or day, overall and
+        per plugin, from the rollups (what the dashboard draws)."""
+        return series(
+            _store(),
+            args["since"],
+            args["until"],
+            args["grain"],
+            args.get("plugin"),
+            args["plugin_buckets"],
+        )
 
 
 @blp.route("/storage/info")
