@@ -300,7 +300,7 @@ def measure(report: Report, kind: str, s: dict[str, int], step: Callable[[str], 
 
 def main(kind: str, s: dict[str, int], output: Path | None) -> int:
     """Run the backend's figures, print the table, write it to `output` (default:
-    bench/out/RESULTS-<kind>.md; RESULTS.md keeps SQLite's run)."""
+    bench/RESULTS-<kind>.md beside SQLite's RESULTS.md; bench/out/ with --smoke)."""
     started = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
     report = Report()
@@ -316,7 +316,11 @@ def main(kind: str, s: dict[str, int], output: Path | None) -> int:
         f"BENCH_BACKEND={kind}, rows={s['rows']:,}, duration={s['duration']}s, "
         f"runs={s['runs']}, calls={s['calls']}, load={'wrk' if have_wrk() else 'python'}"
     )
-    path = output or OUT / f"RESULTS-{kind}.md"
+    path = output or (
+        OUT / f"RESULTS-{kind}-smoke.md"
+        if s["rows"] < 1_000_000
+        else Path(__file__).parent / f"RESULTS-{kind}.md"
+    )
     path.write_text(markdown(report, command_line(), settings, elapsed))
     print()
     print(report.table())
