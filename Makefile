@@ -35,15 +35,17 @@ dev: $(VENV)/.runtime  ## Flask's development server with reload
 	BRIDGE_CONFIG=$(CONFIG) $(BIN)/flask --app app run --port 8001 --debug
 
 test: $(VENV)/.dev  ## install dev dependencies and run every test
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 test-fast: $(VENV)/.dev  ## the inner loop: every test but the slow ones (real servers, fuzzing)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
-bench: $(VENV)/.runtime  ## the benchmark (a few minutes); figures in bench/RESULTS.md
+bench: $(VENV)/.dev  ## the benchmark (a few minutes); figures in bench/RESULTS.md
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.dev

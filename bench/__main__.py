@@ -1,7 +1,8 @@
 """`python -m bench [--smoke]`: run every figure, print the table, write RESULTS.md.
 
 Overrides: BENCH_ROWS (history size), BENCH_DURATION (seconds per load run), BENCH_RUNS
-(alternated runs per server), BENCH_CALLS (timed calls per API probe).
+(alternated runs per server), BENCH_CALLS (timed calls per API probe), BENCH_BACKEND
+(postgresql or mysql: that backend's figures instead, see bench/backends.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cleanup, history, insight, memory, throughput
+from bench import cleanup, dashboard, history, insight, memory, throughput
 from bench.generate import cached_history
 from bench.load import have_wrk
 from bench.report import Report, command_line, markdown
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     s = _settings(args.smoke)
+    if os.environ.get("BENCH_BACKEND", "sqlite") != "sqlite":
+        from bench.backends import main as backend_main
+
+        return backend_main(os.environ["BENCH_BACKEND"], s, args.output)
     output = args.output or (OUT / "RESULTS-smoke.md" if args.smoke else RESULTS)
     started = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     server = _history_server(db).start()
     try:
         history.measure(report, server, hist, s["calls"])
+        dashboard.measure(report, server, hist, s["calls"])
         step("2b insight: analysis, error groups, export, a scrape every second")
         insight.measure(report, server, hist.rows, s["calls"])
         insight.scrape_cost(report, server, s["duration"], s["runs"])

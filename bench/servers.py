@@ -119,6 +119,12 @@ class Server:
             return []
         return [int(p) for p in text.split()]
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """User and system CPU seconds used so far by the master and its live workers."""
+        if self.proc is None:
+            return 0.0, 0.0
+        return cpu_seconds([self.proc.pid, *self.workers()])
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -135,6 +141,21 @@ class Server:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """Summed utime and stime of the processes, from /proc/<pid>/stat (gone ones count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / tick, system / tick
 
 
 def rss_kb(pid: int, field: str = "VmRSS") -> int:

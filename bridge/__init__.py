@@ -37,7 +37,8 @@ def create_app(config: Any = None) -> Flask:
     when the app serves. `config` may be a Config, a mapping (as config.yaml would
     hold), a path, or None for `$BRIDGE_CONFIG` / `config.yaml`.
     """
-    from bridge import api, cli
+    from bridge import api, cli, dashboard
+    from bridge.alerts import Alerts
     from bridge.api.body_budget import BodyBudget
     from bridge.api.health import started_marker
     from bridge.auth import Authenticator
@@ -90,8 +91,11 @@ def create_app(config: Any = None) -> Flask:
     deliveries = Deliveries(cfg, storage)
     deliveries.init_app(app)
     Dispatcher(registry, runner, tracker, deliveries, counters).init_app(app)
-    Scheduler(cfg, storage, tracker).init_app(app)
+    alerts = Alerts(cfg, storage, registry.names)
+    alerts.init_app(app)
+    Scheduler(cfg, storage, tracker, alerts).init_app(app)
     api.init_app(app)
+    dashboard.init_app(app)
     cli.init_app(app)
     return app
 
@@ -105,6 +109,7 @@ def start_services(app: Flask) -> None:
         return
 
     def store_ready() -> None:
+        ext["bridge.tracker"].leases.start()
         ext["bridge.tracker"].recover_stale()
         ext["bridge.scheduler"].start()
 
@@ -128,6 +133,8 @@ def shutdown_app(app: Flask, timeout: float | None = None) -> None:
     try:
         ext["bridge.runner"].shutdown(wait)
         ext["bridge.scheduler"].shutdown()
+        ext["bridge.alerts"].shutdown()
+        ext["bridge.tracker"].leases.stop()
         ext["bridge.tracker"].unsaved.close()
         ext["bridge.storage"].close()
     finally:

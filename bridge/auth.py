@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("read", "write", "admin")  # each scope includes the ones before it
 # Blueprints behind keys; webhook routes are guarded by signatures instead.
-PROTECTED = ("executions", "plugins", "insight", "metrics")
+PROTECTED = ("executions", "plugins", "alerts", "access", "insight", "metrics")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 ENV_KEY = "BRIDGE_API_KEY"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -155,7 +155,7 @@ def exposure_warning(config: Config, bind_host: str | None = None) -> str | None
         return None
     return (
         f"SECURITY WARNING: listening on {host} with no API key configured. The "
-        "management API (/api/v1/executions, /api/v1/plugins) will refuse every "
+        "management API (/api/v1/executions, /api/v1/plugins, /api/v1/alerts) will refuse every "
         "non-loopback client with 403 until you set auth.api_keys or BRIDGE_API_KEY."
     )
 
@@ -170,6 +170,13 @@ def local_only_notice(config: Config) -> str | None:
         "remote, but a reverse proxy that adds no such header cannot be told from a local "
         "client: behind a proxy, configure auth.api_keys or BRIDGE_API_KEY."
     )
+
+
+def local_client() -> bool:
+    """A loopback client that no proxy relayed (whatever its address, a request carrying
+    a forwarding header came from somewhere else)."""
+    relayed = any(name in request.headers for name in FORWARDING_HEADERS)
+    return is_loopback(request.remote_addr or "") and not relayed
 
 
 def presented_key() -> str | None:
@@ -202,9 +209,7 @@ class Authenticator:
     def check(self, scope: str) -> None:
         key = presented_key()
         if not self.keys:
-            # A request relayed by a proxy is not a local client, whatever its address.
-            relayed = any(name in request.headers for name in FORWARDING_HEADERS)
-            if is_loopback(request.remote_addr or "") and not relayed:
+            if local_client():
                 return
             raise Forbidden(
                 "The management API answers only local clients until an API "
@@ -226,3 +231,4 @@ class Authenticator:
                 f"The API key '{match.name}' lacks the '{scope}' scope this request needs"
             )
         g.api_key = match.name
+        g.api_scopes = match.scopes

@@ -238,3 +238,16 @@ class DeliveryInProgress(BridgeError):
         self.execution_id = execution_id
         self.extra = {"execution_id": execution_id}
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class DeliveryError(BridgeError):
+    """An alert notification a channel could not deliver (the receiver refused it, was
+    down, or did not answer in time)."""
+
+
+class AlertRuleNotFound(BridgeError):
+    http_status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Alert rule '{name}' not found (see GET /api/v1/alerts)")
+        self.name = name

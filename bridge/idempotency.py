@@ -68,7 +68,7 @@ class Deliveries:
         is answered 202 in async mode, else waited for up to `longest_s` + 5 seconds,
         then DeliveryInProgress (409).
         """
-        store = self.storage.store
+        store = self.storage.live_store
         if not run.idempotency_key or store is None:
             return None
         plugin, key = run.plugin.name, run.idempotency_key
@@ -108,7 +108,7 @@ class Deliveries:
 
     def release(self, run: Run) -> None:
         """Give the key back when the run never started (429, 503), so a retry can run."""
-        store = self.storage.store
+        store = self.storage.live_store
         if not run.idempotency_key or store is None:
             return
         try:

@@ -23,7 +23,9 @@ import threading
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from flask import Flask
@@ -94,13 +96,14 @@ class LoadedPlugin:
             return ""
         return doc.strip().splitlines()[0]
 
-    @property
-    def supported_methods(self) -> list[str]:
+    @cached_property
+    def supported_methods(self) -> tuple[str, ...]:
+        """Worked out once per load: every delivery checks its method against it."""
         if self.settings is None or self.plugin_class is None:
-            return []
+            return ()
         if self.settings.methods:
-            return list(self.settings.methods)
-        return self.plugin_class.supported_methods()
+            return tuple(self.settings.methods)
+        return tuple(self.plugin_class.supported_methods())
 
     @property
     def last_modified(self) -> datetime:
@@ -131,6 +134,7 @@ class PluginRegistry:
         self.overrides = config.plugins.settings
         self._plugins: dict[str, LoadedPlugin] = {}
         self._loading: dict[str, threading.Lock] = {}
+        self._candidates: dict[str, list[Path]] = {}
         self._lock = threading.Lock()
 
     def init_app(self, app: Flask) -> None:
@@ -149,11 +153,21 @@ class PluginRegistry:
             "Loaded %d plugins from %s", len(self._plugins), ", ".join(str(d) for d in self.dirs)
         )
 
-    def _locate(self, name: str) -> Path | None:
-        for folder in self.dirs:
-            path = folder / f"{name}.py"
-            if path.is_file():
-                return path
+    def _locate(self, name: str) -> tuple[Path, os.stat_result] | None:
+        """The first folder's `<name>.py` that is a file, with its stat: one stat call
+        per folder looked in (this runs on every request)."""
+        candidates = self._candidates.get(name)
+        if candidates is None:
+            candidates = [folder / f"{name}.py" for folder in self.dirs]
+        for path in candidates:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if S_ISREG(stat.st_mode):
+                if name not in self._candidates:  # only names that are files: bounded
+                    self._candidates[name] = candidates
+                return path, stat
         return None
 
     def _load(self, name: str, path: Path, stat: Any) -> LoadedPlugin:
@@ -213,15 +227,12 @@ class PluginRegistry:
         """The plugin called `name` as its file is now, reloading it if it changed."""
         if not is_plugin_name(name):
             return None
-        path = self._locate(name)
-        if path is None:
+        found = self._locate(name)
+        if found is None:
             with self._lock:
                 self._plugins.pop(name, None)
             return None
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return None
+        path, stat = found
         cached = self._plugins.get(name)
         if _current(cached, path, stat):
             return cached

@@ -1,4 +1,4 @@
-"""Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs.
+"""Background jobs on APScheduler: cleanup, hourly rollups, closing stale runs, alerts.
 
 Under gunicorn every worker builds the app, but exactly one runs the jobs: the one
 holding the store's leader lock (for SQLite, a file lock beside the database). The
@@ -19,9 +19,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from bridge import clock
+from bridge.alerts import Alerts
 from bridge.config import Config
 from bridge.events import JobFinished
 from bridge.storage import Storage
+from bridge.storage.alerts import AlertStore
 from bridge.storage.base import LeaderLock
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import rollup
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, config: Config, storage: Storage, tracker: Tracker) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, tracker: Tracker, alerts: Alerts | None = None
+    ) -> None:
         self.config = config
+        self.alerts = alerts
         self.storage = storage
         self.tracker = tracker
         self.enabled = config.scheduler.enabled and config.execution_tracking.enabled
@@ -55,25 +60,39 @@ class Scheduler:
         a store yet, nothing: this runs again when the store opens."""
         if not self.enabled or self.storage.store is None or self._leader is not None:
             return
-        self._leader = self.storage.require().leader_lock(
-            "scheduler", self.config.scheduler.lock_path
-        )
+        self._leader = self.storage.store.leader_lock("scheduler", self.config.scheduler.lock_path)
         if self._leader.try_acquire():
             self._start_jobs()
-            return
-        log.info("Background jobs run in another worker; this one (pid %d) stands by", os.getpid())
-        self._standby = threading.Thread(
-            target=self._stand_by, name="scheduler-standby", daemon=True
-        )
+        else:
+            log.info(
+                "Background jobs run in another worker; this one (pid %d) stands by", os.getpid()
+            )
+        self._standby = threading.Thread(target=self._watch, name="scheduler-watch", daemon=True)
         self._standby.start()
 
-    def _stand_by(self) -> None:
+    def _watch(self) -> None:
+        """Every takeover_interval: a standby tries to take the lead; the leader checks
+        it still holds the lock (its session may have been ended by the database, which
+        then lets another host lead) and stops its jobs if it does not. Asking also
+        keeps the lock's session from idling out."""
         assert self._leader is not None
         while not self._stop.wait(self.takeover_interval):
-            if self._leader.try_acquire():
+            held = self._leader.try_acquire()
+            if held and self._scheduler is None:
                 log.info("Worker %d takes over the background jobs", os.getpid())
                 self._start_jobs()
-                return
+            elif not held and self._scheduler is not None:
+                log.warning(
+                    "Worker %d lost the scheduler's lock; another process leads now",
+                    os.getpid(),
+                )
+                self._stop_jobs()
+
+    def _stop_jobs(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            with contextlib.suppress(Exception):
+                scheduler.shutdown(wait=False)
 
     def _start_jobs(self) -> None:
         tracking = self.config.execution_tracking
@@ -87,6 +106,8 @@ class Scheduler:
             ("rollup", self.run_rollup, tracking.metrics_aggregation_interval, soon),
             ("stale", self.tracker.recover_stale, tracking.stale_check_interval, None),
         )
+        if self.alerts is not None and self.alerts.enabled:
+            jobs += (("alerts", self.alerts.evaluate, self.alerts.interval, soon),)
         for name, fn, interval, first in jobs:
             scheduler.add_job(
                 self._job,
@@ -118,6 +139,7 @@ class Scheduler:
         )
         window = float(self.config.idempotency.window)
         store.purge_deliveries(clock.utcnow() - timedelta(seconds=window))
+        AlertStore(store).delete_events(result.cutoff)  # alert history: the runs' retention
         return result.deleted
 
     def run_rollup(self) -> int:
@@ -145,9 +167,6 @@ class Scheduler:
 
     def shutdown(self) -> None:
         self._stop.set()
-        if self._scheduler is not None:
-            with contextlib.suppress(Exception):
-                self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        self._stop_jobs()
         if self._leader is not None:
             self._leader.release()

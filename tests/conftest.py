@@ -32,25 +32,35 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path, plugin_dir: Path):
+def make_app(request: pytest.FixtureRequest, tmp_path: Path, plugin_dir: Path):
+    """`make_app(**sections)` builds an app on a fresh SQLite database; a test marked
+    with storage.databases.ON_EVERY_BACKEND gets one on each backend in turn."""
+    backend = getattr(request, "param", "sqlite")
     apps = []
+    with contextlib.ExitStack() as databases:
+        storage: dict = {"sqlite": {"database_path": str(tmp_path / "data" / "ex.db")}}
+        if backend != "sqlite":
+            from storage.conftest import BACKENDS
 
-    def build(**overrides):
-        config = {
-            "plugins": {"dirs": [str(plugin_dir)]},
-            "storage": {"sqlite": {"database_path": str(tmp_path / "data" / "ex.db")}},
-            "scheduler": {"enabled": False},
-            "logging": {"level": "WARNING"},
-        }
-        for section, values in overrides.items():
-            config.setdefault(section, {}).update(values)
-        app = create_app(config)
-        apps.append(app)
-        return app
+            section = databases.enter_context(BACKENDS[backend](tmp_path))
+            storage = {"type": backend, backend: section, "spool_path": str(tmp_path / "spool")}
 
-    yield build
-    for app in apps:
-        shutdown_app(app, timeout=1)
+        def build(**overrides):
+            config = {
+                "plugins": {"dirs": [str(plugin_dir)]},
+                "storage": dict(storage),
+                "scheduler": {"enabled": False},
+                "logging": {"level": "WARNING"},
+            }
+            for section, values in overrides.items():
+                config.setdefault(section, {}).update(values)
+            app = create_app(config)
+            apps.append(app)
+            return app
+
+        yield build
+        for app in apps:
+            shutdown_app(app, timeout=1)
 
 
 class FrozenClock:
@@ -125,56 +135,67 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def start_gunicorn(
+    tmp_path: Path, plugin_dir: Path, host: str = "", **sections: dict
+) -> Iterator[Server]:
+    """Run gunicorn with 2 workers on a free 127.0.0.1 port, the plugins of `plugin_dir`
+    and a database in `tmp_path`, until the block ends; `sections` override the config,
+    `host` names the config and log files of a second server beside the first."""
+    port = _free_port()
+    config = {
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "workers": 2,
+            "threads": 4,
+            "graceful_timeout": "3s",
+        },
+        "plugins": {"dirs": [str(plugin_dir)]},
+        "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
+        "execution_tracking": {"stale_check_interval": "1s"},
+        "scheduler": {"takeover_interval": "0.5s"},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = tmp_path / f"config{host}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log_path = tmp_path / f"gunicorn{host}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**os.environ, "BRIDGE_CONFIG": str(path)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server(f"http://127.0.0.1:{port}", proc, tmp_path / "ex.db", log_path)
+        try:
+            deadline = time.monotonic() + 40
+            while True:
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{server.base}/health", timeout=5).status_code == 200:
+                        break
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            yield server
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
 @pytest.fixture
 def gunicorn(tmp_path: Path, plugin_dir: Path):
-    """`with gunicorn(section={...}) as server:` runs gunicorn with 2 workers on a free
-    127.0.0.1 port, the test plugins and a database in tmp_path, until the block ends."""
+    """`with gunicorn(section={...}) as server:` runs gunicorn (start_gunicorn) with the
+    test plugins and a database in tmp_path, until the block ends. `host="b"` names a
+    second one running beside it (its own config and log files), as a second host on a
+    server database."""
 
-    @contextlib.contextmanager
-    def start(**sections: dict) -> Iterator[Server]:
-        port = _free_port()
-        config = {
-            "server": {
-                "host": "127.0.0.1",
-                "port": port,
-                "workers": 2,
-                "threads": 4,
-                "graceful_timeout": "3s",
-            },
-            "plugins": {"dirs": [str(plugin_dir)]},
-            "storage": {"sqlite": {"database_path": str(tmp_path / "ex.db")}},
-            "execution_tracking": {"stale_check_interval": "1s"},
-            "scheduler": {"takeover_interval": "0.5s"},
-        }
-        for section, values in sections.items():
-            config.setdefault(section, {}).update(values)
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        log_path = tmp_path / "gunicorn.log"
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT,
-                env={**os.environ, "BRIDGE_CONFIG": str(path)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            server = Server(f"http://127.0.0.1:{port}", proc, tmp_path / "ex.db", log_path)
-            try:
-                deadline = time.monotonic() + 40
-                while True:
-                    with contextlib.suppress(requests.RequestException):
-                        if requests.get(f"{server.base}/health", timeout=5).status_code == 200:
-                            break
-                    assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-                yield server
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+    def start(host: str = "", **sections: dict) -> contextlib.AbstractContextManager[Server]:
+        return start_gunicorn(tmp_path, plugin_dir, host, **sections)
 
     return start

@@ -7,6 +7,7 @@ section ran and the table was written is checked here. `make bench` is the real 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,5 +34,16 @@ def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
         assert f"| {section}" in text, section
         assert f"| {section}" in done.stdout, section
     assert "| bridge, tracking on: req/s" in text
+    # CPU per request of each server, and the two ratios checked against their targets
+    for label in ("bare Flask", "bridge, tracking off", "bridge, tracking on"):
+        row = next(line for line in text.splitlines() if f"| {label}: CPU ms per request" in line)
+        total, user, system = (float(x) for x in re.findall(r"\d+\.\d+", row.split("|")[3]))
+        assert total > 0 and abs(total - user - system) < 0.02, row
+    for ratio, target in (
+        ("tracked / bare Flask", "<= 1.6x"),
+        ("tracked / tracking off", "<= 1.15x"),
+    ):
+        row = next(line for line in text.splitlines() if f"CPU per request, {ratio}" in line)
+        assert target in row and ("met" in row or "MISSED" in row), row
     assert "answered 2xx vs committed after SIGKILL" in text
     assert "Machine:" in text and "Command: `python -m bench --smoke" in text

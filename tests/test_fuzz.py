@@ -50,6 +50,12 @@ ROUTES = [
     ("GET", "/api/v1/executions/storage/info"),
     ("DELETE", "/api/v1/executions/cleanup"),
     ("GET", "/api/v1/executions/{execution_id}"),
+    ("GET", "/api/v1/executions/timeseries"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/alerts/events"),
+    ("POST", "/api/v1/alerts/{rule}/test"),
+    ("POST", "/api/v1/alerts/{rule}/silence"),
+    ("GET", "/api/v1/access"),
     ("GET", "/api/v1/executions/export"),
     ("GET", "/api/v1/executions/analysis"),
     ("GET", "/api/v1/executions/errors"),
@@ -57,6 +63,19 @@ ROUTES = [
     ("GET", "/metrics"),
     ("GET", "/health"),
 ]
+# An alert rule for the alert routes to find (its channel only logs).
+ALERTS = {
+    "channels": {"ops": {"type": "log"}},
+    "rules": [
+        {
+            "name": "fuzz-rule",
+            "metric": "failure_rate",
+            "window": "5m",
+            "threshold": 0.5,
+            "channels": ["ops"],
+        },
+    ],
+}
 # Valid requests a webhook route may still refuse: the plugin decides its methods.
 CONFIG = {
     "operations": [
@@ -84,6 +103,7 @@ def fuzzed_app(tmp_path_factory):
             "storage": {"sqlite": {"database_path": str(root / "data" / "ex.db")}},
             "scheduler": {"enabled": False},
             "logging": {"level": "CRITICAL"},
+            "alerts": ALERTS,
         }
     )
     client = app.test_client()
@@ -101,11 +121,13 @@ def api_schema(fuzzed_app):
 
     @loaded.hook
     def flatmap_path_parameters(context, path_parameters):
-        """Half of the plugin names are real ones, so that plugins actually run."""
-        keys = [key for key in ("plugin", "name") if key in (path_parameters or {})]
+        """Half of the plugin (and rule) names are real ones, so that plugins actually run."""
+        keys = [key for key in ("plugin", "name", "rule") if key in (path_parameters or {})]
         if not keys:
             return st.just(path_parameters)
         real = SUCCEEDING if context.operation.path == WEBHOOK else ALL
+        if "rule" in keys:
+            real = ["fuzz-rule"]
         named = st.sampled_from(real).map(
             lambda name: {**path_parameters, **dict.fromkeys(keys, name)}
         )

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from storage.databases import ON_EVERY_BACKEND
 
 
 def _post(client, log: Path, key: str | None, header: str = "Idempotency-Key", **data):
@@ -45,6 +46,7 @@ def test_other_keys_and_other_plugins_run(client, tmp_path):
     assert ok.status_code == 200 and "replayed" not in ok.get_json()
 
 
+@ON_EVERY_BACKEND
 def test_a_failed_first_run_runs_again_on_redelivery(client, tmp_path):
     log = tmp_path / "runs.txt"
     assert _post(client, log, "k", fail=True).status_code == 500
@@ -55,6 +57,7 @@ def test_a_failed_first_run_runs_again_on_redelivery(client, tmp_path):
     assert again.get_json()["replayed"] is True and _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_the_window_expires(make_app, tmp_path, frozen_clock):
     client = make_app(idempotency={"window": "10m"}).test_client()
     log = tmp_path / "runs.txt"
@@ -67,6 +70,7 @@ def test_the_window_expires(make_app, tmp_path, frozen_clock):
     assert _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_simultaneous_duplicates_run_once(client, tmp_path):
     log = tmp_path / "runs.txt"
     answers: list = []
@@ -102,6 +106,7 @@ def test_disabled_runs_every_delivery(make_app, tmp_path):
     assert _runs(log) == 2
 
 
+@ON_EVERY_BACKEND
 def test_a_repeat_after_cleanup_took_the_record_is_answered_from_the_claim(client, tmp_path):
     log = tmp_path / "runs.txt"
     first = _post(client, log, "cleaned-1")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
+from concurrent.futures import CancelledError
+
+import pytest
 
 from bridge.runner import DaemonPool
 
@@ -33,7 +37,37 @@ def test_a_job_that_raises_hands_its_error_to_the_caller():
     def fail():
         raise ValueError("plugin said no")
 
-    future = pool.submit(fail)
-    assert isinstance(future.exception(5), ValueError)
+    job = pool.submit(fail)
+    with pytest.raises(ValueError, match="plugin said no"):
+        job.result(5)
     assert pool.submit(lambda: 7).result(5) == 7  # the thread survives it
     pool.shutdown()
+
+
+def test_a_job_still_running_at_its_timeout_raises_timeout_error():
+    pool = DaemonPool(1, "test")
+    release = threading.Event()
+    job = pool.submit(release.wait, 5)
+    with pytest.raises(TimeoutError):
+        job.result(0.05)
+    release.set()
+    assert job.result(5) is True  # and its result, once it returns
+    pool.shutdown()
+
+
+def test_jobs_queued_when_the_pool_shuts_down_are_cancelled():
+    pool = DaemonPool(1, "test")
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return release.wait(5)
+
+    first = pool.submit(hold)
+    assert started.wait(5)
+    queued = pool.submit(lambda: "ran")
+    pool.shutdown()
+    release.set()
+    assert first.result(5) is True
+    with pytest.raises(CancelledError):
+        queued.result(5)

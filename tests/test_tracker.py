@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from storage.databases import ON_EVERY_BACKEND
 
 from bridge import clock
 from bridge.events import RunFinished
@@ -58,6 +59,7 @@ def test_each_run_emits_one_event_matching_its_record(
     assert len(record.attempt_records) == 1
 
 
+@ON_EVERY_BACKEND
 def test_rejected_delivery_ends_through_the_same_path(make_app, monkeypatch):
     monkeypatch.setenv("TEST_GITHUB_SECRET", "s3cret")
     app = make_app()
@@ -75,6 +77,7 @@ def test_rejected_delivery_ends_through_the_same_path(make_app, monkeypatch):
     assert realtime["failed_executions"] == 1
 
 
+@ON_EVERY_BACKEND
 def test_stale_and_shutdown_endings_reach_live_metrics(app, heard):
     store = app.extensions["bridge.storage"].store
     tracker = app.extensions["bridge.tracker"]

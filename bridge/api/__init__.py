@@ -11,7 +11,17 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from bridge import __version__
-from bridge.api import errors, executions, health, insight, metrics, plugins, webhook
+from bridge.api import (
+    access,
+    alerts,
+    errors,
+    executions,
+    health,
+    insight,
+    metrics,
+    plugins,
+    webhook,
+)
 from bridge.api.schemas import ErrorSchema
 from bridge.auth import SECURITY_SCHEMES, required_scope
 
@@ -37,7 +47,13 @@ def _error_response(description: str) -> dict[str, Any]:
 class SecurityDocs(BasePlugin):
     """Marks every management route as needing an API key, with its 401 and 403."""
 
-    prefixes = ("/api/v1/executions", "/api/v1/plugins", "/metrics")
+    prefixes = (
+        "/api/v1/executions",
+        "/api/v1/plugins",
+        "/api/v1/alerts",
+        "/api/v1/access",
+        "/metrics",
+    )
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
@@ -91,7 +107,7 @@ def init_app(app: Flask) -> None:
     api = BridgeApi(app, spec_kwargs={"extra_plugins": [SecurityDocs()]})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
-    for module in (webhook, plugins, insight, executions, health):
+    for module in (webhook, plugins, insight, executions, alerts, health, access):
         api.register_blueprint(module.blp)
     if app.extensions["bridge.config"].metrics.enabled:
         api.register_blueprint(metrics.blp)

@@ -21,6 +21,8 @@ from bridge.api.schemas import (
     ExecutionListQuerySchema,
     ExecutionListSchema,
     ExecutionQuerySchema,
+    SeriesQuerySchema,
+    SeriesSchema,
     StatsEnvelopeSchema,
     StatsQuerySchema,
     StorageInfoSchema,
@@ -32,6 +34,7 @@ from bridge.model import ExecutionFilter, ExecutionRecord
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
 from bridge.storage.cleanup import cleanup
+from bridge.storage.series import series
 from bridge.storage.stats import list_page, window_stats
 
 blp = Blueprint(
@@ -109,6 +112,24 @@ class PluginStats(MethodView):
         }
 
 
+@blp.route("/timeseries")
+class TimeSeries(MethodView):
+    @blp.arguments(SeriesQuerySchema, location="query", unknown=RAISE)
+    @blp.response(200, SeriesSchema)
+    @blp.alt_response(503, **_UNAVAILABLE)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Runs, failures and duration percentiles per minute, hour or day, overall and
+        per plugin, from the rollups (what the dashboard draws)."""
+        return series(
+            _store(),
+            args["since"],
+            args["until"],
+            args["grain"],
+            args.get("plugin"),
+            args["plugin_buckets"],
+        )
+
+
 @blp.route("/storage/info")
 class StorageInfo(MethodView):
     @blp.response(200, StorageInfoSchema)
@@ -121,7 +142,10 @@ class StorageInfo(MethodView):
         backend = info.pop("backend") or {}
         info.update(backend, backend=backend)
         info["healthy"], info["health_message"] = store.health()
-        info["write_failures"] = _storage().status()["write_failures"]
+        status = _storage().status()
+        info["write_failures"] = status["write_failures"]
+        if "spool" in status:
+            info["spool"] = status["spool"]
         return info
 
 

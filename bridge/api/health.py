@@ -47,15 +47,23 @@ def health_report() -> tuple[dict[str, Any], int]:
         }
     else:
         # Degraded, not unhealthy: webhooks still run while records cannot be stored.
-        ok, message = storage.store.health()
+        if storage.outage:  # known away: no wait for the server's connect timeout
+            ok, message = False, f"The database is unreachable: {storage.outage}"
+        else:
+            ok, message = storage.store.health()
+            if not ok:
+                storage.went_away(message)  # with a spool: records go there at once
         unsaved = len(ext["bridge.tracker"].unsaved)
+        spooled = storage.spool.depth if storage.spool is not None else 0
         if ok and unsaved:
             ok, message = False, f"{unsaved} final records wait to be written"
+        elif ok and spooled:
+            ok, message = False, f"{spooled} spooled run records wait to be replayed"
         checks["storage"] = {
             "status": "healthy" if ok else "degraded",
             "type": storage.store.kind,
             "message": message,
-            "unsaved_records": len(ext["bridge.tracker"].unsaved),
+            "unsaved_records": unsaved,
             **tracking,
         }
     scheduler = ext.get("bridge.scheduler")

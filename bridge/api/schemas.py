@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 
 from bridge import clock
 from bridge.model import ERROR_TYPES, Status
+from bridge.storage.series import GRAINS, MAX_BUCKETS, MAX_MINUTE_SPAN
 from bridge.tracking.fingerprint import FINGERPRINT_PATTERN
 
 MAX_LIMIT = 1000
@@ -356,6 +357,12 @@ class StorageInfoSchema(ma.Schema):
     open_connections = fields.Integer()
     max_connections = fields.Integer()
     write_failures = fields.Dict()
+    spool = fields.Dict(
+        metadata={
+            "description": "A server database's spool: depth, bytes, max_bytes, "
+            "oldest_age_seconds, dropped, replayed, rejected, path"
+        }
+    )
     backend = fields.Dict(
         metadata={
             "description": "What only this storage type reports, also shown at the top "
@@ -371,3 +378,98 @@ class HealthSchema(ma.Schema):
     uptime_seconds = fields.Float()
     started_at = RFC3339()
     checks = fields.Dict()
+
+
+class SeriesQuerySchema(StrictQuery):
+    since = RFC3339(
+        metadata={
+            "description": "Start of the range (RFC 3339), floored to the grain; "
+            "default: 24 hours before until"
+        }
+    )
+    until = RFC3339(metadata={"description": "End of the range (RFC 3339); default: now"})
+    grain = fields.String(
+        load_default="hour",
+        validate=validate.OneOf(("minute", "hour", "day")),
+        metadata={"description": "Bucket size; minute buckets cover at most one day"},
+    )
+    plugin = fields.String(validate=validate.Length(1, 100))
+    plugin_buckets = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Give each plugin's buckets too, not only its summary"},
+    )
+
+    @ma.post_load
+    def _range(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Defaults from the clock, and a range small enough to answer at once."""
+        until = data.setdefault("until", clock.utcnow())
+        if "since" not in data:
+            try:
+                data["since"] = until - timedelta(hours=24)
+            except OverflowError:
+                raise ma.ValidationError("too early for a default since", "until") from None
+        since = data["since"]
+        if since >= until:
+            raise ma.ValidationError("must be after since", "until")
+        span = until - since
+        if data["grain"] == "minute" and span > MAX_MINUTE_SPAN:
+            raise ma.ValidationError("minute buckets cover at most one day", "grain")
+        if span.total_seconds() / GRAINS[data["grain"]] > MAX_BUCKETS:
+            raise ma.ValidationError(
+                f"at most {MAX_BUCKETS} buckets: choose a larger grain or a shorter range",
+                "grain",
+            )
+        return data
+
+
+class SeriesFiguresSchema(CountsSchema):
+    completed_executions = fields.Integer()
+    canceled_executions = fields.Integer()
+    p50_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    p95_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    p99_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    max_duration = fields.Integer(metadata={"description": "Nanoseconds"})
+    error_types = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class SeriesSummarySchema(SeriesFiguresSchema):
+    unique_plugins = fields.Integer()
+
+
+class SeriesBucketSchema(SeriesFiguresSchema):
+    start = RFC3339()
+
+
+class PluginSeriesSchema(ma.Schema):
+    plugin = fields.String()
+    last_seen = RFC3339(
+        allow_none=True,
+        metadata={
+            "description": "Its latest run in the range (the end of the hour or day "
+            "where only rollups tell)"
+        },
+    )
+    summary = fields.Nested(SeriesFiguresSchema)
+    buckets = fields.List(
+        fields.Nested(SeriesBucketSchema), metadata={"description": "With plugin_buckets=true"}
+    )
+
+
+class SeriesSchema(ma.Schema):
+    grain = fields.String()
+    since = RFC3339()
+    until = RFC3339()
+    plugin = fields.String(allow_none=True)
+    summary = fields.Nested(SeriesSummarySchema)
+    buckets = fields.List(fields.Nested(SeriesBucketSchema))
+    plugins = fields.List(fields.Nested(PluginSeriesSchema))
+
+
+class AccessSchema(ma.Schema):
+    key = fields.String(
+        allow_none=True, metadata={"description": "The name of the key presented, if any"}
+    )
+    scopes = fields.List(fields.String(), metadata={"description": "What this client may do"})
+    local_only = fields.Boolean(
+        metadata={"description": "True while no key is configured: only local clients get in"}
+    )

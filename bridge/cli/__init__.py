@@ -1,7 +1,8 @@
-"""`flask --app app bridge ...`: the history, insight and maintenance on the command
-line, reading the same config (`$BRIDGE_CONFIG` or config.yaml) and store as the
-server, and safe to run while it serves. Each command (or small family) is a module
-here, registered below one line each."""
+"""The `flask --app app bridge ...` commands: one click group, registered on the app
+by `init_app` as Flask's tutorial registers `init-db`; each command (or small family)
+in a module of its own, added to the group here. They read the same config
+(`$BRIDGE_CONFIG` or config.yaml) and store as the server, and are safe to run while
+it serves."""
 
 from __future__ import annotations
 
@@ -9,21 +10,30 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from bridge.cli import config, history, insight, maintenance
+from bridge.cli.alerts import alerts
+from bridge.cli.copy import copy_history
 from bridge.cli.output import logs_to_stderr
 
 
 @click.group(cls=AppGroup)
 def bridge() -> None:
-    """Webhook Bridge: history, error groups, analysis, export, replay, cleanup.
+    """Webhook Bridge commands: history, error groups, analysis, export, replay,
+    cleanup, config checks, alerts, copy-history.
 
-    Exit codes: 0 fine, 1 a problem found (a failed run, findings, new or rising
-    errors, an invalid config, no such execution), 2 a usage error."""
+    Exit codes of the history and insight commands: 0 fine, 1 a problem found (a failed
+    run, findings, new or rising errors, an invalid config, no such execution), 2 a
+    usage error."""
     logs_to_stderr()
 
 
-def init_app(app: Flask) -> None:
-    from bridge.cli import config, history, insight, maintenance
+bridge.add_command(alerts)
+bridge.add_command(copy_history)
+history.register(bridge)
+insight.register(bridge)
+maintenance.register(bridge)
+config.register(bridge)
 
-    for module in (history, insight, maintenance, config):
-        module.register(bridge)
+
+def init_app(app: Flask) -> None:
     app.cli.add_command(bridge)

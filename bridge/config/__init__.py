@@ -138,6 +138,10 @@ def from_dict(raw: dict[str, Any] | None, base_dir: str | os.PathLike[str] = "."
     from bridge.auth import parse_keys
 
     parse_keys(config.auth.api_keys)
+    from bridge.alerts.metrics import error_groups_available
+    from bridge.alerts.rules import parse as parse_alerts
+
+    parse_alerts(config.alerts.channels, config.alerts.rules, error_groups_available())
     return config
 
 

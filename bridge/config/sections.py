@@ -10,6 +10,7 @@ from bridge.config.values import Duration, longest_run, parse_duration
 
 __all__ = [
     "SSL_MODES",
+    "AlertsConfig",
     "AnalysisConfig",
     "AuthConfig",
     "BackendConfig",
@@ -133,13 +134,18 @@ class StorageConfig:
     backend adds its section here (and its package under bridge/storage/)."""
 
     type: str = "sqlite"
+    # Where a server database's run records wait while it is unreachable (a folder of
+    # SQLite files, one per process), and how many bytes they may take in each process.
+    spool_path: str = "data/spool"
+    spool_max_size: int = 256 * 1024 * 1024
     sqlite: SQLiteConfig = field(default_factory=SQLiteConfig)
     postgresql: PostgreSQLConfig = field(default_factory=PostgreSQLConfig)
     mysql: MySQLConfig = field(default_factory=MySQLConfig)
 
     @classmethod
     def types(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "type"]
+        defaults = cls()
+        return [f.name for f in fields(cls) if isinstance(getattr(defaults, f.name), BackendConfig)]
 
     @property
     def backend(self) -> BackendConfig:
@@ -206,6 +212,23 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Threshold rules over rolling windows, and the channels that tell people. Rules
+    and channels are mappings checked by bridge.alerts.rules (one line per error)."""
+
+    enabled: bool = True
+    evaluation_interval: Duration = Duration(30)
+    # Where notifications link to (the runs that made a rule fire); default: server's.
+    public_url: str = ""
+    # Each delivery: how long one try may take, how many tries, the first wait between.
+    delivery_timeout: Duration = Duration(10)
+    delivery_attempts: int = 3
+    delivery_backoff: Duration = Duration(2)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """When GET /api/v1/executions/analysis (and `flask bridge analysis`) names a finding."""
 
@@ -240,6 +263,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # Where relative paths (plugin dirs, database) are resolved from.

@@ -31,6 +31,13 @@ def validate(config: Config) -> None:
         config.storage.type,
         f"unsupported storage type (available: {', '.join(StorageConfig.types())})",
     )
+    check(
+        config.storage.spool_max_size > 0,
+        "storage.spool_max_size",
+        config.storage.spool_max_size,
+        "must be > 0 (bytes)",
+    )
+    check(bool(config.storage.spool_path), "storage.spool_path", "", "must not be empty")
     check(1 <= config.server.port <= 65535, "server.port", config.server.port, "out of range")
     check(
         config.server.max_body_size > 0,
@@ -135,6 +142,18 @@ def validate(config: Config) -> None:
         check(
             isinstance(settings, dict), f"plugins.settings.{name}", settings, "expected a mapping"
         )
+    alerts = config.alerts
+    for name, value in (
+        ("evaluation_interval", alerts.evaluation_interval),
+        ("delivery_timeout", alerts.delivery_timeout),
+    ):
+        check(value > 0, f"alerts.{name}", value, "must be > 0")
+    check(
+        alerts.delivery_attempts >= 1,
+        "alerts.delivery_attempts",
+        alerts.delivery_attempts,
+        "must be >= 1",
+    )
     analysis = config.analysis
     check(analysis.min_calls >= 1, "analysis.min_calls", analysis.min_calls, "must be >= 1")
     for key in ("p95_rise_factor", "error_rising_factor"):

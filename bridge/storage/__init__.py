@@ -4,10 +4,15 @@ The store may be missing (tracking disabled, or the database could not be opened
 webhooks still run, and whatever needs the history gets StorageUnavailable (503).
 A store that could not be opened is tried again while the app serves, with a growing
 pause, until it opens: a database folder fixed later needs no restart.
+
+A server database (PostgreSQL, MySQL) may also go away while the bridge serves. Then
+run records go to the local spool (spool.py) instead, without waiting for the server
+each time; a thread probes the server and replays the spool into it once it answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -21,9 +26,14 @@ from flask import Flask
 from bridge import clock
 from bridge.config import Config
 from bridge.errors import StorageError, StorageUnavailable
+from bridge.model import ExecutionRecord
 from bridge.storage.base import ExecutionStore
+from bridge.storage.spool import Spool
 
 log = logging.getLogger("bridge.tracking")
+
+# How often a process looks for the spool files of processes that died, when idle.
+ORPHAN_CHECK_S = 30.0
 
 
 @dataclass
@@ -41,6 +51,7 @@ class Storage:
         store: ExecutionStore | None = None,
         disabled_reason: str = "",
         opener: Callable[[], ExecutionStore] | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
         self.disabled_reason = disabled_reason
@@ -48,7 +59,12 @@ class Storage:
         self._lock = threading.Lock()
         # How to try again when the store could not be opened (None: tracking is off).
         self.opener = opener
+        # Where run records go while a server database is away (None for SQLite).
+        self.spool = spool
+        # Why the server database is taken as away ("" while it answers).
+        self.outage = ""
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._reopening: threading.Thread | None = None
         # Told of each failed write (the Prometheus metrics count them).
         self.failure_listeners: list[Callable[[], None]] = []
@@ -60,12 +76,72 @@ class Storage:
     def enabled(self) -> bool:
         return self.store is not None
 
+    @property
+    def keeps_records(self) -> bool:
+        """Whether run records are kept: in the store, or in the spool until it is back."""
+        return self.store is not None or self.spool is not None
+
+    @property
+    def live_store(self) -> ExecutionStore | None:
+        """The store if it is open and its server answers (else None, at once)."""
+        return None if self.outage else self.store
+
     def require(self) -> ExecutionStore:
         if self.store is None:
+            if self.spool is not None:
+                raise StorageUnavailable(
+                    f"The database is unreachable: {self.disabled_reason}; "
+                    f"{self.spool.depth} run records wait in the spool",
+                    spool=self.spool.status(),
+                )
             raise StorageUnavailable(
                 f"Execution tracking is disabled: {self.disabled_reason or 'not configured'}"
             )
+        if self.outage and self.spool is not None:
+            raise StorageUnavailable(
+                f"The database is unreachable: {self.outage}; "
+                f"{self.spool.depth} run records wait in the spool",
+                spool=self.spool.status(),
+            )
         return self.store
+
+    def save(self, record: ExecutionRecord, *, insert: bool, wait: bool, action: str) -> bool:
+        """Write a run record to the store, or to the spool while the server is away
+        (or while the spool still holds older records: they go in first). False (the
+        failure counted and logged) when neither took it."""
+        store, spool = self.store, self.spool
+        if spool is not None and (store is None or self.outage or spool.depth):
+            return self._to_spool(record)
+        if store is None:
+            return True  # tracking is off
+        try:
+            if insert:
+                store.insert(record, wait=wait)
+            else:
+                store.update(record, wait=wait)
+        except Exception as exc:
+            self.write_failed(action, exc)
+            if spool is None:
+                return False
+            self.went_away(str(exc))
+            return self._to_spool(record)
+        return True
+
+    def _to_spool(self, record: ExecutionRecord) -> bool:
+        assert self.spool is not None
+        kept = self.spool.put(record)
+        self._wake.set()
+        return kept
+
+    def went_away(self, why: str) -> None:
+        """The server database did not answer: records go to the spool from now on, and
+        the replay thread probes it until it does."""
+        if self.spool is None:
+            return
+        if not self.outage:
+            log.warning("⚠️ The database is unreachable, run records go to the spool: %s", why)
+        self.outage = why
+        self._wake.set()
 
     def write_failed(self, action: str, exc: BaseException) -> None:
         """Count and log a write that failed; the webhook that caused it still answers."""
@@ -86,38 +162,83 @@ class Storage:
                     clock.rfc3339(self.failures.last_at) if self.failures.last_at else None
                 ),
             }
-        return {
+        status: dict[str, Any] = {
             "enabled": self.enabled,
             "disabled_reason": self.disabled_reason,
             "write_failures": failures,
         }
+        if self.spool is not None:
+            status["outage"] = self.outage
+            status["spool"] = self.spool.status()
+        return status
 
     def keep_trying(self, opened: Callable[[], None], first_wait: float = 1.0) -> None:
         """While the store is missing for a reason that may pass (a folder not yet
         writable, a database not yet up), try to open it again in a thread, waiting
-        1, 2, 4 ... up to 60 seconds between tries; `opened` runs once it is open."""
-        if self.store is not None or self.opener is None or self._reopening is not None:
+        1, 2, 4 ... seconds between tries (at most 60, or 5 for a server database);
+        `opened` runs once it is open. With a spool, the thread then stays to replay it
+        whenever the server was away."""
+        if self.opener is None or self._reopening is not None:
+            return
+        if self.store is not None and self.spool is None:
             return
 
         def loop() -> None:
-            wait = first_wait
-            while not self._stop.wait(wait):
+            wait, longest = first_wait, (60.0 if self.spool is None else 5.0)
+            while self.store is None:
+                if self._stop.wait(wait):
+                    return
                 try:
-                    store = self.opener()
+                    store = self.opener()  # type: ignore[misc]
                 except StorageError as exc:
                     self.disabled_reason = str(exc)
-                    wait = min(wait * 2, 60.0)
+                    wait = min(wait * 2, longest)
                     continue
                 self.store, self.disabled_reason = store, ""
                 log.info("✅ Execution storage initialized successfully")
                 opened()
-                return
+            if self.spool is not None:
+                self._replay_loop()
 
         self._reopening = threading.Thread(target=loop, name="storage-reopen", daemon=True)
         self._reopening.start()
 
+    def _replay_loop(self, longest: float = 5.0) -> None:
+        """Probe the server while it is away; replay the spool (and dead processes'
+        spools) once it answers, then wait for the next record to be spooled."""
+        assert self.spool is not None and self.store is not None
+        store, spool, wait = self.store, self.spool, 0.0
+        while not self._stop.is_set():
+            try:
+                if self.outage:
+                    ok, message = store.health()
+                    if not ok:
+                        raise StorageError(message)
+                spool.replay(lambda r: store.update(r, wait=True), lambda: store.health()[0])
+            except Exception as exc:
+                self.went_away(str(exc))
+                wait = min(max(wait * 2, 0.5), longest)
+                self._stop.wait(wait)
+                continue
+            if spool.depth == 0 and self.outage:
+                # Not cleared while the spool holds records: they must go in first.
+                log.info("✅ The database answers again; the spool is replayed")
+                self.outage = ""
+            wait = 0.0
+            if spool.depth == 0:
+                self._wake.wait(ORPHAN_CHECK_S)
+                self._wake.clear()
+
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
+        if self._reopening is not None:
+            self._reopening.join(10)
+        if self.spool is not None:
+            if self.store is not None and not self.outage and self.spool.depth:
+                with contextlib.suppress(Exception):
+                    self.spool.replay(lambda r: self.store.update(r, wait=True), lambda: False)  # type: ignore[union-attr]
+            self.spool.close()
         if self.store is not None:
             self.store.close()
 
@@ -130,11 +251,20 @@ def open_storage(config: Config) -> Storage:
         return Storage(None, "execution_tracking.enabled is false")
     storage = Storage()
     storage.opener = lambda: open_store(config, storage.write_failed)
+    if config.storage.type != "sqlite":
+        where = config.resolve(config.storage.spool_path)
+        storage.spool = Spool(where, config.storage.spool_max_size)
     try:
         storage.store = storage.opener()
     except StorageError as exc:
         log.warning("⚠️ Failed to initialize storage: %s", exc)
-        log.warning("🔄 Execution tracking will be disabled")
+        if storage.spool is not None:
+            log.warning(
+                "🔄 Run records go to the spool (%s) until the database answers",
+                storage.spool.directory,
+            )
+        else:
+            log.warning("🔄 Execution tracking will be disabled")
         storage.disabled_reason = str(exc)
         return storage
     log.info("✅ Execution storage initialized successfully")

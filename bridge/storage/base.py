@@ -287,6 +287,10 @@ class ExecutionStore(Protocol):
     # -- the store itself ----------------------------------------------------
     def info(self) -> StorageInfo: ...
 
+    def table_counts(self) -> dict[str, int]:
+        """Rows in each of rows.HISTORY_TABLES (copy-history compares them)."""
+        ...
+
     def health(self) -> tuple[bool, str]:
         """Whether runs can be read, and whether the latest write was committed."""
         ...

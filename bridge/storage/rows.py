@@ -79,3 +79,14 @@ def json_value(value: str, text: Callable[[str], str]) -> Any:
     except ValueError:
         return text(value)
     return _cleaned(parsed, text) if not value.isascii() or "\\u" in value else parsed
+
+
+# The tables of a run's history, as `ExecutionStore.table_counts` counts them (named
+# alike on every backend; the statement is the same on all three).
+HISTORY_TABLES = (
+    "executions",
+    "execution_attempts",
+    "execution_metrics",
+    "execution_metrics_daily",
+)
+COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)

@@ -26,6 +26,7 @@ from bridge.model import ExecutionRecord, Outcome, Run, Status
 from bridge.storage import Storage
 from bridge.storage.base import ExecutionStore
 from bridge.tracking.fingerprint import error_group
+from bridge.tracking.leases import Leases
 from bridge.tracking.redact import Redactor
 from bridge.tracking.unsaved import UnsavedRecords
 
@@ -113,6 +114,7 @@ class Tracker:
         # Longest a run can legitimately stay open: beyond it another host's row is stale.
         self.max_run_seconds = config.longest_run
         self.unsaved = UnsavedRecords(self._write_final)
+        self.leases = Leases(storage, float(config.scheduler.takeover_interval), worker_id)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.tracker"] = self
@@ -126,7 +128,7 @@ class Tracker:
         """Input, tags and metadata as stored: serialized (and redacted) once per run,
         at its start; nothing to serialize while tracking is off."""
         if run.stored is None:
-            if self.store is None:
+            if not self.storage.keeps_records:
                 return "", "{}", "{}"
             input_text = ""
             if self.settings.track_input:
@@ -165,18 +167,11 @@ class Tracker:
         )
 
     def _write(self, record: ExecutionRecord, wait: bool, action: str, insert: bool) -> bool:
-        """Write `record`; False (counted and logged) when the store refused it."""
-        if self.store is None:
+        """Write `record` (to the spool while a server database is away); False (counted
+        and logged) when it could not be kept."""
+        if not self.storage.keeps_records:
             return True
-        try:
-            if insert:
-                self.store.insert(storable(record), wait=wait)
-            else:
-                self.store.update(storable(record), wait=wait)
-        except Exception as exc:
-            self.storage.write_failed(action, exc)
-            return False
-        return True
+        return self.storage.save(storable(record), insert=insert, wait=wait, action=action)
 
     def _write_final(self, record: ExecutionRecord) -> None:
         """A held final record, written again (raises while the store still refuses)."""
@@ -188,11 +183,15 @@ class Tracker:
         """Write the `running` (or `pending`) row before the plugin runs. A `pending` row
         is committed before the 202 that points to it; a `running` row is not waited for
         (the run's final row is, before its answer)."""
+        if self.store is None:
+            return  # nothing to write; the end of the run still emits its event
         wait = status is Status.PENDING
         self._write(self.record_of(run, status), wait, "record the start of a run", True)
         self.events.emit(RunStarted(run.execution_id, run.plugin_name))
 
     def mark_running(self, run: Run) -> None:
+        if self.store is None:
+            return
         record = self.record_of(run, Status.RUNNING)
         record.updated_at = clock.utcnow()
         self._write(record, False, "mark a run as running", False)
@@ -237,7 +236,7 @@ class Tracker:
         record.attempt_records = outcome.attempts
         output = ""
         wanted = self.settings.track_output or record.idempotency_key
-        if wanted and outcome.result is not None and self.store is not None:
+        if wanted and outcome.result is not None and self.storage.keeps_records:
             text = outcome.output_json or json.dumps(
                 outcome.result, ensure_ascii=False, default=str
             )
@@ -272,7 +271,7 @@ class Tracker:
                 attempt.error = ""
         if self._write(record, True, _END_ACTIONS[how], False):
             self.unsaved.store_works()
-        else:
+        elif self.storage.spool is None:  # a full spool has counted and logged it
             self.unsaved.keep(storable(record))
         self.events.emit(
             RunFinished(
@@ -290,15 +289,26 @@ class Tracker:
 
     # -- runs left open ----------------------------------------------------
     def recover_stale(self) -> int:
-        """Close rows left `running` or `pending` by processes that are gone."""
-        if self.store is None:
+        """Close rows left `running` or `pending` by processes that are gone: on this
+        host, a process that no longer exists; on another, one whose lease ran out (or,
+        for a row of a process that never had a lease, a row older than any run can
+        last)."""
+        if self.storage.live_store is None:
             return 0
         now = clock.utcnow()
         oldest_live = now.timestamp() - (self.max_run_seconds + 300)
         closed = 0
-        for record in self.store.open_runs():
-            if record.start_time.timestamp() >= oldest_live and _process_alive(record.worker):
-                continue
+        leases: dict[str, bool | None] = {}
+        for record in self.store.open_runs():  # type: ignore[union-attr]
+            if record.start_time.timestamp() >= oldest_live:
+                if _on_this_host(record.worker):
+                    if _process_alive(record.worker):
+                        continue
+                else:
+                    if record.worker not in leases:
+                        leases[record.worker] = self.leases.alive(record.worker)
+                    if leases[record.worker] is not False:
+                        continue  # a live lease, or none to tell: only age retires it
             detail = (
                 f"Interrupted: the process running it ({record.worker or 'unknown'}) stopped "
                 "before the run finished"
@@ -313,7 +323,7 @@ class Tracker:
 
     def close_own_runs(self) -> int:
         """At shutdown: this process's unfinished rows become `canceled`."""
-        if self.store is None:
+        if self.storage.live_store is None:
             return 0
         try:
             records = self.store.open_runs(worker_id())
@@ -329,13 +339,14 @@ class Tracker:
         return len(records)
 
 
+def _on_this_host(worker: str) -> bool:
+    return worker.rpartition(":")[0] == socket.gethostname()
+
+
 def _process_alive(worker: str) -> bool:
-    """Whether the process that wrote a row ("host:pid") still runs on this host."""
-    host, _, pid_text = worker.rpartition(":")
-    if host != socket.gethostname():
-        return True  # another host's process: only its age can retire the row
+    """Whether the process that wrote a row ("host:pid") on this host still runs."""
     try:
-        pid = int(pid_text)
+        pid = int(worker.rpartition(":")[2])
         os.kill(pid, 0)
     except (ValueError, ProcessLookupError):
         return False

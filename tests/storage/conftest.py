@@ -79,3 +79,17 @@ def history(store: ExecutionStore) -> ExecutionStore:
     """The store holding sixty_runs()."""
     assert store.insert_many(sixty_runs()) == 60
     return store
+
+
+@pytest.fixture
+def backend_app(make_app: Callable[..., Any], backend: str, tmp_path: Path) -> Iterator[Any]:
+    """An app (create_app, scheduler off, the test plugins) whose store is a fresh
+    database of each backend."""
+    with BACKENDS[backend](tmp_path) as section:
+        yield make_app(
+            storage={
+                "type": backend,
+                backend: section,
+                "spool_path": str(tmp_path / "spool"),
+            }
+        )

@@ -25,6 +25,12 @@ POSTGRESQL_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql
 MYSQL_URL = os.environ.get("BRIDGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 MYSQL_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 
+# Marks an app-level test (one using make_app, app or client) to run on each backend,
+# each time on a fresh database (see make_app in tests/conftest.py).
+ON_EVERY_BACKEND = pytest.mark.parametrize(
+    "make_app", ["sqlite", "postgresql", "mysql"], indirect=True
+)
+
 
 def server_missing(reason: str) -> None:
     """Skip the test, or fail it under CI=true."""

@@ -33,6 +33,7 @@ from bridge.storage.mysql.locks import GetLockLeaderLock
 from bridge.storage.mysql.migrations import lock_name, migrate, schema_version
 from bridge.storage.mysql.reader import MySQLReader, MySQLWriter
 from bridge.storage.mysql.rollups import get_state
+from bridge.storage.rows import COUNT_HISTORY
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,13 @@ class MySQLStore:
             )
 
         return self._read(fn)
+
+    def table_counts(self) -> dict[str, int]:
+        def fn(cur: Any) -> list[tuple[str, int]]:
+            cur.execute(COUNT_HISTORY)
+            return list(cur.fetchall())
+
+        return {t: int(n) for t, n in self._read(fn)}
 
     def health(self) -> tuple[bool, str]:
         """Whether the server answers and the runs can be read."""

@@ -156,6 +156,38 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) {_TABLE}""",
         ],
     ),
+    (
+        "create_alerts",
+        [
+            f"""CREATE TABLE alert_state (
+                rule        VARCHAR(100) NOT NULL,
+                plugin      VARCHAR(100) NOT NULL,
+                state       VARCHAR(16) NOT NULL,
+                value       DOUBLE,
+                since       DATETIME(6),
+                fired_at    DATETIME(6),
+                notified_at DATETIME(6),
+                clear_since DATETIME(6),
+                resolved_at DATETIME(6),
+                updated_at  DATETIME(6),
+                version     INT NOT NULL,
+                PRIMARY KEY (rule, plugin)
+            ) {_TABLE}""",
+            f"""CREATE TABLE alert_events (
+                id        BIGINT AUTO_INCREMENT PRIMARY KEY,
+                at        DATETIME(6) NOT NULL,
+                rule      VARCHAR(100) NOT NULL,
+                plugin    VARCHAR(100) NOT NULL,
+                kind      VARCHAR(32) NOT NULL,
+                severity  VARCHAR(16) NOT NULL DEFAULT '',
+                value     DOUBLE,
+                threshold DOUBLE,
+                channel   VARCHAR(100) NOT NULL DEFAULT '',
+                detail    JSON NOT NULL,
+                KEY ix_alert_events_at (at)
+            ) {_TABLE}""",
+        ],
+    ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
     # run; runs retried and the time spent retrying (ns), kept with the run and summed
     # in the rollups; each error group's failures per hour,

@@ -44,6 +44,7 @@ from bridge.storage.postgresql.locks import AdvisoryLeaderLock
 from bridge.storage.postgresql.migrations import lock_key, migrate, schema_version
 from bridge.storage.postgresql.reader import PostgreSQLReader, PostgreSQLWriter
 from bridge.storage.postgresql.rollups import get_state
+from bridge.storage.rows import COUNT_HISTORY
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,9 @@ class PostgreSQLStore:
             )
 
         return self._read(fn)
+
+    def table_counts(self) -> dict[str, int]:
+        return {t: int(n) for t, n in self._read(lambda c: c.execute(COUNT_HISTORY).fetchall())}
 
     def health(self) -> tuple[bool, str]:
         """Whether the server answers and the runs can be read."""

@@ -145,6 +145,38 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ix_deliveries_created ON deliveries (created_at);
         """,
     ),
+    (
+        "create_alerts",
+        """
+        CREATE TABLE alert_state (
+            rule        text NOT NULL,
+            plugin      text NOT NULL,
+            state       text NOT NULL,
+            value       double precision,
+            since       timestamptz,
+            fired_at    timestamptz,
+            notified_at timestamptz,
+            clear_since timestamptz,
+            resolved_at timestamptz,
+            updated_at  timestamptz,
+            version     integer NOT NULL,
+            PRIMARY KEY (rule, plugin)
+        );
+        CREATE TABLE alert_events (
+            id        bigserial PRIMARY KEY,
+            at        timestamptz NOT NULL,
+            rule      text NOT NULL,
+            plugin    text NOT NULL,
+            kind      text NOT NULL,
+            severity  text NOT NULL DEFAULT '',
+            value     double precision,
+            threshold double precision,
+            channel   text NOT NULL DEFAULT '',
+            detail    jsonb NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX ix_alert_events_at ON alert_events (at);
+        """,
+    ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
     # run; runs retried and the time spent retrying (ns), kept with the run and summed
     # in the rollups; each error group's failures per hour,

@@ -24,6 +24,7 @@ from bridge.config import Config
 from bridge.errors import StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
+from bridge.storage.rows import COUNT_HISTORY
 from bridge.storage.sqlite import deliveries, maintenance, records
 from bridge.storage.sqlite.connection import (
     ReadPool,
@@ -315,6 +316,9 @@ class SQLiteStore:
             )
 
         return self._read(fn)
+
+    def table_counts(self) -> dict[str, int]:
+        return {t: int(n) for t, n in self._read(lambda c: c.execute(COUNT_HISTORY).fetchall())}
 
     def health(self) -> tuple[bool, str]:
         """Whether the database file is there, records can be read, and the latest

@@ -172,6 +172,40 @@ MIGRATIONS: list[tuple[str, str]] = [
             FROM executions e, json_each(e.tags) j WHERE e.tags NOT IN ('', '{}');
     """,
     ),
+    # Alerts: each rule × plugin's state (a version guards its changes) and the history
+    # of alert events, kept by retention like runs.
+    (
+        "create_alerts",
+        """
+        CREATE TABLE alert_state (
+            rule        TEXT NOT NULL,
+            plugin      TEXT NOT NULL,
+            state       TEXT NOT NULL,
+            value       REAL,
+            since       INTEGER,
+            fired_at    INTEGER,
+            notified_at INTEGER,
+            clear_since INTEGER,
+            resolved_at INTEGER,
+            updated_at  INTEGER,
+            version     INTEGER NOT NULL,
+            PRIMARY KEY (rule, plugin)
+        ) WITHOUT ROWID;
+        CREATE TABLE alert_events (
+            id        INTEGER PRIMARY KEY,
+            at        INTEGER NOT NULL,
+            rule      TEXT NOT NULL,
+            plugin    TEXT NOT NULL,
+            kind      TEXT NOT NULL,
+            severity  TEXT NOT NULL DEFAULT '',
+            value     REAL,
+            threshold REAL,
+            channel   TEXT NOT NULL DEFAULT '',
+            detail    TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX ix_alert_events_at ON alert_events (at);
+    """,
+    ),
     # Issue 16: a failure's fingerprint and the run a replay repeats, stored with the
     # run; runs retried and the time spent retrying (ns), kept with the run and summed
     # in the rollups; each error group's failures per hour,

@@ -34,7 +34,7 @@ class WriteFailed(Exception):
 
 
 class _Ticket:
-    __slots__ = ("bulk", "error", "finished", "key", "op", "result", "wait")
+    __slots__ = ("bulk", "error", "finished", "key", "lead", "op", "result", "wait", "woken")
 
     def __init__(self, op: Op, wait: bool, bulk: bool = False, key: str | None = None) -> None:
         self.op = op
@@ -42,8 +42,19 @@ class _Ticket:
         self.bulk = bulk
         self.key = key
         self.finished = False
+        self.lead = False  # handed the next commit to lead
         self.error: BaseException | None = None
         self.result: Any = None
+        # Its waiter sleeps on this lock, released when the write is committed or the
+        # waiter is to lead: a commit wakes only the threads it concerns.
+        self.woken: threading.Lock | None = None
+        if wait:
+            self.woken = threading.Lock()
+            self.woken.acquire()
+
+    def wake(self) -> None:
+        if self.woken is not None and self.woken.locked():
+            self.woken.release()
 
 
 class GroupCommitWriter:
@@ -134,23 +145,29 @@ class GroupCommitWriter:
                     self._flusher_idle = False
                     self._unwaited_queued.notify()
                 return None
-            deadline = time.monotonic() + timeout
-            lead = False
-            while not ticket.finished:
-                if not self._committing:
-                    self._committing = lead = True
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    if ticket in self._queue:  # never taken: it will not run either
-                        self._queue.remove(ticket)
-                    raise WriteFailed(f"write not committed within {timeout:g}s")
-                self._turn.wait(remaining)
+            lead = not self._committing
+            if lead:
+                self._committing = True
+        if not lead:
+            lead = self._await(ticket, timeout)
         if lead:
             self._lead(lambda: self._take(ticket))
         if ticket.error is not None:
             raise WriteFailed(str(ticket.error)) from ticket.error
         return ticket.result
+
+    def _await(self, ticket: _Ticket, timeout: float) -> bool:
+        """Sleep until the ticket is committed (False) or handed the next commit to
+        lead (True); WriteFailed after `timeout` if it was never taken."""
+        assert ticket.woken is not None
+        if not ticket.woken.acquire(timeout=timeout):
+            with self._mutex:
+                if not ticket.finished and not ticket.lead:
+                    if ticket in self._queue:  # never taken: it will not run either
+                        self._queue.remove(ticket)
+                    raise WriteFailed(f"write not committed within {timeout:g}s")
+            ticket.woken.acquire()  # finished or handed the lead meanwhile: released
+        return not ticket.finished
 
     def _take(self, own: _Ticket | None) -> list[list[_Ticket]]:
         """Under the mutex: what the next commit runs, as transactions. Small writes go
@@ -202,7 +219,14 @@ class GroupCommitWriter:
                     for ticket in group:
                         if not ticket.finished:  # skipped, or the leader was interrupted
                             ticket.finished = True
-                self._turn.notify_all()
+                        ticket.wake()
+                # The next commit is led by the first waiting writer queued meanwhile.
+                for ticket in self._queue:
+                    if ticket.wait and not ticket.lead:
+                        ticket.lead = self._committing = True
+                        ticket.wake()
+                        break
+                self._turn.notify_all()  # close() waits for the commit to end
 
     def _run(self, conn: Any, batch: list[_Ticket]) -> Any:
         """Commit one transaction; returns the connection to use next."""

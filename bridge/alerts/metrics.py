@@ -1,0 +1,111 @@
+"""A rule's value for each plugin, read from the store: hourly rollups for the whole
+hours of the window before the rollup watermark, raw rows for the rest (the open
+hour, and the part of the window's first hour that rollups cannot split)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from bridge.alerts.rules import Rule
+from bridge.model import ExecutionFilter, Status
+from bridge.storage.base import HOUR, Reader
+from bridge.storage.rollup import ONE_HOUR, hour_start, watermark
+from bridge.storage.rollups import Aggregate
+
+FAILED = (Status.FAILED.value, Status.TIMEOUT.value)
+# The store method new_error_group needs (issue 16); until the store protocol has it,
+# rules with that metric are refused at start-up.
+ERROR_GROUPS_METHOD = "new_error_groups"
+
+
+def error_groups_available() -> bool:
+    return hasattr(Reader, ERROR_GROUPS_METHOD)
+
+
+def window_aggregates(reader: Reader, start: datetime) -> dict[str, Aggregate]:
+    """Each plugin's finished runs that started at or after `start`."""
+    out: dict[str, Aggregate] = defaultdict(Aggregate)
+    rolled = watermark(reader)
+    raw_from = start
+    if start < rolled:
+        first_hour = hour_start(start)
+        edge = min(first_hour if first_hour == start else first_hour + ONE_HOUR, rolled)
+        for run in reader.finished_runs(start, edge):
+            out[run.plugin].add(run.status, run.error_type, run.duration)
+        if edge < rolled:
+            for r in reader.rollups(HOUR, edge, rolled):
+                out[r.plugin].merge(r.aggregate)
+        raw_from = rolled
+    for run in reader.finished_runs(raw_from, None):
+        out[run.plugin].add(run.status, run.error_type, run.duration)
+    return out
+
+
+def aggregate_value(rule: Rule, agg: Aggregate) -> float | None:
+    """failure_rate, error_count and the duration percentiles (seconds) of a window's
+    runs; None below `min_runs` runs."""
+    if agg.total < rule.min_runs or agg.total == 0:
+        return None
+    failures = agg.failed + agg.timeout
+    if rule.metric == "failure_rate":
+        return failures / agg.total
+    if rule.metric == "error_count":
+        return float(agg.error_types[rule.error_type] if rule.error_type else failures)
+    if rule.metric in ("p95_duration", "p99_duration"):
+        return agg.percentile(0.95 if rule.metric == "p95_duration" else 0.99) / 1e9
+    raise ValueError(rule.metric)
+
+
+def consecutive_failures(reader: Reader, plugin: str, rule: Rule) -> float | None:
+    """Failed or timed-out runs in a row, the newest first (open runs and canceled ones
+    skipped), counted up to the threshold; None below `min_runs` finished runs."""
+    limit = int(rule.threshold) + 20
+    records, _ = reader.page(ExecutionFilter(plugin=plugin), limit, 0, None)
+    final = [r for r in records if r.status.is_final and r.status != Status.CANCELED]
+    if len(final) < min(rule.min_runs, int(rule.threshold)):
+        return None
+    count = 0
+    for record in final:
+        if record.status.value not in FAILED:
+            break
+        count += 1
+    return float(count)
+
+
+def last_run_age(reader: Reader, plugin: str, now: datetime) -> float | None:
+    """Seconds since the plugin's latest run started; None if none is stored (a plugin
+    that never ran is not one whose sender stopped)."""
+    records, _ = reader.page(ExecutionFilter(plugin=plugin), 1, 0, None)
+    if not records:
+        return None
+    return max(0.0, (now - records[0].start_time).total_seconds())
+
+
+def values(
+    rule: Rule,
+    reader: Reader,
+    now: datetime,
+    known_plugins: Iterable[str],
+    windows: dict[float, dict[str, Aggregate]],
+) -> dict[str, float | None]:
+    """The rule's value for each plugin it covers: its one plugin, or (for `*`) each
+    plugin with runs in the window or among `known_plugins`. `windows` caches the
+    aggregates of each window length across the rules of one evaluation."""
+    if rule.metric in ("failure_rate", "error_count", "p95_duration", "p99_duration"):
+        if rule.window not in windows:
+            windows[rule.window] = window_aggregates(reader, now - timedelta(seconds=rule.window))
+        aggs = windows[rule.window]
+        names = [rule.plugin] if rule.plugin != "*" else sorted(set(aggs) | set(known_plugins))
+        return {p: aggregate_value(rule, aggs.get(p, Aggregate())) for p in names}
+    names = [rule.plugin] if rule.plugin != "*" else sorted(set(known_plugins))
+    if rule.metric == "consecutive_failures":
+        return {p: consecutive_failures(reader, p, rule) for p in names}
+    if rule.metric == "no_runs":
+        return {p: last_run_age(reader, p, now) for p in names}
+    if rule.metric == "new_error_group":
+        since = now - timedelta(seconds=rule.window)
+        fn = getattr(reader, ERROR_GROUPS_METHOD)
+        return {p: float(len(fn(p, since))) for p in names}
+    raise ValueError(rule.metric)

@@ -1,0 +1,156 @@
+"""Time series of runs: counts, failures and duration percentiles per minute, hour or
+day, for the whole range and per plugin (what the dashboard's charts and table draw).
+
+Written once above the store protocol, like stats.py: daily rollups for whole days
+before the daily watermark, hourly rollups before the rollup watermark, raw rows after
+it, all read in one snapshot. Minute buckets come from raw rows only (rollups are
+hourly), so a minute series covers at most a day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore
+from bridge.storage.rollup import ALL_PLUGINS, EPOCH, watermark
+from bridge.storage.rollups import Aggregate
+
+GRAINS = {"minute": 60, "hour": 3600, "day": 86400}
+MAX_BUCKETS = 1500
+MAX_MINUTE_SPAN = timedelta(days=1)
+
+
+def floor_to(t: datetime, grain: str) -> datetime:
+    """The start of the bucket of `grain` holding `t` (UTC)."""
+    step = GRAINS[grain]
+    seconds = int((t.astimezone(UTC) - EPOCH).total_seconds())
+    return EPOCH + timedelta(seconds=seconds - seconds % step)
+
+
+@dataclass
+class _Buckets:
+    """Aggregates keyed by bucket index for every plugin together; for each plugin its
+    summary, and its own buckets only when `per_plugin` (they cost a merge per rollup)."""
+
+    start: datetime
+    step: int
+    count: int
+    per_plugin: bool
+    total: dict[int, Aggregate] = field(default_factory=lambda: defaultdict(Aggregate))
+    summaries: dict[str, Aggregate] = field(default_factory=lambda: defaultdict(Aggregate))
+    plugins: dict[str, dict[int, Aggregate]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Aggregate))
+    )
+    last_seen: dict[str, datetime] = field(default_factory=dict)
+
+    def index(self, t: datetime) -> int | None:
+        i = int((t - self.start).total_seconds()) // self.step
+        return i if 0 <= i < self.count else None
+
+    def merge(self, plugin: str, t: datetime, agg: Aggregate, span: int) -> None:
+        i = self.index(t)
+        if i is None:
+            return
+        self.total[i].merge(agg)
+        self.summaries[plugin].merge(agg)
+        if self.per_plugin:
+            self.plugins[plugin][i].merge(agg)
+        if agg.total:
+            seen = t + timedelta(seconds=span)
+            self.last_seen[plugin] = max(self.last_seen.get(plugin, seen), seen)
+
+    def add(self, plugin: str, t: datetime, status: str, error_type: str, duration: int) -> None:
+        i = self.index(t)
+        if i is None:
+            return
+        self.total[i].add(status, error_type, duration)
+        self.summaries[plugin].add(status, error_type, duration)
+        if self.per_plugin:
+            self.plugins[plugin][i].add(status, error_type, duration)
+        self.last_seen[plugin] = max(self.last_seen.get(plugin, t), t)
+
+
+def series(
+    store: ExecutionStore,
+    since: datetime,
+    until: datetime,
+    grain: str,
+    plugin: str | None = None,
+    plugin_buckets: bool = False,
+) -> dict[str, Any]:
+    """Buckets of `grain` from the one holding `since` up to `until`, oldest first, each
+    with its counts and percentiles; the range's summary; each plugin's summary and when
+    it last ran in the range (to the hour where rollups answer), and with
+    `plugin_buckets` its buckets too."""
+    start = floor_to(since, grain)
+    step = GRAINS[grain]
+    count = max(1, -(-int((until - start).total_seconds()) // step))
+    b = _Buckets(start, step, count, plugin_buckets)
+    with store.snapshot() as reader:
+        raw_from = start
+        if grain != "minute":
+            rolled_upto = floor_to(watermark(reader), "hour")
+            hourly_from = start
+            if grain == "day":
+                daily_upto = min(watermark(reader, DAILY_WATERMARK), rolled_upto)
+                daily_upto = max(start, floor_to(min(daily_upto, until), "day"))
+                for day in reader.rollups(DAY, start, daily_upto, plugin):
+                    if day.plugin != ALL_PLUGINS:
+                        b.merge(day.plugin, day.start, day.aggregate, 86400)
+                hourly_from = daily_upto
+            hourly_upto = max(hourly_from, floor_to(min(rolled_upto, until), "hour"))
+            for hour in reader.rollups(HOUR, hourly_from, hourly_upto, plugin):
+                b.merge(hour.plugin, hour.start, hour.aggregate, 3600)
+            raw_from = hourly_upto
+        for run in reader.finished_runs(raw_from, until, plugin):
+            b.add(run.plugin, run.start, run.status, run.error_type, run.duration)
+    return {
+        "grain": grain,
+        "since": start,
+        "until": until,
+        "plugin": plugin,
+        "summary": _summary(b.total.values(), len(b.summaries)),
+        "buckets": _buckets(b, b.total),
+        "plugins": [
+            {
+                "plugin": name,
+                "last_seen": b.last_seen.get(name),
+                "summary": _figures(b.summaries[name]),
+                **({"buckets": _buckets(b, b.plugins[name])} if plugin_buckets else {}),
+            }
+            for name in sorted(b.summaries)
+        ],
+    }
+
+
+def _figures(agg: Aggregate) -> dict[str, Any]:
+    return {
+        **agg.counts(),
+        "completed_executions": agg.completed,
+        "canceled_executions": agg.canceled,
+        "p50_duration": agg.percentile(0.50),
+        "p95_duration": agg.percentile(0.95),
+        "p99_duration": agg.percentile(0.99),
+        "max_duration": agg.duration_max,
+        "error_types": dict(sorted(agg.error_types.items())),
+    }
+
+
+def _summary(aggs: Any, unique_plugins: int | None = None) -> dict[str, Any]:
+    overall = Aggregate()
+    for agg in aggs:
+        overall.merge(agg)
+    figures = _figures(overall)
+    if unique_plugins is not None:
+        figures["unique_plugins"] = unique_plugins
+    return figures
+
+
+def _buckets(b: _Buckets, aggs: dict[int, Aggregate]) -> list[dict[str, Any]]:
+    return [
+        {"start": b.start + timedelta(seconds=i * b.step), **_figures(aggs.get(i, Aggregate()))}
+        for i in range(b.count)
+    ]

@@ -1,0 +1,57 @@
+"""The scheduler's leadership through the database's lock, as two bridges on one
+server database meet it: when the database ends the leader's lock session (killed,
+or a network cut), one process leads afterwards, never two: the old leader checks its
+lock every takeover_interval and stops its jobs when it lost it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge import start_services
+
+from .databases import mysql_admin
+
+
+def _kill_session(app) -> None:
+    lock = app.extensions["bridge.scheduler"]._leader
+    if hasattr(lock, "backend_pid"):
+        import psycopg
+
+        from .databases import POSTGRESQL_URL
+
+        with psycopg.connect(POSTGRESQL_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (lock.backend_pid,))
+    else:
+        admin = mysql_admin()
+        try:
+            admin.cursor().execute(f"KILL CONNECTION {int(lock.connection_id)}")
+        finally:
+            admin.close()
+
+
+def _leaders(apps) -> list[bool]:
+    return [a.extensions["bridge.scheduler"].is_leader for a in apps]
+
+
+@pytest.mark.parametrize("make_app", ["postgresql", "mysql"], indirect=True)
+def test_one_leader_after_the_database_ends_the_leaders_session(make_app):
+    sections = {"scheduler": {"enabled": True, "takeover_interval": "0.2s"}}
+    first = make_app(**sections)
+    start_services(first)
+    second = make_app(**sections)
+    start_services(second)
+    apps = (first, second)
+    assert _leaders(apps) == [True, False]
+
+    _kill_session(first)
+    # The lock is free: someone takes it (the second, or the first again), and the
+    # first, if it did not, stops leading. Asked over a few intervals: one leader.
+    deadline = time.monotonic() + 10
+    steady = 0
+    while steady < 10:
+        assert time.monotonic() < deadline, _leaders(apps)
+        time.sleep(0.1)
+        steady = steady + 1 if sum(_leaders(apps)) == 1 else 0
+    assert sum(_leaders(apps)) == 1
