@@ -11,17 +11,28 @@ from datetime import datetime, timedelta
 from bridge.alerts.rules import Rule
 from bridge.model import ExecutionFilter, Status
 from bridge.storage.base import HOUR, Reader
-from bridge.storage.rollup import ONE_HOUR, hour_start, watermark
+from bridge.storage.rollup import ONE_HOUR, error_hours, hour_start, watermark
 from bridge.storage.rollups import Aggregate
 
 FAILED = (Status.FAILED.value, Status.TIMEOUT.value)
-# The store method new_error_group needs (issue 16); until the store protocol has it,
-# rules with that metric are refused at start-up.
-ERROR_GROUPS_METHOD = "new_error_groups"
 
 
 def error_groups_available() -> bool:
-    return hasattr(Reader, ERROR_GROUPS_METHOD)
+    """Whether the store keeps failure fingerprints (rules on new_error_group need them)."""
+    return hasattr(Reader, "error_hours")
+
+
+def new_error_groups(reader: Reader, plugin: str, since: datetime, now: datetime) -> set[str]:
+    """Fingerprints of `plugin`'s failures in [since, now] that never failed before
+    `since`: rolled-up hours before the watermark, raw failed runs after it."""
+    rolled = watermark(reader)
+    hours = reader.error_hours(since, min(rolled, now), plugin) if since < rolled else []
+    raw = error_hours(reader.failures(max(since, rolled), now + timedelta(microseconds=1)))
+    fingerprints = {h.fingerprint for h in hours} | {
+        h.fingerprint for h in raw if h.plugin == plugin
+    }
+    first = reader.first_seen(fingerprints)
+    return {fp for fp in fingerprints if first.get(fp, since) >= since}
 
 
 def window_aggregates(reader: Reader, start: datetime) -> dict[str, Aggregate]:
@@ -106,6 +117,5 @@ def values(
         return {p: last_run_age(reader, p, now) for p in names}
     if rule.metric == "new_error_group":
         since = now - timedelta(seconds=rule.window)
-        fn = getattr(reader, ERROR_GROUPS_METHOD)
-        return {p: float(len(fn(p, since))) for p in names}
+        return {p: float(len(new_error_groups(reader, p, since, now))) for p in names}
     raise ValueError(rule.metric)

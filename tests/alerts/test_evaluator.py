@@ -236,3 +236,19 @@ def test_cleanup_deletes_alert_events_older_than_the_retention(make_app, frozen_
     scheduler: Scheduler = app.extensions["bridge.scheduler"]
     scheduler.run_cleanup()
     assert [e.detail for e in alerts.events(None, 10)] == [{"days": 6}]
+
+
+def test_new_error_group_fires_for_a_fingerprint_never_seen_before(bridge, frozen_clock):
+    """A failure that failed the same way last week is old news; one whose fingerprint
+    the history has never had fires (and only that plugin's rule)."""
+    b = bridge(
+        _rule(metric="new_error_group", window="1h", threshold=1, min_runs=1, **{"for": "0s"})
+    )
+    b.runs(1, Status.FAILED, error_group="fp-old")
+    frozen_clock.advance(7 * 86400)
+    b.runs(2, Status.FAILED, error_group="fp-old")
+    b.runs(1, Status.FAILED, plugin="other", error_group="fp-other")
+    assert b.evaluate() == []
+    frozen_clock.advance(300)
+    b.runs(1, Status.FAILED, error_group="fp-new")
+    assert b.evaluate() == [("fired", "github")]

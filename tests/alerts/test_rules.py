@@ -40,7 +40,6 @@ def _load(rules, channels=OPS):
         ({"channels": []}, "alerts.rules.fail.channels: expected a list of channel names"),
         ({"error_type": "timeout"}, "alerts.rules.fail.error_type: only error_count takes"),
         ({"treshold": 3}, "alerts.rules.fail.treshold: unknown key"),
-        ({"metric": "new_error_group"}, "alerts.rules.fail.metric: needs error groups"),
         ({"name": "bad name!"}, "alerts.rules.[0].name: expected a name"),
     ],
 )
