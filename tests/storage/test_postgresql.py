@@ -147,6 +147,22 @@ def test_indexes_serve_list_filters_in_order(pg_store, where):
     assert "Index" in text and "Sort" not in text, (where, text)
 
 
+def test_queries_are_not_jit_compiled_unless_the_dsn_asks(database):
+    """Compiling a query with LLVM costs 30-300 ms, many times what the list runs for."""
+    store = _open(database)
+    try:
+        assert store._read(lambda c: c.execute("SHOW jit").fetchone()) == ("off",)
+        assert store._read(lambda c: c.execute("SHOW TimeZone").fetchone()) == ("UTC",)
+    finally:
+        store.close()
+    dsn = database["dsn"].replace("options=", "options=-c%20jit%3Don%20")
+    store = _open(database, dsn=dsn)
+    try:
+        assert store._read(lambda c: c.execute("SHOW jit").fetchone()) == ("on",)
+    finally:
+        store.close()
+
+
 def test_a_finished_runs_iterator_left_half_read_does_not_outlive_its_snapshot(database):
     store = _open(database, max_connections=1)  # the next snapshot gets the same connection
     try:

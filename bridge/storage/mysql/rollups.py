@@ -13,7 +13,7 @@ from typing import Any
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.mysql.records import aware, text, utc
-from bridge.storage.rollups import Aggregate
+from bridge.storage.rollups import Aggregate, histogram_of
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -121,7 +121,7 @@ def aggregate_of(row: tuple[Any, ...]) -> Aggregate:
         duration_sum=dsum,
         duration_min=dmin,
         duration_max=dmax,
-        histogram=Counter({int(k): v for k, v in json.loads(histogram).items()}),
+        histogram=histogram_of(json.loads(histogram)),
         error_types=Counter(json.loads(errors)),
         retried=retried,
         retry_time=retry_time,

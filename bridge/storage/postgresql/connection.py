@@ -2,7 +2,7 @@
 store operation borrows from, the write transaction, and errors told in one line
 without a password.
 
-Every connection gets the same settings from its conninfo (TimeZone UTC, the
+Every connection gets the same settings from its conninfo (TimeZone UTC, no JIT, the
 application name, the connect timeout and sslmode), so the pool, the migration
 connection and the leader's connection cannot differ.
 """
@@ -21,6 +21,10 @@ from psycopg_pool import ConnectionPool
 from bridge.config import PostgreSQLConfig, redact_url, resolve_env
 
 APPLICATION_NAME = "webhook-bridge"
+# The bridge's queries read a page or an hour of runs: compiling one with LLVM takes
+# 30-300 ms (EXPLAIN ANALYZE on a million runs whose estimate passed jit_above_cost),
+# many times what running it takes. A `-c jit=on` in the DSN's own options still wins.
+NO_JIT = "-c jit=off"
 # The leader's session is ended by the server within about 25 s of its host vanishing
 # (no FIN, as on a power loss), so that the lock is freed for a standby.
 KEEPALIVE = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
@@ -39,7 +43,8 @@ def conninfo(pg: PostgreSQLConfig, environ: Mapping[str, str] = os.environ) -> s
         if pg.password:
             params["password"] = resolve_env(pg.password, f"{where}.password", environ)
     given = {**conninfo_to_dict(dsn), **params}
-    params["options"] = f"{given.get('options') or ''} -c TimeZone=UTC".strip()
+    options = " ".join(o for o in (NO_JIT, given.get("options"), "-c TimeZone=UTC") if o)
+    params["options"] = options
     for key, value in (
         ("sslmode", pg.sslmode),
         ("connect_timeout", max(1, round(float(pg.connect_timeout)))),

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.postgresql.records import text
-from bridge.storage.rollups import Aggregate
+from bridge.storage.rollups import Aggregate, histogram_of
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -128,7 +128,7 @@ def aggregate_of(row: dict[str, Any]) -> Aggregate:
         duration_sum=row["duration_sum"],
         duration_min=row["duration_min"],
         duration_max=row["duration_max"],
-        histogram=Counter({int(k): v for k, v in row["histogram"].items()}),
+        histogram=histogram_of(row["histogram"]),
         error_types=Counter(row["error_types"]),
         retried=row["retried"],
         retry_time=row["retry_time"],

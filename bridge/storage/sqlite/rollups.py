@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
-from bridge.storage.rollups import Aggregate
+from bridge.storage.rollups import Aggregate, histogram_of
 from bridge.storage.sqlite.connection import from_us, to_us
 
 TABLES: dict[str, tuple[str, str]] = {
@@ -108,7 +108,7 @@ def aggregate_of(row: sqlite3.Row) -> Aggregate:
         duration_sum=row["duration_sum"],
         duration_min=row["duration_min"],
         duration_max=row["duration_max"],
-        histogram=Counter({int(k): v for k, v in json.loads(row["histogram"]).items()}),
+        histogram=histogram_of(json.loads(row["histogram"])),
         error_types=Counter(json.loads(row["error_types"])),
         retried=row["retried"],
         retry_time=row["retry_time"],
