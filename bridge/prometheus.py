@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from bridge.events import JobFinished, RunFinished, RunStarted
+
+if TYPE_CHECKING:
+    from bridge.storage.spool import Spool
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: plugin runs last from milliseconds to minutes.
@@ -87,6 +92,12 @@ class PrometheusMetrics:
             ["job", "outcome"],
             registry=where,
         )
+        self.spool_dropped = Counter(
+            "bridge_spool_dropped",
+            "Run records the spool could not keep (full or unwritable)",
+            registry=where,
+        )
+        self._spool: Spool | None = None
         self._open: set[str] = set()
         self._lock = threading.Lock()
 
@@ -97,7 +108,13 @@ class PrometheusMetrics:
         events.add_listener(self.finished, RunFinished)
         events.add_listener(self.job, JobFinished)
         app.extensions["bridge.counters"].listeners.append(self.count)
-        app.extensions["bridge.storage"].failure_listeners.append(self.write_errors.inc)
+        storage = app.extensions["bridge.storage"]
+        storage.failure_listeners.append(self.write_errors.inc)
+        if storage.spool is not None:
+            self._spool = storage.spool
+            self._spool.drop_listeners.append(self.spool_dropped.inc)
+            if not multiprocess():
+                self.registry.register(SpoolCollector(self._spool))
 
     def started(self, event: RunStarted) -> None:
         with self._lock:
@@ -132,7 +149,32 @@ class PrometheusMetrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        if self._spool is not None:
+            registry.register(SpoolCollector(self._spool))
         return generate_latest(registry)
+
+
+class SpoolCollector:
+    """The spool's backlog, read from its files at each scrape: one figure for the
+    host, whichever worker answers (each worker's file is in the same folder)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        depth, oldest = self.spool.host_backlog()
+        yield GaugeMetricFamily(
+            "bridge_spool_depth",
+            "Run records waiting in this host's spool for the database",
+            value=depth,
+        )
+        yield GaugeMetricFamily(
+            "bridge_spool_oldest_age_seconds",
+            "Age of the oldest record waiting in the spool (0 when it is empty)",
+            value=max(time.time() - oldest, 0.0) if oldest is not None else 0.0,
+        )
 
 
 def mark_dead(pid: int) -> None:

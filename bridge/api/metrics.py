@@ -21,6 +21,7 @@ class Metrics(MethodView):
     @blp.alt_response(403, schema=ErrorSchema, description="Not local, and no key configured")
     def get(self) -> Response:
         """Runs, durations, runs in flight, refusals (503, 429, signatures), idempotent
-        replays, store write errors and background jobs, across every worker."""
+        replays, store write errors, the spool's backlog and background jobs, across
+        every worker."""
         body = current_app.extensions["bridge.prometheus"].exposition()
         return Response(body, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})

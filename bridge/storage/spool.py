@@ -120,6 +120,7 @@ class Spool:
         self._bytes = 0
         self._oldest: float | None = None
         self._last_full_log = 0.0
+        self.drop_listeners: list[Callable[[], None]] = []  # called per record not kept
 
     @property
     def path(self) -> Path:
@@ -164,6 +165,8 @@ class Spool:
 
     def _full(self, why: str) -> None:
         self.dropped += 1
+        for listener in self.drop_listeners:
+            listener()
         now = time.monotonic()
         if now - self._last_full_log >= FULL_LOG_EVERY_S or self.dropped == 1:
             self._last_full_log = now
@@ -262,6 +265,24 @@ class Spool:
                         self._bytes -= size
                         row = conn.execute("SELECT at FROM spool ORDER BY seq LIMIT 1").fetchone()
                         self._oldest = row[0] if row else None
+
+    def host_backlog(self) -> tuple[int, float | None]:
+        """What waits in every spool file of this host (live processes' and dead
+        ones'): records, and when the oldest was kept (None when there is none). Read
+        from the files, so that any worker answers for all of them."""
+        depth, oldest = 0, None
+        if not self.directory.is_dir():
+            return depth, oldest
+        for path in self.directory.glob("*.db"):
+            try:
+                with contextlib.closing(sqlite3.connect(path, timeout=1)) as conn:
+                    n, at = conn.execute("SELECT count(*), min(at) FROM spool").fetchone()
+            except sqlite3.Error:
+                continue  # just deleted after its replay, or not a spool yet
+            depth += n
+            if at is not None and (oldest is None or at < oldest):
+                oldest = at
+        return depth, oldest
 
     def close(self) -> None:
         """Closes this process's file; deleted when it holds nothing."""

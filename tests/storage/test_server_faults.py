@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from .outages import Outage, outage
 
@@ -99,6 +100,16 @@ def _all_stored(db: Outage, ids: list[str], within: float = 60.0) -> dict[str, t
         time.sleep(0.5)
 
 
+def _spool_depth(base: str) -> float:
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    return next(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "bridge_spool_depth"
+    )
+
+
 def _sections(db: Outage, tmp_path: Path) -> dict[str, Any]:
     return {
         "storage": {
@@ -120,6 +131,7 @@ def test_database_away_under_load_loses_no_answered_run(gunicorn, database, tmp_
                 load.wait_sent(90)
                 health = requests.get(f"{server.base}/health", timeout=10).json()
                 degraded = health["checks"]["storage"]
+                waiting = _spool_depth(server.base)
             finally:
                 database.restore()
         answered = [i for status, i in load.answers if status == 200]
@@ -135,8 +147,11 @@ def test_database_away_under_load_loses_no_answered_run(gunicorn, database, tmp_
             checks = requests.get(f"{server.base}/health", timeout=10).json()["checks"]
             spools[checks["scheduler"]["pid"]] = checks["storage"]["spool"]
             time.sleep(0.1)
+        drained = _spool_depth(server.base)
     # The worker asked may not have met the outage yet: its own probe says why.
     assert degraded["status"] == "degraded" and degraded["message"]
+    # /metrics counts both workers' spool files, whichever worker answers.
+    assert waiting > 0 and drained == 0
     assert sum(s["replayed"] for s in spools.values()) > 0, "no run went through a spool"
     assert not list((tmp_path / "spool").glob("*.db")), "spool files left after shutdown"
 

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,10 +145,15 @@ def test_the_spool_of_a_process_that_died_is_replayed_by_another(tmp_path, make_
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
     assert len(list(folder.glob("*.db"))) == 1
     spool = make_spool(folder, 10**7)
+    spool.put(record(7))
+    # What /metrics shows: the host's backlog, the dead process's file included.
+    depth, oldest = spool.host_backlog()
+    assert depth == 4 and oldest is not None and oldest <= time.time()
     written: list[str] = []
-    assert spool.replay(lambda r: written.append(r.id), lambda: True) == 3
-    assert written == ["run-0000", "run-0001", "run-0002"]
-    assert list(folder.glob("*.db")) == []
+    assert spool.replay(lambda r: written.append(r.id), lambda: True) == 4
+    assert written == ["run-0007", "run-0000", "run-0001", "run-0002"]
+    assert [p.name for p in folder.glob("*.db")] == [spool.path.name]
+    assert spool.host_backlog() == (0, None)
     assert spool.replay(lambda r: written.append(r.id), lambda: True) == 0
 
 
