@@ -8,27 +8,41 @@ rollup watermark, so its cost does not grow with the number of stored runs.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.config.sections import AnalysisConfig
-from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader, Rollup
+from bridge.storage.closed_days import closed_end, copied_each, merged
 from bridge.storage.rollup import ALL_PLUGINS, watermark
 from bridge.storage.rollups import Aggregate, day_range
 
 
 def aggregates(
-    reader: Reader, start: datetime, end: datetime, plugin: str | None
+    store: ExecutionStore, reader: Reader, start: datetime, end: datetime, plugin: str | None
 ) -> dict[str, Aggregate]:
-    """Each plugin's runs that started in [start, end): daily rollups, hourly ones past
-    them, raw runs past the rollup watermark."""
+    """Each plugin's runs that started in [start, end): daily rollups (closed days' kept
+    merged between calls), hourly ones past them, raw runs past the rollup watermark."""
     rolled = watermark(reader)
     daily = min(watermark(reader, DAILY_WATERMARK), rolled)
     per: dict[str, Aggregate] = defaultdict(Aggregate)
-    if start < min(end, daily):
-        for r in reader.rollups(DAY, start, min(end, daily), plugin):
-            if r.plugin != ALL_PLUGINS:
-                per[r.plugin].merge(r.aggregate)
+    closed = max(start, min(end, closed_end(daily)))
+    if start < closed:
+        per.update(
+            merged(
+                store,
+                reader,
+                "analysis",
+                start,
+                closed,
+                plugin,
+                _plugins(start, closed, plugin),
+                copied_each,
+            )
+        )
+    if closed < min(end, daily):
+        _add_days(per, reader.rollups(DAY, closed, min(end, daily), plugin))
     lo, hi = max(start, daily), min(end, rolled)
     if lo < hi:
         for r in reader.rollups(HOUR, lo, hi, plugin):
@@ -39,6 +53,23 @@ def aggregates(
                 run.status, run.error_type, run.duration, run.retry_count, run.retry_time
             )
     return per
+
+
+def _plugins(
+    start: datetime, end: datetime, plugin: str | None
+) -> Callable[[Reader], dict[str, Aggregate]]:
+    def merge(reader: Reader) -> dict[str, Aggregate]:
+        per: dict[str, Aggregate] = defaultdict(Aggregate)
+        _add_days(per, reader.rollups(DAY, start, end, plugin))
+        return dict(per)
+
+    return merge
+
+
+def _add_days(per: dict[str, Aggregate], days: Iterable[Rollup]) -> None:
+    for r in days:
+        if r.plugin != ALL_PLUGINS:
+            per[r.plugin].merge(r.aggregate)
 
 
 def _pct(part: int, whole: int) -> float:
@@ -146,8 +177,8 @@ def analysis(
     start = datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC)
     before_start = start - timedelta(days=days)
     with store.snapshot() as reader:
-        current = aggregates(reader, start, now + timedelta(microseconds=1), plugin)
-        previous = aggregates(reader, before_start, start, plugin)
+        current = aggregates(store, reader, start, now + timedelta(microseconds=1), plugin)
+        previous = aggregates(store, reader, before_start, start, plugin)
     plugins, findings = [], []
     for name in sorted(current):
         now_fig, before_fig = _figures(current[name]), _figures(previous.get(name, Aggregate()))

@@ -8,12 +8,14 @@ and the raw rows it combines are split at the same watermark.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bridge.model import ExecutionFilter, Page
 from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
+from bridge.storage.closed_days import closed_end, copied, merged
 from bridge.storage.rollup import (
     ALL_PLUGINS,
     ONE_DAY,
@@ -41,6 +43,7 @@ def window_stats(
     start = datetime(window[0].year, window[0].month, window[0].day, tzinfo=UTC)
     per_day: dict[date, Aggregate] = defaultdict(Aggregate)
     plugins: set[str] = set()
+    overall, counted = None, frozenset[date]()
     with store.snapshot() as reader:
         if tags:
             for run in reader.finished_runs(start, None, plugin, tags):
@@ -50,7 +53,15 @@ def window_stats(
         rolled_upto = watermark(reader)
         daily_upto = min(watermark(reader, DAILY_WATERMARK), rolled_upto)
         if start < daily_upto:
-            for day in reader.rollups(DAY, start, daily_upto, plugin or ALL_PLUGINS):
+            name = plugin or ALL_PLUGINS
+            closed = max(start, closed_end(daily_upto))
+            if start < closed:
+                days, overall = merged(
+                    store, reader, "stats", start, closed, name, _days(start, closed, name), _copy
+                )
+                per_day.update(days)
+                counted = frozenset(days)
+            for day in reader.rollups(DAY, closed, daily_upto, name):
                 _merge(per_day, day.start.date(), day.aggregate)
             plugins.update(
                 name
@@ -63,7 +74,31 @@ def window_stats(
         for run in reader.finished_runs(max(start, rolled_upto), None, plugin):
             per_day[run.start.date()].add(run.status, run.error_type, run.duration)
             plugins.add(run.plugin)
-    return build_stats(per_day, window, len(plugins))
+    return build_stats(per_day, window, len(plugins), overall, counted)
+
+
+ClosedDays = tuple[dict[date, Aggregate], Aggregate]
+
+
+def _days(start: datetime, end: datetime, name: str) -> Callable[[Reader], ClosedDays]:
+    """The closed days' rollups, and their sum."""
+
+    def merge(reader: Reader) -> ClosedDays:
+        per_day: dict[date, Aggregate] = {}
+        for day in reader.rollups(DAY, start, end, name):
+            _merge(per_day, day.start.date(), day.aggregate)
+        overall = Aggregate()
+        for agg in per_day.values():
+            overall.merge(agg)
+        return per_day, overall
+
+    return merge
+
+
+def _copy(value: ClosedDays) -> ClosedDays:
+    """Only the sum is changed by the caller (today's runs go into it); the closed days
+    are read, never changed: nothing after them falls on them."""
+    return value[0], copied(value[1])
 
 
 def _merge(per_day: dict[date, Aggregate], day: date, agg: Aggregate) -> None:

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from bridge.insight.analysis import analysis
 from bridge.model import ExecutionFilter, Status
-from bridge.storage.base import DAILY_WATERMARK, DAY
+from bridge.storage.base import DAILY_WATERMARK, DAY, ROLLUP_WATERMARK
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import ALL_PLUGINS, EPOCH, rollup
 from bridge.storage.stats import list_page, window_stats
@@ -111,3 +112,34 @@ def test_daily_rollups_are_rebuilt_when_missing(history):
     assert window_stats(history, 7, None, NOW) == expected
     with history.snapshot() as reader:
         assert reader.rollup_count(DAY, EPOCH, NOW, ALL_PLUGINS) == 60
+
+
+def test_closed_days_kept_merged_follow_rewritten_and_deleted_rollups(history):
+    """Stats and analysis keep the merge of closed days between calls; a late run rolled
+    into a closed day, or a day's rollups deleted, shows in the next call."""
+    rollup(history, NOW)
+    first = window_stats(history, 7, None, NOW)
+    assert window_stats(history, 7, None, NOW) == first  # the kept merge, same figures
+    before = {p["plugin"]: p for p in analysis(history, 7, None, NOW)["plugins"]}
+
+    three_days_ago = NOW - timedelta(days=3)
+    history.update(finished("late", three_days_ago, plugin="b", duration_ms=900))
+
+    def roll_again(writer):  # a rebuild of every rollup, as after restoring a backup
+        writer.set_state(DAILY_WATERMARK, None)
+        writer.set_state(ROLLUP_WATERMARK, None)
+
+    history.write(roll_again)
+    rollup(history, NOW)
+    second = window_stats(history, 7, None, NOW)
+    assert second["total_executions"] == first["total_executions"] + 1
+    assert second["max_duration"] == 900_000_000
+    after = {p["plugin"]: p for p in analysis(history, 7, None, NOW)["plugins"]}
+    assert after["b"]["calls"] == before["b"]["calls"] + 1
+    assert after["b"]["max_duration"] == 900_000_000
+
+    day = three_days_ago.replace(hour=0, minute=0)
+    gone = next(d for d in second["daily_stats"] if d["date"] == day.date().isoformat())
+    history.write(lambda w: w.delete_rollups(DAY, day, day + timedelta(days=1)))
+    third = window_stats(history, 7, None, NOW)
+    assert third["total_executions"] == second["total_executions"] - gone["total_executions"]
