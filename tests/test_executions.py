@@ -370,3 +370,19 @@ def test_json_fields_as_text_by_default_or_as_values_when_asked(client):
     listed = client.get("/api/v1/executions?parse_json=true").get_json()["executions"]
     assert listed[0]["input"] == {"order": {"id": 7}}
     assert client.get(f"/api/v1/executions/{execution_id}?parse_json=maybe").status_code == 422
+
+
+@pytest.mark.parametrize("parse_json", ["false", "true"])
+def test_a_listed_run_is_field_for_field_its_detail(client, parse_json):
+    """The list builds its JSON without marshmallow; the detail dumps ExecutionSchema.
+    Completed, failed, still running, and a replay: the two agree on every field."""
+    _run(client, order={"id": 7})
+    _run(client, "raising")
+    client.post("/api/v1/webhook/sleepy?async=true", json={"seconds": 0.5})
+    first = client.get("/api/v1/executions?plugin=ok").get_json()["executions"][0]["id"]
+    client.post(f"/api/v1/executions/{first}/replay")
+    listed = client.get(f"/api/v1/executions?parse_json={parse_json}").get_json()["executions"]
+    assert len(listed) == 4 and {e["status"] for e in listed} >= {"completed", "failed"}
+    for entry in listed:
+        detail = client.get(f"/api/v1/executions/{entry['id']}?parse_json={parse_json}")
+        assert entry == detail.get_json()["execution"]

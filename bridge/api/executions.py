@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, replace
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, RAISE
@@ -26,6 +26,7 @@ from bridge.api.schemas import (
     StatsEnvelopeSchema,
     StatsQuerySchema,
     StorageInfoSchema,
+    dump_execution,
     rfc3339,
 )
 from bridge.errors import ExecutionNotFound
@@ -61,7 +62,7 @@ class Executions(MethodView):
     @blp.response(200, ExecutionListSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="No run has that error_group")
     @blp.alt_response(503, **_UNAVAILABLE)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """List runs, newest first, filtered; `total` counts every match."""
         flt = list_filter(args)
         if flt.error_group:
@@ -74,15 +75,18 @@ class Executions(MethodView):
         }
         if flt.tags:
             shown["tag"] = [f"{key}:{value}" for key, value in flt.tags]
-        return {
-            "executions": _shown(page.records, args["parse_json"]),
-            "total": page.total,
-            "total_is_estimate": page.total_is_estimate,
-            "limit": args["limit"],
-            "offset": 0 if args.get("cursor") else args["offset"],
-            "next_cursor": page.next_cursor,
-            "filter": shown,
-        }
+        # What ExecutionListSchema's dump gives, built directly (see dump_execution).
+        return jsonify(
+            {
+                "executions": [dump_execution(r) for r in _shown(page.records, args["parse_json"])],
+                "total": page.total,
+                "total_is_estimate": page.total_is_estimate,
+                "limit": args["limit"],
+                "offset": 0 if args.get("cursor") else args["offset"],
+                "next_cursor": page.next_cursor,
+                "filter": shown,
+            }
+        )
 
 
 @blp.route("/stats")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,6 +227,48 @@ class ExecutionSchema(ma.Schema):
         metadata={"description": "A failure's fingerprint (GET /api/v1/executions/errors)"}
     )
     replay_of = fields.String(metadata={"description": "The run this one replays, if any"})
+
+
+def _plain(kind: type) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else kind(value)
+
+
+def _dumper(schema: type[ma.Schema]) -> Callable[[Any], dict[str, Any]]:
+    """`schema().dump(obj)` for flat schemas of String, Integer, Enum (by value),
+    RFC3339 and JSONText fields, at a tenth of its cost: a list page dumps 50 runs of
+    25 fields each, and marshmallow's per-field machinery took longer than the query.
+    The schema stays what the OpenAPI document shows; a test holds the two equal."""
+    converters: list[tuple[str, str, Callable[[Any], Any]]] = []
+    for name, field in schema._declared_fields.items():
+        if isinstance(field, RFC3339):
+            convert = rfc3339
+        elif isinstance(field, fields.Enum):
+            convert = _enum_value
+        elif isinstance(field, fields.String):
+            convert = _plain(str)
+        elif isinstance(field, fields.Integer):
+            convert = _plain(int)
+        elif isinstance(field, JSONText):
+            convert = _same
+        else:
+            raise TypeError(f"{schema.__name__}.{name}: no fast dump for {type(field).__name__}")
+        converters.append((field.data_key or name, field.attribute or name, convert))
+
+    def dump(obj: Any) -> dict[str, Any]:
+        return {key: convert(getattr(obj, attr)) for key, attr, convert in converters}
+
+    return dump
+
+
+def _enum_value(value: Any) -> Any:
+    return None if value is None else value.value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+dump_execution = _dumper(ExecutionSchema)
 
 
 class AttemptSchema(ma.Schema):
