@@ -36,6 +36,16 @@ def test_total_above_the_limit_is_an_estimate_from_rollups(history, flt, expecte
     assert len(page.records) == 3
 
 
+def test_total_just_above_the_limit_is_counted_then_estimated(history):
+    rollup(history, NOW)
+    # 60 matches against a limit of 40: the estimate (60) is under twice the limit, so
+    # the capped count runs too, and says the limit is passed.
+    page = list_page(history, ExecutionFilter(), limit=3, offset=0, cursor=None, exact_up_to=40)
+    assert (page.total, page.total_is_estimate) == (60, True)
+    page = list_page(history, ExecutionFilter(), limit=3, offset=0, cursor=None, exact_up_to=60)
+    assert (page.total, page.total_is_estimate) == (60, False)
+
+
 def test_total_at_or_below_the_limit_is_exact(history):
     page = list_page(history, ExecutionFilter(plugin="b"), 50, 0, None, exact_up_to=20)
     assert (page.total, page.total_is_estimate, len(page.records)) == (20, False, 20)
