@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bridge.storage.sqlite import writer as writer_module
+from bridge.storage import group_commit as writer_module
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
 from bridge.storage.sqlite.locks import WriteLock
-from bridge.storage.sqlite.writer import GroupCommitWriter, WriteFailed
 
 
 def _connect(path):

@@ -1,7 +1,8 @@
 """The SQLite backend: the embedded default store.
 
-Writes are group-committed on one connection per process (writer.py); reads use a small
-bounded pool of connections, each held by one thread at a time (connection.py). The SQL
+Writes are group-committed on one connection per process (storage/group_commit.py);
+reads use a small bounded pool of connections, each held by one thread at a time
+(connection.py). The SQL
 is in records.py, rollups.py, maintenance.py and deliveries.py; the schema in
 migrations.py.
 """
@@ -24,6 +25,7 @@ from bridge.config import Config
 from bridge.errors import StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
 from bridge.storage.rows import COUNT_HISTORY
 from bridge.storage.sqlite import deliveries, maintenance, records
 from bridge.storage.sqlite.connection import (
@@ -38,7 +40,6 @@ from bridge.storage.sqlite.locks import FileLeaderLock, WriteLock
 from bridge.storage.sqlite.migrations import migrate, schema_version
 from bridge.storage.sqlite.reader import SQLiteReader, SQLiteWriter
 from bridge.storage.sqlite.rollups import get_state
-from bridge.storage.sqlite.writer import GroupCommitWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bridge.config import Config
-from bridge.storage.sqlite.writer import WriteFailed, is_usable
+from bridge.storage.group_commit import WriteFailed, is_usable
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WAL_BACKSTOP_PAGES = 10_000  # SQLite checkpoints in a commit only past this (~40 MB)

@@ -1,13 +1,17 @@
 """Group commit: many requests' writes in one transaction, on one connection per process.
 
-Instead of every request thread fighting for SQLite's write lock (and sleeping in its
-busy handler), writes queue here; the first waiting thread to find no commit under way
-takes all that are queued, runs them in one transaction, commits once, and wakes the
-others whose writes it took (see GroupCommitWriter).
-The writers of several processes (gunicorn workers) take turns through a file lock, so
-a waiting writer wakes the moment the lock is free instead of sleeping in SQLite's busy
-handler (1, 2, 5, 10 ... 100 ms naps: the cause of a slow tail). SQLite's own locking
-still decides; the file lock only orders the writers that use it (locks.WriteLock).
+Instead of every request thread opening a transaction of its own (SQLite: fighting for
+the write lock and sleeping in its busy handler; a server database: a round trip and a
+WAL flush each), writes queue here; the first waiting thread to find no commit under
+way takes all that are queued, runs them in one transaction, commits once, and wakes
+the others whose writes it took (see GroupCommitWriter). SQLite's store uses it as it
+is; a server backend's subclass says how it runs a transaction (`_commit`).
+
+The SQLite writers of several processes (gunicorn workers) take turns through a file
+lock (sqlite.locks.WriteLock), so a waiting writer wakes the moment the lock is free
+instead of sleeping in SQLite's busy handler (1, 2, 5, 10 ... 100 ms naps: the cause of
+a slow tail). SQLite's own locking still decides; the file lock only orders the
+writers that use it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
-
-from bridge.storage.sqlite.locks import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class GroupCommitWriter:
         self,
         connect: Callable[[], Any],
         on_error: Callable[[str, BaseException], None],
-        lock: WriteLock | None = None,
+        lock: Any = None,
         checkpoint: Op | None = None,
         before_commit: Callable[[Any], Any] | None = None,
     ) -> None:
@@ -93,7 +95,7 @@ class GroupCommitWriter:
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
         self._on_error = on_error
-        self.lock = lock or WriteLock(None)
+        self.lock = lock or _InProcess()
         self._mutex = threading.Lock()
         self._turn = threading.Condition(self._mutex)  # waiting writers: a commit ended
         self._unwaited_queued = threading.Condition(self._mutex)  # the flusher
@@ -348,6 +350,22 @@ class GroupCommitWriter:
             if thread is not None:
                 thread.join(timeout)
         self.lock.close()
+
+
+class _InProcess:
+    """The lock of writers that only this process's threads share (the database
+    orders the processes itself)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._mutex:
+            yield
+
+    def close(self) -> None:
+        pass
 
 
 def _started(target: Callable[[], None], name: str) -> threading.Thread:
