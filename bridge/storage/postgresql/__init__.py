@@ -2,9 +2,9 @@
 bridges sharing one.
 
 psycopg 3 with a pool of at most `storage.postgresql.max_connections` connections per
-process (connection.py). Writes are synchronous in the calling thread: PostgreSQL
-group-commits on its own, so the queue and writer thread SQLite needs are not needed
-here; a write nobody waits for (`wait=False`) skips only the wait for the WAL flush.
+process for reads and maintenance (connection.py). Run records are group-committed
+on one more connection (writer.py): the records of concurrent requests go in one
+transaction and one WAL flush, instead of a transaction and a flush each.
 Times are `timestamptz` in UTC rather than integer microseconds: the server stores both
 as the same 64-bit microseconds, so indexes and sizes are alike, but people who query
 the history with their own tools read times. The SQL is in records.py, rollups.py,
@@ -30,6 +30,7 @@ from bridge.errors import BridgeError, StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.cursors import EPOCH
+from bridge.storage.group_commit import WriteFailed
 from bridge.storage.postgresql import deliveries, maintenance, records
 from bridge.storage.postgresql.connection import (
     connect,
@@ -37,13 +38,13 @@ from bridge.storage.postgresql.connection import (
     describe,
     open_pool,
     password_of,
-    pipelined,
     transaction,
 )
 from bridge.storage.postgresql.locks import AdvisoryLeaderLock
 from bridge.storage.postgresql.migrations import lock_key, migrate, schema_version
 from bridge.storage.postgresql.reader import PostgreSQLReader, PostgreSQLWriter
 from bridge.storage.postgresql.rollups import get_state
+from bridge.storage.postgresql.writer import PostgreSQLGroupWriter
 from bridge.storage.rows import COUNT_HISTORY
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class PostgreSQLStore:
             self._pool = open_pool(
                 self._conninfo, self.settings.max_connections, float(self.settings.connect_timeout)
             )
+            self._writer = self._new_writer()
         except psycopg.Error as exc:
             raise StorageError(
                 f"failed to open database {self.location}: {self._describe(exc)}"
@@ -115,6 +117,26 @@ class PostgreSQLStore:
                         self.settings.max_connections,
                         float(self.settings.connect_timeout),
                     )
+                    self._writer = self._new_writer()
+
+    def _new_writer(self) -> PostgreSQLGroupWriter:
+        """The group-commit writer of this process; a write nobody waits for that fails
+        is reported (without the password) to the store's owner."""
+        return PostgreSQLGroupWriter(
+            lambda: connect(self._conninfo),
+            lambda action, exc: self._on_error(action, StorageError(self._describe(exc))),
+        )
+
+    def _submit(self, op: Callable[[psycopg.Connection[Any]], Any], wait: bool, key: str) -> None:
+        """A run's write, group-committed with the other requests' (wait: until it is
+        committed and flushed)."""
+        self._check_fork()
+        try:
+            self._writer.submit(op, wait=wait, key=key)
+        except WriteFailed as exc:
+            raise StorageError(
+                f"database write failed: {self._describe(exc.__cause__ or exc)}"
+            ) from None
 
     @contextlib.contextmanager
     def _connection(self, what: str = "read") -> Iterator[psycopg.Connection[Any]]:
@@ -138,8 +160,7 @@ class PostgreSQLStore:
     # -- runs --------------------------------------------------------------
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         row, tags = records.values(record), records.tag_values(record)
-        with self._connection("write") as conn, pipelined(conn, durable=wait):
-            records.write(conn, records.INSERT, [row], tags=tags)
+        self._submit(lambda c: records.write(c, records.INSERT, [row], tags=tags), wait, record.id)
 
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         rows, attempts, tags = [], [], []
@@ -155,10 +176,13 @@ class PostgreSQLStore:
         row, attempts = records.values(record), records.attempt_values(record)
         tags = records.tag_values(record)
         finishes_claim = bool(record.idempotency_key) and record.status.is_final
-        with self._connection("write") as conn, pipelined(conn, durable=wait):
+
+        def op(conn: psycopg.Connection[Any]) -> None:
             records.write(conn, records.UPSERT, [row], attempts, tags)
             if finishes_claim:  # in the same transaction: claim and record agree
                 deliveries.finish(conn, record)
+
+        self._submit(op, wait, record.id)
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         return self._read(lambda c: records.get(c, execution_id))
@@ -284,6 +308,7 @@ class PostgreSQLStore:
     def close(self) -> None:
         for lock in self._locks:
             lock.release()
+        self._writer.close()
         self._pool.close()
 
 

@@ -110,11 +110,3 @@ def transaction(conn: psycopg.Connection[Any], durable: bool = True) -> Iterator
         if not durable:
             conn.execute("SET LOCAL synchronous_commit TO OFF")
         yield
-
-
-@contextlib.contextmanager
-def pipelined(conn: psycopg.Connection[Any], durable: bool = True) -> Iterator[None]:
-    """A write transaction whose statements go in one round trip (they return nothing
-    the writer reads): a run's row, its attempts, its tags and its claim."""
-    with conn.pipeline(), transaction(conn, durable):
-        yield
