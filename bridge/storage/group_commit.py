@@ -29,6 +29,7 @@ Op = Callable[[Any], Any]
 MAX_BATCH = 256
 LINGER_S = 0.01  # longest a write nobody waits for is held for a commit to join
 CHECKPOINT_EVERY_S = 0.5  # how often the checkpointer looks for commits to copy back
+STALE_S = 30.0  # a connection idle this long is checked before a commit
 
 
 class WriteFailed(Exception):
@@ -103,6 +104,7 @@ class GroupCommitWriter:
         self._unwaited = 0  # queued tickets nobody waits for
         self._committing = False
         self._conn: Any = None
+        self._used = time.monotonic()
         self._flusher: threading.Thread | None = None
         self._flusher_idle = False
         self._closed = False
@@ -230,8 +232,18 @@ class GroupCommitWriter:
                         break
                 self._turn.notify_all()  # close() waits for the commit to end
 
+    def usable(self, conn: Any) -> bool:
+        """Whether a connection still answers (a failed one is closed and replaced)."""
+        return is_usable(conn)
+
     def _run(self, conn: Any, batch: list[_Ticket]) -> Any:
-        """Commit one transaction; returns the connection to use next."""
+        """Commit one transaction; returns the connection to use next. A connection idle
+        for a while is checked first: a server database may have been restarted."""
+        if conn is not None and time.monotonic() - self._used > STALE_S and not self.usable(conn):
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = None
+        self._used = time.monotonic()
         try:
             if conn is None:
                 conn = self._connect()
@@ -242,7 +254,7 @@ class GroupCommitWriter:
             with contextlib.suppress(Exception):
                 if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
-            if conn is not None and not is_usable(conn):
+            if conn is not None and not self.usable(conn):
                 with contextlib.suppress(Exception):
                     conn.close()
                 conn = None

@@ -3,14 +3,18 @@ list that config and open_store share."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import timedelta
+
+import pytest
 
 from bridge.config import StorageConfig
 from bridge.storage import BACKENDS as OPENERS
 from bridge.storage.rollup import EPOCH, hour_start, rollup
 
 from .conftest import BACKENDS
-from .runs import NOW, sixty_runs
+from .runs import NOW, finished, sixty_runs
 
 
 def test_every_configurable_backend_opens_and_is_tested():
@@ -61,3 +65,23 @@ def test_a_second_store_on_the_same_database_sees_the_runs(history, make_store, 
     assert other.get("r7") == history.get("r7") and other.get("r7").start_time == (
         NOW - timedelta(hours=15)
     )
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_record_the_server_refuses_loses_only_itself_in_a_group_commit(
+    store, backend, write_errors
+):
+    """Concurrent requests' records share one transaction on a server database; one
+    the server refuses (an attempt count past its integer column) fails alone."""
+    refused = replace(finished("refused", NOW - timedelta(minutes=2)), attempts=2**40)
+    store.insert(refused, wait=False)  # queued: the next waiting write commits it too
+    store.update(finished("kept", NOW - timedelta(minutes=1)), wait=True)
+    assert store.get("kept") is not None
+    deadline = time.monotonic() + 10
+    while not write_errors:
+        assert time.monotonic() < deadline, "the refused write was never reported"
+        time.sleep(0.05)
+    assert store.get("refused") is None
+    assert "range" in str(write_errors[0]).lower()
+    store.update(finished("after", NOW), wait=True)  # the writer goes on
+    assert store.get("after") is not None

@@ -3,9 +3,9 @@ bridges sharing one.
 
 PyMySQL (pure Python: installs from PyPI with no system packages; measured against
 mysqlclient in bench/RESULTS.md) with a pool of at most `storage.mysql.max_connections`
-connections per process (connection.py). Writes are synchronous in the calling thread:
-InnoDB group-commits on its own, so the queue and writer thread SQLite needs are not
-needed here. Times are DATETIME(6) in UTC rather than integer microseconds: the same
+connections per process (connection.py); run records are group-committed on one more
+connection (writer.py): the records of concurrent requests in one transaction and one
+log flush. Times are DATETIME(6) in UTC rather than integer microseconds: the same
 8 bytes and the same index order, but people who query the history with their own
 tools read times. The SQL is in records.py, rollups.py, deliveries.py and
 maintenance.py; the schema in migrations.py; the leader lock in locks.py. A password
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -27,12 +29,14 @@ from bridge.errors import BridgeError, StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.cursors import EPOCH
+from bridge.storage.group_commit import WriteFailed
 from bridge.storage.mysql import deliveries, maintenance, records
 from bridge.storage.mysql.connection import Pool, connect, describe, params, transaction
 from bridge.storage.mysql.locks import GetLockLeaderLock
 from bridge.storage.mysql.migrations import lock_name, migrate, schema_version
 from bridge.storage.mysql.reader import MySQLReader, MySQLWriter
 from bridge.storage.mysql.rollups import get_state
+from bridge.storage.mysql.writer import MySQLGroupWriter
 from bridge.storage.rows import COUNT_HISTORY
 
 log = logging.getLogger(__name__)
@@ -49,11 +53,13 @@ class MySQLStore:
         self.config = config
         self.settings = config.storage.mysql
         self.retention_days = config.retention_days
-        self._on_error = on_error  # unused: every write reports to its caller
+        self._on_error = on_error  # a failed write nobody waited for
         self._locks: list[GetLockLeaderLock] = []
         self._password = ""
         self.location = "mysql"
         self._timeout = float(self.settings.connect_timeout)
+        self._group: tuple[MySQLGroupWriter | None, int] = (None, 0)
+        self._group_lock = threading.Lock()
         try:
             self._params = params(self.settings)
         except BridgeError as exc:
@@ -107,11 +113,38 @@ class MySQLStore:
         with self._cursor("write") as cur:
             return fn(cur)
 
+    def _writer(self) -> MySQLGroupWriter:
+        """This process's group-commit writer (a forked child makes its own); a write
+        nobody waits for that fails is reported (without the password) to the store's
+        owner."""
+        writer, pid = self._group
+        if writer is None or pid != os.getpid():
+            with self._group_lock:
+                writer, pid = self._group
+                if writer is None or pid != os.getpid():
+                    writer = MySQLGroupWriter(
+                        lambda: connect(self._params, self._timeout),
+                        lambda action, exc: self._on_error(
+                            action, StorageError(self._describe(exc))
+                        ),
+                    )
+                    self._group = (writer, os.getpid())
+        return writer
+
+    def _submit(self, op: Callable[[Any], Any], wait: bool, key: str) -> None:
+        """A run's write, group-committed with the other requests' (wait: until it is
+        committed)."""
+        try:
+            self._writer().submit(op, wait=wait, key=key)
+        except WriteFailed as exc:
+            raise StorageError(
+                f"database write failed: {self._describe(exc.__cause__ or exc)}"
+            ) from None
+
     # -- runs --------------------------------------------------------------
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         row, tags = records.values(record), records.tag_values(record)
-        with self._transaction() as cur:
-            records.write(cur, records.INSERT, [row], tags=tags)
+        self._submit(lambda c: records.write(c, records.INSERT, [row], tags=tags), wait, record.id)
 
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         rows, attempts, tags = [], [], []
@@ -127,10 +160,13 @@ class MySQLStore:
         row, attempts = records.values(record), records.attempt_values(record)
         tags = records.tag_values(record)
         finishes_claim = bool(record.idempotency_key) and record.status.is_final
-        with self._transaction() as cur:
+
+        def op(cur: Any) -> None:
             records.write(cur, records.UPSERT, [row], attempts, tags)
             if finishes_claim:  # in the same transaction: claim and record agree
                 deliveries.finish(cur, record)
+
+        self._submit(op, wait, record.id)
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         return self._read(lambda c: records.get(c, execution_id))
@@ -252,4 +288,7 @@ class MySQLStore:
     def close(self) -> None:
         for lock in self._locks:
             lock.release()
+        writer, pid = self._group
+        if writer is not None and pid == os.getpid():
+            writer.close()
         self._pool.close()

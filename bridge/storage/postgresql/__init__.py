@@ -61,7 +61,7 @@ class PostgreSQLStore:
         self.config = config
         self.settings = config.storage.postgresql
         self.retention_days = config.retention_days
-        self._on_error = on_error  # unused: every write reports to its caller
+        self._on_error = on_error  # a failed write nobody waited for
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._locks: list[AdvisoryLeaderLock] = []
@@ -308,7 +308,8 @@ class PostgreSQLStore:
     def close(self) -> None:
         for lock in self._locks:
             lock.release()
-        self._writer.close()
+        if self._pid == os.getpid():  # a forked child that never wrote has the parent's
+            self._writer.close()
         self._pool.close()
 
 

@@ -9,7 +9,6 @@ in one batch, are one upsert.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -20,11 +19,6 @@ from bridge.storage.group_commit import GroupCommitWriter, _Ticket
 class PostgreSQLGroupWriter(GroupCommitWriter):
     """Commits on a connection of its own (outside the pool), autocommit between
     transactions."""
-
-    def __init__(
-        self, connect: Callable[[], Any], on_error: Callable[[str, BaseException], None]
-    ) -> None:
-        super().__init__(connect, on_error)
 
     def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
         """Every op in one pipelined transaction. If one fails (a value the server

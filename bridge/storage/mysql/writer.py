@@ -1,0 +1,63 @@
+"""Group commit on MySQL/MariaDB: the run records of concurrent requests in one
+transaction.
+
+Each webhook's record was a transaction of its own on a pooled connection: a round trip
+per statement and a commit that waits for InnoDB's log flush. One leader now writes the
+records queued meanwhile in one transaction and one flush (storage/group_commit.py). A
+fast run's `running` row and its final row, when they meet in one batch, are one upsert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pymysql
+
+from bridge.storage.group_commit import GroupCommitWriter, _Ticket
+
+# Errors of the connection rather than of one statement: the whole batch fails.
+_LOST = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+
+
+class MySQLGroupWriter(GroupCommitWriter):
+    """Commits on a connection of its own (outside the pool)."""
+
+    def usable(self, conn: Any) -> bool:
+        try:
+            conn.ping(reconnect=False)  # a reconnect would lose the session settings
+            return True
+        except Exception:
+            return False
+
+    def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
+        """Every op in one transaction. If one fails (a value the server refuses), each
+        op is run again in a transaction of its own, so that only the failing one loses
+        its write; a lost connection fails them all (raised)."""
+        try:
+            self._transaction(conn, batch)
+        except _LOST:
+            raise
+        except pymysql.MySQLError:
+            for ticket in batch:
+                try:
+                    self._transaction(conn, [ticket])
+                except _LOST:
+                    raise
+                except pymysql.MySQLError as exc:
+                    ticket.error = exc
+        self.batches += 1
+        self.writes += len(batch)
+
+    @staticmethod
+    def _transaction(conn: Any, batch: list[_Ticket]) -> None:
+        conn.begin()
+        try:
+            with conn.cursor() as cur:
+                for ticket in batch:
+                    ticket.result = ticket.op(cur)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        conn.commit()
