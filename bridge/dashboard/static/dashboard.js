@@ -49,7 +49,10 @@ function range(now = Date.now()) {
   const w = WINDOWS[state.window];
   const stepMs = w.step * 1000;
   const start = Math.floor(now / stepMs) * stepMs - (w.n - 1) * stepMs;
-  return { ...w, since: iso(start), until: iso(now), prevSince: iso(start - w.n * stepMs), prevUntil: iso(start) };
+  // Up to the next whole second: iso() drops the milliseconds, and a run that ended
+  // in this second must be counted.
+  const until = Math.ceil(now / 1000) * 1000;
+  return { ...w, since: iso(start), until: iso(until), prevSince: iso(start - w.n * stepMs), prevUntil: iso(start) };
 }
 
 // -- access -----------------------------------------------------------------
