@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -29,7 +27,6 @@ from bridge.errors import BridgeError, StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.cursors import EPOCH
-from bridge.storage.group_commit import WriteFailed
 from bridge.storage.mysql import deliveries, maintenance, records
 from bridge.storage.mysql.connection import Pool, connect, describe, params, transaction
 from bridge.storage.mysql.locks import GetLockLeaderLock
@@ -38,16 +35,19 @@ from bridge.storage.mysql.reader import MySQLReader, MySQLWriter
 from bridge.storage.mysql.rollups import get_state
 from bridge.storage.mysql.writer import MySQLGroupWriter
 from bridge.storage.rows import COUNT_HISTORY
+from bridge.storage.server import ServerStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class MySQLStore:
+class MySQLStore(ServerStore):
     """The ExecutionStore for MySQL and MariaDB."""
 
     kind = "mysql"
+    records_sql = records
+    deliveries_sql = deliveries
 
     def __init__(self, config: Config, on_error: Callable[[str, BaseException], None]) -> None:
         self.config = config
@@ -58,8 +58,6 @@ class MySQLStore:
         self._password = ""
         self.location = "mysql"
         self._timeout = float(self.settings.connect_timeout)
-        self._group: tuple[MySQLGroupWriter | None, int] = (None, 0)
-        self._group_lock = threading.Lock()
         try:
             self._params = params(self.settings)
         except BridgeError as exc:
@@ -113,39 +111,10 @@ class MySQLStore:
         with self._cursor("write") as cur:
             return fn(cur)
 
-    def _writer(self) -> MySQLGroupWriter:
-        """This process's group-commit writer (a forked child makes its own); a write
-        nobody waits for that fails is reported (without the password) to the store's
-        owner."""
-        writer, pid = self._group
-        if writer is None or pid != os.getpid():
-            with self._group_lock:
-                writer, pid = self._group
-                if writer is None or pid != os.getpid():
-                    writer = MySQLGroupWriter(
-                        lambda: connect(self._params, self._timeout),
-                        lambda action, exc: self._on_error(
-                            action, StorageError(self._describe(exc))
-                        ),
-                    )
-                    self._group = (writer, os.getpid())
-        return writer
-
-    def _submit(self, op: Callable[[Any], Any], wait: bool, key: str) -> None:
-        """A run's write, group-committed with the other requests' (wait: until it is
-        committed)."""
-        try:
-            self._writer().submit(op, wait=wait, key=key)
-        except WriteFailed as exc:
-            raise StorageError(
-                f"database write failed: {self._describe(exc.__cause__ or exc)}"
-            ) from None
+    def _make_writer(self, report: Callable[[str, BaseException], None]) -> MySQLGroupWriter:
+        return MySQLGroupWriter(lambda: connect(self._params, self._timeout), report)
 
     # -- runs --------------------------------------------------------------
-    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
-        row, tags = records.values(record), records.tag_values(record)
-        self._submit(lambda c: records.write(c, records.INSERT, [row], tags=tags), wait, record.id)
-
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         rows, attempts, tags = [], [], []
         for r in items:
@@ -155,18 +124,6 @@ class MySQLStore:
         with self._transaction() as cur:
             records.write(cur, records.INSERT, rows, attempts, tags)
         return len(rows)
-
-    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
-        row, attempts = records.values(record), records.attempt_values(record)
-        tags = records.tag_values(record)
-        finishes_claim = bool(record.idempotency_key) and record.status.is_final
-
-        def op(cur: Any) -> None:
-            records.write(cur, records.UPSERT, [row], attempts, tags)
-            if finishes_claim:  # in the same transaction: claim and record agree
-                deliveries.finish(cur, record)
-
-        self._submit(op, wait, record.id)
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         return self._read(lambda c: records.get(c, execution_id))
@@ -225,28 +182,6 @@ class MySQLStore:
         with self._transaction() as cur:
             return deliveries.claim(cur, plugin, key, execution_id, now, window_s, answer)
 
-    def take_over_delivery(
-        self,
-        plugin: str,
-        key: str,
-        holder: str,
-        execution_id: str,
-        now: datetime,
-        answer: str = "",
-    ) -> bool:
-        return self._write(
-            lambda c: deliveries.take_over(c, plugin, key, holder, execution_id, now, answer)
-        )
-
-    def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:
-        self._write(lambda c: deliveries.release(c, plugin, key, execution_id))
-
-    def mark_replayed(self, execution_id: str, now: datetime) -> None:
-        self._write(lambda c: deliveries.mark_replayed(c, execution_id, now))
-
-    def purge_deliveries(self, before: datetime) -> int:
-        return self._write(lambda c: deliveries.purge(c, before))
-
     # -- the store itself --------------------------------------------------
     def info(self) -> StorageInfo:
         def fn(cur: Any) -> StorageInfo:
@@ -288,7 +223,5 @@ class MySQLStore:
     def close(self) -> None:
         for lock in self._locks:
             lock.release()
-        writer, pid = self._group
-        if writer is not None and pid == os.getpid():
-            writer.close()
+        self._close_writer()
         self._pool.close()

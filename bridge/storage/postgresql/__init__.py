@@ -30,7 +30,6 @@ from bridge.errors import BridgeError, StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.cursors import EPOCH
-from bridge.storage.group_commit import WriteFailed
 from bridge.storage.postgresql import deliveries, maintenance, records
 from bridge.storage.postgresql.connection import (
     connect,
@@ -46,16 +45,19 @@ from bridge.storage.postgresql.reader import PostgreSQLReader, PostgreSQLWriter
 from bridge.storage.postgresql.rollups import get_state
 from bridge.storage.postgresql.writer import PostgreSQLGroupWriter
 from bridge.storage.rows import COUNT_HISTORY
+from bridge.storage.server import ServerStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class PostgreSQLStore:
+class PostgreSQLStore(ServerStore):
     """The ExecutionStore for PostgreSQL."""
 
     kind = "postgresql"
+    records_sql = records
+    deliveries_sql = deliveries
 
     def __init__(self, config: Config, on_error: Callable[[str, BaseException], None]) -> None:
         self.config = config
@@ -98,7 +100,6 @@ class PostgreSQLStore:
             self._pool = open_pool(
                 self._conninfo, self.settings.max_connections, float(self.settings.connect_timeout)
             )
-            self._writer = self._new_writer()
         except psycopg.Error as exc:
             raise StorageError(
                 f"failed to open database {self.location}: {self._describe(exc)}"
@@ -117,26 +118,6 @@ class PostgreSQLStore:
                         self.settings.max_connections,
                         float(self.settings.connect_timeout),
                     )
-                    self._writer = self._new_writer()
-
-    def _new_writer(self) -> PostgreSQLGroupWriter:
-        """The group-commit writer of this process; a write nobody waits for that fails
-        is reported (without the password) to the store's owner."""
-        return PostgreSQLGroupWriter(
-            lambda: connect(self._conninfo),
-            lambda action, exc: self._on_error(action, StorageError(self._describe(exc))),
-        )
-
-    def _submit(self, op: Callable[[psycopg.Connection[Any]], Any], wait: bool, key: str) -> None:
-        """A run's write, group-committed with the other requests' (wait: until it is
-        committed and flushed)."""
-        self._check_fork()
-        try:
-            self._writer.submit(op, wait=wait, key=key)
-        except WriteFailed as exc:
-            raise StorageError(
-                f"database write failed: {self._describe(exc.__cause__ or exc)}"
-            ) from None
 
     @contextlib.contextmanager
     def _connection(self, what: str = "read") -> Iterator[psycopg.Connection[Any]]:
@@ -157,11 +138,10 @@ class PostgreSQLStore:
         with self._connection("write") as conn:
             return fn(conn)
 
-    # -- runs --------------------------------------------------------------
-    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
-        row, tags = records.values(record), records.tag_values(record)
-        self._submit(lambda c: records.write(c, records.INSERT, [row], tags=tags), wait, record.id)
+    def _make_writer(self, report: Callable[[str, BaseException], None]) -> PostgreSQLGroupWriter:
+        return PostgreSQLGroupWriter(lambda: connect(self._conninfo), report)
 
+    # -- runs --------------------------------------------------------------
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         rows, attempts, tags = [], [], []
         for r in items:
@@ -171,18 +151,6 @@ class PostgreSQLStore:
         with self._connection("write") as conn, transaction(conn):
             records.write(conn, records.INSERT, rows, attempts, tags)
         return len(rows)
-
-    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
-        row, attempts = records.values(record), records.attempt_values(record)
-        tags = records.tag_values(record)
-        finishes_claim = bool(record.idempotency_key) and record.status.is_final
-
-        def op(conn: psycopg.Connection[Any]) -> None:
-            records.write(conn, records.UPSERT, [row], attempts, tags)
-            if finishes_claim:  # in the same transaction: claim and record agree
-                deliveries.finish(conn, record)
-
-        self._submit(op, wait, record.id)
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
         return self._read(lambda c: records.get(c, execution_id))
@@ -249,28 +217,6 @@ class PostgreSQLStore:
             lambda c: deliveries.claim(c, plugin, key, execution_id, now, window_s, answer)
         )
 
-    def take_over_delivery(
-        self,
-        plugin: str,
-        key: str,
-        holder: str,
-        execution_id: str,
-        now: datetime,
-        answer: str = "",
-    ) -> bool:
-        return self._write(
-            lambda c: deliveries.take_over(c, plugin, key, holder, execution_id, now, answer)
-        )
-
-    def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:
-        self._write(lambda c: deliveries.release(c, plugin, key, execution_id))
-
-    def mark_replayed(self, execution_id: str, now: datetime) -> None:
-        self._write(lambda c: deliveries.mark_replayed(c, execution_id, now))
-
-    def purge_deliveries(self, before: datetime) -> int:
-        return self._write(lambda c: deliveries.purge(c, before))
-
     # -- the store itself --------------------------------------------------
     def info(self) -> StorageInfo:
         def fn(conn: psycopg.Connection[Any]) -> StorageInfo:
@@ -308,8 +254,7 @@ class PostgreSQLStore:
     def close(self) -> None:
         for lock in self._locks:
             lock.release()
-        if self._pid == os.getpid():  # a forked child that never wrote has the parent's
-            self._writer.close()
+        self._close_writer()
         self._pool.close()
 
 

@@ -1,0 +1,117 @@
+"""What the two server backends (PostgreSQL, MySQL/MariaDB) do alike, written once: run
+records group-committed on a writer connection of each process's own, and the
+idempotency claims' single statements.
+
+A backend's store names its SQL modules (`records_sql`, `deliveries_sql`), makes its
+group-commit writer (`_make_writer`) and runs one statement on a pooled connection
+(`_write`); each call here goes to the function of the same name in those modules.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from types import ModuleType
+from typing import Any, ClassVar
+
+from bridge.errors import StorageError
+from bridge.model import ExecutionRecord
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+
+
+class ServerStore:
+    records_sql: ClassVar[ModuleType]
+    deliveries_sql: ClassVar[ModuleType]
+    _on_error: Callable[[str, BaseException], None]  # a failed write nobody waited for
+
+    _group: tuple[GroupCommitWriter | None, int] = (None, 0)
+    _group_lock = threading.Lock()
+
+    # -- what each backend provides ----------------------------------------
+    def _make_writer(
+        self, report: Callable[[str, BaseException], None]
+    ) -> GroupCommitWriter:  # pragma: no cover - each backend's own
+        raise NotImplementedError
+
+    def _write(self, fn: Callable[[Any], Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _describe(self, exc: BaseException) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- the group-commit writer -------------------------------------------
+    def _writer(self) -> GroupCommitWriter:
+        """This process's writer (a forked child makes its own)."""
+        writer, pid = self._group
+        if writer is None or pid != os.getpid():
+            with self._group_lock:
+                writer, pid = self._group
+                if writer is None or pid != os.getpid():
+                    writer = self._make_writer(self._report)
+                    self._group = (writer, os.getpid())
+        return writer
+
+    def _report(self, action: str, exc: BaseException) -> None:
+        self._on_error(action, StorageError(self._describe(exc)))
+
+    def _submit(self, op: Callable[[Any], Any], wait: bool, key: str) -> None:
+        """A run's write, group-committed with the other requests' (wait: until it is
+        committed and flushed)."""
+        try:
+            self._writer().submit(op, wait=wait, key=key)
+        except WriteFailed as exc:
+            raise StorageError(
+                f"database write failed: {self._describe(exc.__cause__ or exc)}"
+            ) from None
+
+    def _close_writer(self) -> None:
+        """Commit what is queued and close the writer, if this process made it (a
+        forked child never closes its parent's connection)."""
+        writer, pid = self._group
+        if writer is not None and pid == os.getpid():
+            writer.close()
+
+    # -- runs --------------------------------------------------------------
+    def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
+        sql = self.records_sql
+        row, tags = sql.values(record), sql.tag_values(record)
+        self._submit(lambda c: sql.write(c, sql.INSERT, [row], tags=tags), wait, record.id)
+
+    def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
+        sql, deliveries = self.records_sql, self.deliveries_sql
+        row, attempts = sql.values(record), sql.attempt_values(record)
+        tags = sql.tag_values(record)
+        finishes_claim = bool(record.idempotency_key) and record.status.is_final
+
+        def op(conn: Any) -> None:
+            sql.write(conn, sql.UPSERT, [row], attempts, tags)
+            if finishes_claim:  # in the same transaction: claim and record agree
+                deliveries.finish(conn, record)
+
+        self._submit(op, wait, record.id)
+
+    # -- idempotency -------------------------------------------------------
+    def take_over_delivery(
+        self,
+        plugin: str,
+        key: str,
+        holder: str,
+        execution_id: str,
+        now: datetime,
+        answer: str = "",
+    ) -> bool:
+        deliveries = self.deliveries_sql
+        return self._write(
+            lambda c: deliveries.take_over(c, plugin, key, holder, execution_id, now, answer)
+        )
+
+    def release_delivery(self, plugin: str, key: str, execution_id: str) -> None:
+        self._write(lambda c: self.deliveries_sql.release(c, plugin, key, execution_id))
+
+    def mark_replayed(self, execution_id: str, now: datetime) -> None:
+        self._write(lambda c: self.deliveries_sql.mark_replayed(c, execution_id, now))
+
+    def purge_deliveries(self, before: datetime) -> int:
+        return self._write(lambda c: self.deliveries_sql.purge(c, before))
