@@ -25,7 +25,7 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
         refuses), each op is run again in a transaction of its own, so that only the
         failing one loses its write; a lost connection fails them all (raised)."""
         try:
-            with conn.transaction(), conn.pipeline():
+            with conn.pipeline(), conn.transaction():
                 for ticket in batch:
                     ticket.result = ticket.op(conn)
         except psycopg.OperationalError:
@@ -33,7 +33,7 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
         except psycopg.Error:
             for ticket in batch:
                 try:
-                    with conn.transaction(), conn.pipeline():
+                    with conn.pipeline(), conn.transaction():
                         ticket.result = ticket.op(conn)
                 except psycopg.OperationalError:
                     raise
