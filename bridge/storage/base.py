@@ -155,6 +155,10 @@ class Reader(Protocol):
         """A value the algorithms keep (watermarks, the last cleanup), or None."""
         ...
 
+    def states(self, prefix: str) -> dict[str, Any]:
+        """Every kept value whose key starts with `prefix` (the processes' leases)."""
+        ...
+
     def failures(self, start: datetime, end: datetime) -> Iterator[Failure]:
         """Finished runs with an error group that started in [start, end)."""
         ...
@@ -181,6 +185,10 @@ class Writer(Reader, Protocol):
 
     def set_state(self, key: str, value: Any) -> None:
         """Keep a JSON-serializable value under `key`."""
+        ...
+
+    def delete_state(self, key: str) -> None:
+        """Forget the value under `key`."""
         ...
 
     def put_error_hours(self, items: Iterable[ErrorHour]) -> None:

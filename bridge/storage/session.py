@@ -67,6 +67,9 @@ class Session:
     def state(self, key: str) -> Any:
         return self.rollups_sql.get_state(self.conn, key)
 
+    def states(self, prefix: str) -> dict[str, Any]:
+        return self.rollups_sql.states(self.conn, prefix)
+
     def failures(self, start: datetime, end: datetime) -> Iterator[Failure]:
         return self.records_sql.failures(self.conn, start, end)
 
@@ -90,6 +93,9 @@ class WriteSession(Session):
 
     def set_state(self, key: str, value: Any) -> None:
         self.rollups_sql.set_state(self.conn, key, value)
+
+    def delete_state(self, key: str) -> None:
+        self.rollups_sql.delete_state(self.conn, key)
 
     def put_error_hours(self, items: Iterable[ErrorHour]) -> None:
         self.rollups_sql.put_error_hours(self.conn, list(items))

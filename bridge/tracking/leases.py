@@ -5,7 +5,9 @@ whose lease ran out (it died, or its host did), never a live run of another host
 A lease is a `bridge_state` value under `lease:<host:pid>` (no table of its own: the
 state table is already on every backend), renewed every `scheduler.takeover_interval`
 and valid for LEASE_PERIODS of them (at least MIN_TTL_S), so that a few missed
-renewals (a slow database, a long pause) do not retire a live process.
+renewals (a slow database, a long pause) do not retire a live process. The stale-run
+job forgets leases that ran out a day ago (or longer than any run can last), so that
+every worker restart does not leave a row behind for good.
 """
 
 from __future__ import annotations
@@ -72,6 +74,29 @@ class Leases:
         if not isinstance(lease, dict) or lease.get("worker") != worker:
             return None
         return float(lease.get("expires_at", 0)) > clock.utcnow().timestamp()
+
+    def purge(self, older_than: float) -> int:
+        """Forget the leases that ran out more than `older_than` seconds ago (processes
+        long gone, whose rows the age rule retires anyway); how many."""
+        store = self.storage.live_store
+        if store is None:
+            return 0
+        cutoff = clock.utcnow().timestamp() - older_than
+        with store.snapshot() as reader:
+            leases = reader.states(PREFIX)
+        gone = [
+            key
+            for key, lease in leases.items()
+            if not isinstance(lease, dict) or float(lease.get("expires_at", 0)) < cutoff
+        ]
+        if gone:
+
+            def forget(w: Any) -> None:
+                for key in gone:
+                    w.delete_state(key)
+
+            store.write(forget)
+        return len(gone)
 
     def start(self) -> None:
         """Renew now and then every `every` seconds, in a thread, until `stop`."""

@@ -33,6 +33,7 @@ from bridge.tracking.unsaved import UnsavedRecords
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 1024
+LEASE_KEPT_S = 24 * 3600  # a lease that ran out is forgotten this long after
 
 
 def utf8_json(text: str) -> str:
@@ -319,6 +320,10 @@ class Tracker:
             log.warning(
                 "Closed %d executions left running by a dead process as interrupted", closed
             )
+        try:
+            self.leases.purge(max(LEASE_KEPT_S, self.max_run_seconds + 300))
+        except Exception as exc:  # the next turn tries again
+            log.debug("Old leases not purged: %s", exc)
         return closed
 
     def close_own_runs(self) -> int:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -102,6 +103,13 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
         )
         stack.callback(target.close)
         assert target.table_counts() == expected
+        if target_kind == "postgresql":  # the planner has statistics from the start
+            with psycopg.connect(dst_section["dsn"], autocommit=True) as conn:
+                analyzed = conn.execute(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'executions' "
+                    "AND schemaname = current_schema()"
+                ).fetchone()
+            assert analyzed is not None and analyzed[0] is not None
         for run in (runs[0], runs[-1]):
             copied, original = target.get(run.id), source.get(run.id)
             assert copied == original

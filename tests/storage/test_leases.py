@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from bridge import clock
 from bridge.model import ExecutionRecord, Status
-from bridge.tracking.leases import Leases
+from bridge.tracking.leases import PREFIX, Leases, lease_key
+from bridge.tracking.tracker import LEASE_KEPT_S
 
 
 def _open_row(store, run_id: str, worker: str) -> None:
@@ -66,3 +67,20 @@ def test_a_stopped_process_ends_its_lease(backend_app):
     assert leases.alive("host-x:1") is True
     leases.stop()
     assert leases.alive("host-x:1") is False
+
+
+def test_leases_that_ran_out_a_day_ago_are_forgotten(backend_app, frozen_clock):
+    app = backend_app
+    tracker = app.extensions["bridge.tracker"]
+    store = app.extensions["bridge.storage"].store
+    gone, recent, live = (_lease_of(app, w) for w in ("gone:1", "recent:2", "live:3"))
+    assert gone.renew()
+    frozen_clock.advance(LEASE_KEPT_S)  # "gone" ran out a day ago, less its ttl
+    assert recent.renew() and live.renew()
+    frozen_clock.advance(gone.ttl + recent.ttl + 1)  # "recent" ran out just now
+    assert live.renew()
+    tracker.recover_stale()
+    with store.snapshot() as reader:
+        kept = set(reader.states(PREFIX))
+    assert kept == {lease_key("recent:2"), lease_key("live:3")}
+    assert tracker.leases.alive("recent:2") is False  # still told apart from "never had one"

@@ -163,6 +163,18 @@ def set_state(cur: Any, key: str, value: Any) -> None:
     )
 
 
+def states(cur: Any, prefix: str) -> dict[str, Any]:
+    """Every bridge_state value whose key starts with `prefix`."""
+    cur.execute(
+        "SELECT `key`, value FROM bridge_state WHERE LEFT(`key`, %s) = %s", (len(prefix), prefix)
+    )
+    return {key: json.loads(value) for key, value in cur.fetchall()}
+
+
+def delete_state(cur: Any, key: str) -> None:
+    cur.execute("DELETE FROM bridge_state WHERE `key` = %s", (key,))
+
+
 # -- error groups: error_group_hours ---------------------------------------
 _ERROR_COLUMNS = (
     "fingerprint",

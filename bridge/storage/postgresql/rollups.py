@@ -169,6 +169,18 @@ def set_state(conn: psycopg.Connection[Any], key: str, value: Any) -> None:
     )
 
 
+def states(conn: psycopg.Connection[Any], prefix: str) -> dict[str, Any]:
+    """Every bridge_state value whose key starts with `prefix`."""
+    rows = conn.execute(
+        "SELECT key, value FROM bridge_state WHERE left(key, %s) = %s", (len(prefix), prefix)
+    )
+    return dict(rows.fetchall())
+
+
+def delete_state(conn: psycopg.Connection[Any], key: str) -> None:
+    conn.execute("DELETE FROM bridge_state WHERE key = %s", (key,))
+
+
 # -- error groups: error_group_hours ---------------------------------------
 _ERROR_COLUMNS = (
     "fingerprint",

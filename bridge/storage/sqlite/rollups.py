@@ -147,6 +147,18 @@ def set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
     )
 
 
+def states(conn: sqlite3.Connection, prefix: str) -> dict[str, Any]:
+    """Every bridge_state value whose key starts with `prefix`."""
+    rows = conn.execute(
+        "SELECT key, value FROM bridge_state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+    )
+    return {key: json.loads(value) for key, value in rows}
+
+
+def delete_state(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("DELETE FROM bridge_state WHERE key = ?", (key,))
+
+
 # -- error groups: error_group_hours (hour_start in seconds, first/last seen in µs) --
 def error_hours(
     conn: sqlite3.Connection, start: datetime, end: datetime, plugin: str | None
