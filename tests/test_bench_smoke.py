@@ -46,4 +46,7 @@ def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
         row = next(line for line in text.splitlines() if f"CPU per request, {ratio}" in line)
         assert target in row and ("met" in row or "MISSED" in row), row
     assert "answered 2xx vs committed after SIGKILL" in text
+    # What a scrape of /metrics costs: measured directly, in ms of the server's CPU
+    row = next(line for line in text.splitlines() if "| CPU per /metrics scrape" in line)
+    assert float(re.search(r"(\d+\.\d+) ms \(", row).group(1)) > 0, row
     assert "Machine:" in text and "Command: `python -m bench --smoke" in text
