@@ -15,7 +15,6 @@ import contextlib
 import http.client
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from bench.cleanup import _timed_load, days_for_half
+from bench.cleanup import cleanup_under_load, days_for_half
 from bench.generate import PLUGINS, History, cached_history
 from bench.history import TARGET_MS
-from bench.load import BackgroundLoad, have_wrk
+from bench.load import have_wrk
 from bench.report import Report, command_line, markdown, percentile
 from bench.servers import OUT, Server, bridge_config
-from bench.throughput import PATH, Contender, body_file
+from bench.throughput import Contender, body_file
 from bridge.cli.copy import copy_rollups
 from bridge.clock import rfc3339
 from bridge.config import from_dict
@@ -268,29 +267,11 @@ def cleanup_figures(
 ) -> None:
     body = body_file(1024, "body-1k.json")
     days = days_for_half(history.path, history.rows)
-    _timed_load(server, body, 1.0)
-    quiet = _timed_load(server, body, seconds)
-    answer: dict[str, Any] = {}
-
-    def clean() -> None:
-        status, raw = server.request(
-            "DELETE", f"/api/v1/executions/cleanup?older_than_days={days}", timeout=1800
-        )
-        answer.update(json.loads(raw), http_status=status)
-
-    load = BackgroundLoad(server.base + PATH, body)
-    time.sleep(0.5)
-    t0 = time.perf_counter()
-    worker = threading.Thread(target=clean)
-    worker.start()
-    worker.join()
-    took = time.perf_counter() - t0
-    busy = load.stop()
-    if answer.get("http_status") != 200:
-        raise RuntimeError(f"cleanup failed: {answer}")
+    run = cleanup_under_load(server, body, days, seconds)
+    quiet, busy = run.quiet, run.busy
     sec = f"{kind} 3 cleanup under load"
     ratio = busy.p99_ms / max(quiet.p99_ms, 1e-9)
-    report.add(sec, f"deleted (older_than_days={days})", f"{answer['deleted']:,} in {took:.1f}s")
+    report.add(sec, f"deleted (older_than_days={days})", f"{run.deleted:,} in {run.took:.1f}s")
     report.add(
         sec,
         "webhook p99 without / during cleanup",

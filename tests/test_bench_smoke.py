@@ -50,3 +50,28 @@ def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if "| CPU per /metrics scrape" in line)
     assert float(re.search(r"(\d+\.\d+) ms \(", row).group(1)) > 0, row
     assert "Machine:" in text and "Command: `python -m bench --smoke" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_bench_smoke_of_a_server_backend(tmp_path: Path, backend: str) -> None:
+    """`BENCH_BACKEND=... make bench`, tiny: each of its three sections reaches the table."""
+    from storage.databases import mysql_down, postgresql_down, server_missing
+
+    down = postgresql_down() if backend == "postgresql" else mysql_down()
+    if down:
+        server_missing(down)
+    output = tmp_path / f"RESULTS-{backend}.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "BENCH_OUT": str(tmp_path / "out"), "BENCH_BACKEND": backend},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = output.read_text()
+    for section in ("1 webhook", "2 history", "3 cleanup under load"):
+        assert f"| {backend} {section}" in text, section
+    assert re.search(rf"\| {backend} 3 cleanup under load \| deleted .*\| [\d,]+ in ", text)
