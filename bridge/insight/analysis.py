@@ -14,8 +14,8 @@ from typing import Any
 
 from bridge.config.sections import AnalysisConfig
 from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader, Rollup
-from bridge.storage.closed_days import closed_end, copied_each, merged
-from bridge.storage.rollup import ALL_PLUGINS, watermark
+from bridge.storage.closed_days import copied_each, merged
+from bridge.storage.rollup import ALL_PLUGINS, day_start, watermark
 from bridge.storage.rollups import Aggregate, day_range
 
 
@@ -27,7 +27,7 @@ def aggregates(
     rolled = watermark(reader)
     daily = min(watermark(reader, DAILY_WATERMARK), rolled)
     per: dict[str, Aggregate] = defaultdict(Aggregate)
-    closed = max(start, min(end, closed_end(daily)))
+    closed = max(start, min(end, day_start(daily)))
     if start < closed:
         per.update(
             merged(

@@ -19,7 +19,6 @@ from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 from bridge.storage.base import DAY, Reader
-from bridge.storage.rollup import day_start
 from bridge.storage.rollups import Aggregate
 
 K = TypeVar("K", bound=Hashable)
@@ -39,11 +38,6 @@ _stores: WeakKeyDictionary[object, _Kept] = WeakKeyDictionary()
 _stores_lock = threading.Lock()
 
 
-def closed_end(daily_upto: datetime) -> datetime:
-    """Where the closed days end: the start of the day the daily rollups reach into."""
-    return day_start(daily_upto)
-
-
 def merged(
     store: object,
     reader: Reader,
@@ -54,7 +48,8 @@ def merged(
     merge: Callable[[Reader], T],
     copy: Callable[[T], T],
 ) -> T:
-    """`merge(reader)` of the daily rollups of [start, end) (whole closed days), kept
+    """`merge(reader)` of the daily rollups of [start, end): whole closed days, so `end`
+    is at most the start of the day the daily rollups reach into. Kept
     under `what` for this store. The caller gets `copy` of it, to change as it likes."""
     with _stores_lock:
         kept = _stores.get(store)

@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.model import ExecutionFilter, Page
 from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
-from bridge.storage.closed_days import closed_end, copied, merged
+from bridge.storage.closed_days import copied, merged
 from bridge.storage.rollup import (
     ALL_PLUGINS,
     ONE_DAY,
@@ -54,7 +54,7 @@ def window_stats(
         daily_upto = min(watermark(reader, DAILY_WATERMARK), rolled_upto)
         if start < daily_upto:
             name = plugin or ALL_PLUGINS
-            closed = max(start, closed_end(daily_upto))
+            closed = max(start, day_start(daily_upto))
             if start < closed:
                 days, overall = merged(
                     store, reader, "stats", start, closed, name, _days(start, closed, name), _copy
