@@ -70,6 +70,11 @@ def test_storage_type_selects_its_section_and_an_unknown_type_stops_start_up():
             "verify-ca, verify-full 'maybe'",
         ),
         (
+            {"synchronous_commit": "sometimes"},
+            "storage.postgresql.synchronous_commit: expected one of on, off, local, "
+            "remote_write, remote_apply 'sometimes'",
+        ),
+        (
             {"password": "hunter2-in-the-file"},
             "storage.postgresql.password: write env:NAME, never the password itself '<hidden>'",
         ),
@@ -99,6 +104,7 @@ def test_postgresql_section_defaults_and_its_variables_read_only_when_chosen():
         "postgres",
     )
     assert (pg.max_connections, pg.connect_timeout, pg.sslmode) == (10, 5.0, "prefer")
+    assert pg.synchronous_commit == "off"
 
 
 def test_database_url_overrides_the_files_storage_settings(tmp_path):

@@ -10,6 +10,7 @@ from bridge.config.values import Duration, longest_run, parse_duration
 
 __all__ = [
     "SSL_MODES",
+    "SYNCHRONOUS_COMMIT",
     "AlertsConfig",
     "AnalysisConfig",
     "AuthConfig",
@@ -95,6 +96,7 @@ class SQLiteConfig(BackendConfig):
 
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ class PostgreSQLConfig(BackendConfig):
     max_connections: int = 10  # the pool's size in each process
     connect_timeout: Duration = Duration(5)
     sslmode: str = "prefer"
+    # The WAL flush a run's record waits for. "off": committed (a crash of the bridge
+    # loses nothing) without waiting for the fsync, as SQLite's synchronous NORMAL.
+    synchronous_commit: str = "off"
 
 
 @dataclass(frozen=True)

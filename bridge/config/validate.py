@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge.config.sections import (
     SSL_MODES,
+    SYNCHRONOUS_COMMIT,
     Config,
     MySQLConfig,
     PostgreSQLConfig,
@@ -194,6 +195,11 @@ def _validate_postgresql(pg: PostgreSQLConfig, selected: bool) -> None:
         ("max_connections", pg.max_connections >= 1, "must be >= 1"),
         ("connect_timeout", pg.connect_timeout >= 1, "must be >= 1s"),
         ("sslmode", pg.sslmode in SSL_MODES, f"expected one of {', '.join(SSL_MODES)}"),
+        (
+            "synchronous_commit",
+            pg.synchronous_commit in SYNCHRONOUS_COMMIT,
+            f"expected one of {', '.join(SYNCHRONOUS_COMMIT)}",
+        ),
     ):
         if not ok:
             raise ConfigError(f"{key}.{name}", getattr(pg, name), why)

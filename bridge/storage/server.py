@@ -75,22 +75,10 @@ class ServerStore:
 
     # -- runs --------------------------------------------------------------
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
-        sql = self.records_sql
-        row, tags = sql.values(record), sql.tag_values(record)
-        self._submit(lambda c: sql.write(c, sql.INSERT, [row], tags=tags), wait, record.id)
+        self._submit(RunWrite(self, record, upsert=False), wait, record.id)
 
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
-        sql, deliveries = self.records_sql, self.deliveries_sql
-        row, attempts = sql.values(record), sql.attempt_values(record)
-        tags = sql.tag_values(record)
-        finishes_claim = bool(record.idempotency_key) and record.status.is_final
-
-        def op(conn: Any) -> None:
-            sql.write(conn, sql.UPSERT, [row], attempts, tags)
-            if finishes_claim:  # in the same transaction: claim and record agree
-                deliveries.finish(conn, record)
-
-        self._submit(op, wait, record.id)
+        self._submit(RunWrite(self, record, upsert=True), wait, record.id)
 
     # -- idempotency -------------------------------------------------------
     def take_over_delivery(
@@ -115,3 +103,37 @@ class ServerStore:
 
     def purge_deliveries(self, before: datetime) -> int:
         return self._write(lambda c: self.deliveries_sql.purge(c, before))
+
+
+class RunWrite:
+    """A run's row written whole (`upsert`: its lifecycle columns set again if the row
+    is there), with its attempts and tags, and the end of its delivery's claim in the
+    same transaction. Its values are worked out when it runs: a `running` row that a
+    later write of the same run supersedes in the batch costs nothing. A writer may
+    also take several at once (`columns`, `attempts`, `tags`) in one statement each.
+    The record is not changed after it is handed over (the tracker makes each anew)."""
+
+    __slots__ = ("record", "sql", "store", "upsert")
+
+    def __init__(self, store: ServerStore, record: ExecutionRecord, upsert: bool) -> None:
+        self.store = store
+        self.sql = store.records_sql
+        self.record = record
+        self.upsert = upsert
+
+    @property
+    def finishes_claim(self) -> bool:
+        return self.upsert and bool(self.record.idempotency_key) and self.record.status.is_final
+
+    def __call__(self, conn: Any) -> None:
+        sql, record = self.sql, self.record
+        rows, tags = [sql.values(record)], sql.tag_values(record)
+        if self.upsert:
+            sql.write(conn, sql.UPSERT, rows, sql.attempt_values(record), tags)
+        else:
+            sql.write(conn, sql.INSERT, rows, tags=tags)
+        self.finish_claim(conn)
+
+    def finish_claim(self, conn: Any) -> None:
+        if self.finishes_claim:  # in the same transaction: claim and record agree
+            self.store.deliveries_sql.finish(conn, self.record)

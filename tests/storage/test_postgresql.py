@@ -163,6 +163,33 @@ def test_queries_are_not_jit_compiled_unless_the_dsn_asks(database):
         store.close()
 
 
+def _writer_setting(store, name):
+    return store._writer().submit(lambda c: c.execute(f"SHOW {name}").fetchone()[0], wait=True)
+
+
+def test_run_records_wait_for_the_wal_flush_only_when_asked(database):
+    """By default a run's record is committed without waiting for the WAL's fsync (what
+    SQLite's synchronous NORMAL does); `synchronous_commit: on` waits for it, and the
+    setting applies to the run records' writer only."""
+    store = _open(database)
+    try:
+        assert _writer_setting(store, "synchronous_commit") == "off"
+        assert store._read(lambda c: c.execute("SHOW synchronous_commit").fetchone()) == ("on",)
+    finally:
+        store.close()
+    store = _open(database, synchronous_commit="on")
+    try:
+        assert _writer_setting(store, "synchronous_commit") == "on"
+    finally:
+        store.close()
+    dsn = database["dsn"].replace("options=", "options=-c%20synchronous_commit%3Dlocal%20")
+    store = _open(database, dsn=dsn)  # the DSN's own options win
+    try:
+        assert _writer_setting(store, "synchronous_commit") == "local"
+    finally:
+        store.close()
+
+
 def test_a_finished_runs_iterator_left_half_read_does_not_outlive_its_snapshot(database):
     store = _open(database, max_connections=1)  # the next snapshot gets the same connection
     try:

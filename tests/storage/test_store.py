@@ -10,11 +10,13 @@ from datetime import timedelta
 import pytest
 
 from bridge.config import StorageConfig
+from bridge.model import AttemptRecord, ExecutionFilter, Status
 from bridge.storage import BACKENDS as OPENERS
 from bridge.storage.rollup import EPOCH, hour_start, rollup
+from bridge.storage.stats import list_page
 
 from .conftest import BACKENDS
-from .runs import NOW, finished, sixty_runs
+from .runs import NOW, finished, running, sixty_runs
 
 
 def test_every_configurable_backend_opens_and_is_tested():
@@ -85,3 +87,40 @@ def test_a_record_the_server_refuses_loses_only_itself_in_a_group_commit(
     assert "range" in str(write_errors[0]).lower()
     store.update(finished("after", NOW), wait=True)  # the writer goes on
     assert store.get("after") is not None
+
+
+def test_runs_queued_together_are_each_written_whole(store):
+    """Records queued by concurrent requests are committed together (on PostgreSQL in
+    one statement per kind): each keeps its own row, attempts, tags and claim."""
+    assert store.claim_delivery("a", "k1", "done-1", NOW, 3600.0) is None
+    assert store.claim_delivery("a", "k2", "done-2", NOW, 3600.0) is None
+    second = NOW + timedelta(milliseconds=5)
+    failed = finished("done-2", NOW, status=Status.FAILED, idempotency_key="k2")
+    failed.attempts, failed.retry_count = 2, 1
+    failed.attempt_records = [
+        AttemptRecord(1, NOW, second, Status.FAILED, "boom", "E", 5_000_000),
+        AttemptRecord(2, second, second, Status.FAILED, "boom again", "E", 1_000),
+    ]
+    store.insert(running("new-1", NOW, tags='{"env": "prod"}'), wait=False)
+    store.insert(running("new-2", NOW, plugin="b"), wait=False)
+    store.update(
+        finished("done-1", NOW, idempotency_key="k1", delivery_answer='{"output": "1"}'),
+        wait=False,
+    )
+    store.update(failed, wait=False)
+    store.update(finished("last", NOW, tags='{"env": "prod"}'), wait=True)
+
+    assert store.get("new-1").status is Status.RUNNING and store.get("new-2").plugin_name == "b"
+    assert store.get("done-1").status is Status.COMPLETED
+    stored = store.get("done-2")
+    assert (stored.status, stored.attempts, stored.retry_count) == (Status.FAILED, 2, 1)
+    assert [(a.number, a.error) for a in stored.attempt_records] == [
+        (1, "boom"),
+        (2, "boom again"),
+    ]
+    assert len(store.get("last").attempt_records) == 1
+    tagged = list_page(store, ExecutionFilter(tags=(("env", "prod"),)), 10, 0, None)
+    assert sorted(r.id for r in tagged.records) == ["last", "new-1"]
+    first = store.claim_delivery("a", "k1", "again", NOW, 3600.0)
+    assert (first.state, first.answer) == ("completed", '{"output": "1"}')
+    assert store.claim_delivery("a", "k2", "again", NOW, 3600.0).state == "failed"

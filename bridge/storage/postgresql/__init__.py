@@ -4,7 +4,8 @@ bridges sharing one.
 psycopg 3 with a pool of at most `storage.postgresql.max_connections` connections per
 process for reads and maintenance (connection.py). Run records are group-committed
 on one more connection (writer.py): the records of concurrent requests go in one
-transaction and one WAL flush, instead of a transaction and a flush each.
+transaction instead of one each, committed without waiting for the WAL's fsync unless
+`synchronous_commit` says otherwise.
 Times are `timestamptz` in UTC rather than integer microseconds: the server stores both
 as the same 64-bit microseconds, so indexes and sizes are alike, but people who query
 the history with their own tools read times. The SQL is in records.py, rollups.py,
@@ -139,7 +140,10 @@ class PostgreSQLStore(ServerStore):
             return fn(conn)
 
     def _make_writer(self, report: Callable[[str, BaseException], None]) -> PostgreSQLGroupWriter:
-        return PostgreSQLGroupWriter(lambda: connect(self._conninfo), report)
+        commit = self.settings.synchronous_commit
+        return PostgreSQLGroupWriter(
+            lambda: connect(self._conninfo, synchronous_commit=commit), report
+        )
 
     # -- runs --------------------------------------------------------------
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:

@@ -72,11 +72,18 @@ def describe(exc: BaseException, password: str = "") -> str:
     return redact_url(text)
 
 
-def connect(info: str, *, keepalive: bool = False) -> psycopg.Connection[Any]:
-    """A connection outside the pool (migrations, the leader's lock), autocommit."""
-    if keepalive:
+def connect(
+    info: str, *, keepalive: bool = False, synchronous_commit: str = ""
+) -> psycopg.Connection[Any]:
+    """A connection outside the pool (migrations, the leader's lock, the run records'
+    writer), autocommit. A `synchronous_commit` in the DSN's own options still wins."""
+    if keepalive or synchronous_commit:
         options = conninfo_to_dict(info).get("options") or ""
-        info = make_conninfo(info, options=f"{options} {KEEPALIVE}".strip())
+        if synchronous_commit:
+            options = f"-c synchronous_commit={synchronous_commit} {options}"
+        if keepalive:
+            options = f"{options} {KEEPALIVE}"
+        info = make_conninfo(info, options=options.strip())
     return psycopg.connect(info, autocommit=True)
 
 
