@@ -136,26 +136,6 @@ def write(
                 cur.executemany(sql_, batch)
 
 
-def write_runs(
-    conn: psycopg.Connection[Any],
-    inserted: Sequence[ExecutionRecord],
-    upserted: Sequence[ExecutionRecord],
-) -> None:
-    """Many runs, each id once: the new rows in one executemany, then the rows written
-    again, their attempts and their tags (psycopg sends each executemany's rows in one
-    go: less of its per-statement work than a statement per row)."""
-    tags = [t for r in (*inserted, *upserted) for t in tag_values(r)]
-    attempts = [a for r in upserted for a in attempt_values(r)]
-    with conn.cursor() as cur:
-        for sql, records in ((INSERT, inserted), (UPSERT, upserted)):
-            if records:
-                cur.executemany(sql, [values(r) for r in records])
-        if attempts:
-            cur.executemany(ATTEMPT, attempts)
-        if tags:
-            cur.executemany(TAG, tags)
-
-
 def record_of(row: dict[str, Any]) -> ExecutionRecord:
     data = {key: row[key] for key in COLUMNS}
     data["status"] = Status(data["status"])

@@ -11,13 +11,78 @@ attempts (records.write_runs), not a statement or two each.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
+from bridge.model import ExecutionRecord
 from bridge.storage.group_commit import GroupCommitWriter, _Ticket
 from bridge.storage.postgresql import records
+from bridge.storage.rows import COLUMNS
 from bridge.storage.server import RunWrite
+
+_RUN = ", ".join(COLUMNS)
+_ATTEMPT = "execution_id, number, start_time, end_time, status, error, error_type, duration"
+_TAG = "key, value, start_time, execution_id"
+
+
+def _rows(table: str, columns: str) -> str:
+    """The rows of a JSON array of objects (a parameter), as `table`'s columns."""
+    rows = f"json_populate_recordset(NULL::{table}, %s)"
+    return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"
+
+
+def _on_conflict(sql: str) -> str:
+    return sql[sql.index("ON CONFLICT") :]
+
+
+# A batch's runs in one statement, whatever their number: new rows, rows written again,
+# tags, attempts, each a JSON array (one parameter each). psycopg dumps four strings
+# instead of 25 values a row, the server parses one statement (prepared once), and the
+# statement is its own transaction. Foreign keys are checked at its end, when the rows
+# the attempts and tags point to are written.
+WRITE_RUNS = (
+    f"WITH inserted AS ({_rows('executions', _RUN)}), "
+    f"upserted AS ({_rows('executions', _RUN)} {_on_conflict(records.UPSERT)}), "
+    f"tagged AS ({_rows('execution_tags', _TAG)} ON CONFLICT DO NOTHING) "
+    f"{_rows('execution_attempts', _ATTEMPT)} {_on_conflict(records.ATTEMPT)}"
+)
+
+
+def _plain(value: Any) -> Any:
+    """What json.dumps cannot write itself: times and jsonb values."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Jsonb):
+        return value.obj
+    raise TypeError(type(value).__name__)
+
+
+def _array(columns: str, rows: Iterable[tuple[Any, ...]]) -> str:
+    names = columns.split(", ")
+    return json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_plain)
+
+
+def write_runs(
+    conn: psycopg.Connection[Any],
+    inserted: list[ExecutionRecord],
+    upserted: list[ExecutionRecord],
+) -> None:
+    """Many runs, each id once, in one statement (records.values & co. say what each
+    column holds, as for one run)."""
+    conn.execute(
+        WRITE_RUNS,
+        (
+            _array(_RUN, map(records.values, inserted)),
+            _array(_RUN, map(records.values, upserted)),
+            _array(_TAG, (t for r in (*inserted, *upserted) for t in records.tag_values(r))),
+            _array(_ATTEMPT, (a for r in upserted for a in records.attempt_values(r))),
+        ),
+    )
 
 
 class PostgreSQLGroupWriter(GroupCommitWriter):
@@ -25,14 +90,25 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
     transactions."""
 
     def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
-        """Every op in one pipelined transaction. If one fails (a value the server
-        refuses), each op is run again in a transaction of its own, so that only the
-        failing one loses its write; a lost connection fails them all (raised)."""
+        """A batch of runs only: one statement. Else every op in one pipelined
+        transaction. If one fails (a value the server refuses), each op is run again
+        in a transaction of its own, so that only the failing one loses its write; a
+        lost connection fails them all (raised)."""
+        runs = [t.op for t in batch if isinstance(t.op, RunWrite)]
+        if len({w.record.id for w in runs}) < len(runs):
+            runs = []  # a run written twice: in order, one op after the other
+        rest = [t for t in batch if not runs or not isinstance(t.op, RunWrite)]
         try:
-            with conn.pipeline(), conn.transaction():
-                rest = _runs_together(conn, batch)
-                for ticket in rest:
-                    ticket.result = ticket.op(conn)
+            if runs and not rest and not any(w.finishes_claim for w in runs):
+                _write_runs(conn, runs)
+            else:
+                with conn.pipeline(), conn.transaction():
+                    if runs:
+                        _write_runs(conn, runs)
+                        for write in runs:
+                            write.finish_claim(conn)
+                    for ticket in rest:
+                        ticket.result = ticket.op(conn)
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
@@ -48,17 +124,5 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
         self.writes += len(batch)
 
 
-def _runs_together(conn: Any, batch: list[_Ticket]) -> list[_Ticket]:
-    """Writes the batch's runs in one statement per kind when there are several, each
-    run once; returns the tickets still to run one by one."""
-    runs = [t.op for t in batch if isinstance(t.op, RunWrite)]
-    if len(runs) < 2 or len({w.record.id for w in runs}) < len(runs):
-        return batch
-    records.write_runs(
-        conn,
-        [w.record for w in runs if not w.upsert],
-        [w.record for w in runs if w.upsert],
-    )
-    for write in runs:
-        write.finish_claim(conn)
-    return [t for t in batch if not isinstance(t.op, RunWrite)]
+def _write_runs(conn: Any, runs: list[RunWrite]) -> None:
+    write_runs(conn, [w.record for w in runs if not w.upsert], [w.record for w in runs if w.upsert])
