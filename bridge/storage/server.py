@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from bridge.errors import StorageError
 from bridge.model import ExecutionRecord
-from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed, _Ticket
 
 
 class ServerStore:
@@ -137,3 +137,12 @@ class RunWrite:
     def finish_claim(self, conn: Any) -> None:
         if self.finishes_claim:  # in the same transaction: claim and record agree
             self.store.deliveries_sql.finish(conn, self.record)
+
+
+def runs_together(batch: list[_Ticket]) -> tuple[list[RunWrite], list[_Ticket]]:
+    """A batch's run writes, for a writer to write together, and its other tickets. None
+    when a run is written twice in it: then every op runs alone, in order."""
+    runs = [t.op for t in batch if isinstance(t.op, RunWrite)]
+    if len({w.record.id for w in runs}) < len(runs):
+        return [], batch
+    return runs, [t for t in batch if not isinstance(t.op, RunWrite)]

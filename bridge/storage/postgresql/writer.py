@@ -23,7 +23,7 @@ from bridge.model import ExecutionRecord
 from bridge.storage.group_commit import GroupCommitWriter, _Ticket
 from bridge.storage.postgresql import records
 from bridge.storage.rows import COLUMNS
-from bridge.storage.server import RunWrite
+from bridge.storage.server import RunWrite, runs_together
 
 _RUN = ", ".join(COLUMNS)
 _ATTEMPT = "execution_id, number, start_time, end_time, status, error, error_type, duration"
@@ -94,10 +94,7 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
         transaction. If one fails (a value the server refuses), each op is run again
         in a transaction of its own, so that only the failing one loses its write; a
         lost connection fails them all (raised)."""
-        runs = [t.op for t in batch if isinstance(t.op, RunWrite)]
-        if len({w.record.id for w in runs}) < len(runs):
-            runs = []  # a run written twice: in order, one op after the other
-        rest = [t for t in batch if not runs or not isinstance(t.op, RunWrite)]
+        runs, rest = runs_together(batch)
         try:
             if runs and not rest and not any(w.finishes_claim for w in runs):
                 _write_runs(conn, runs)
