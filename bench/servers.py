@@ -158,6 +158,23 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     return user / tick, system / tick
 
 
+DATABASE_SERVERS = ("postgres", "mariadbd", "mysqld")
+
+
+def database_pids() -> list[int]:
+    """The PostgreSQL and MySQL/MariaDB server processes on this machine (when the
+    database runs elsewhere: none, and its CPU is not counted)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in DATABASE_SERVERS:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
     """A memory figure (VmRSS, VmHWM) of a process, in kB; 0 if it is gone."""
     try:

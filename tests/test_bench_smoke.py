@@ -75,3 +75,7 @@ def test_bench_smoke_of_a_server_backend(tmp_path: Path, backend: str) -> None:
     for section in ("1 webhook", "2 history", "3 cleanup under load"):
         assert f"| {backend} {section}" in text, section
     assert re.search(rf"\| {backend} 3 cleanup under load \| deleted .*\| [\d,]+ in ", text)
+    # CPU per tracked request: the bridge's, and the database server's (on this machine)
+    row = next(line for line in text.splitlines() if f"{backend} tracked: CPU ms per" in line)
+    bridge, database = map(float, re.search(r"(\d+\.\d+) \+ (\d+\.\d+)", row).groups())
+    assert bridge > 0 and database > 0, row
