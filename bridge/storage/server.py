@@ -109,9 +109,9 @@ class RunWrite:
     """A run's row written whole (`upsert`: its lifecycle columns set again if the row
     is there), with its attempts and tags, and the end of its delivery's claim in the
     same transaction. Its values are worked out when it runs: a `running` row that a
-    later write of the same run supersedes in the batch costs nothing. A writer may
-    also take several at once (`columns`, `attempts`, `tags`) in one statement each.
-    The record is not changed after it is handed over (the tracker makes each anew)."""
+    later write of the same run supersedes in the batch costs nothing (the record is
+    not changed after it is handed over: the tracker makes each anew). A writer may
+    also write several at once (runs_together)."""
 
     __slots__ = ("record", "sql", "store", "upsert")
 

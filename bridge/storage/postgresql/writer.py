@@ -2,11 +2,11 @@
 
 Each webhook's record was a transaction of its own: a pooled connection, a round trip
 and a commit (with `synchronous_commit: on`, one that waits for the WAL's fsync). With
-16 requests in flight, one leader now sends the records queued meanwhile in one
-pipelined transaction (storage/group_commit.py). A fast run's `running` row and its
-final row, when they meet in one batch, are one upsert; a batch's runs are written by
-one executemany for the new rows, one for the rows written again and one for their
-attempts (records.write_runs), not a statement or two each.
+16 requests in flight, one leader now writes the records queued meanwhile
+(storage/group_commit.py) in one statement, WRITE_RUNS: a fast run's `running` row and
+its final row, when they meet in one batch, are one upsert, and the batch's rows,
+attempts and tags go as JSON arrays. A batch with other writes (the end of an
+idempotency claim, say) is one pipelined transaction.
 """
 
 from __future__ import annotations
