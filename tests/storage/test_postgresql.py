@@ -121,6 +121,14 @@ def test_what_jsonb_and_text_cannot_hold_is_stored_changed_not_refused(pg_store)
         assert reader.count(ExecutionFilter(tags=(("env", "pr\x00od"),))) == 1
     pg_store.update(finished("plain", NOW, tags="", metadata="not json"))
     assert (pg_store.get("plain").tags, pg_store.get("plain").metadata) == ("", '"not json"')
+    # What JSON escapes on the way (a batch's rows travel as a JSON array) comes back as is
+    wide = finished("wide", NOW, tags=r'{"who": "\u6f22\ud83d\ude00"}')
+    wide.input = r'{"s": "\u00e9 \ud83d\ude00 \u0001 \\ \""}' + " é 😀 漢"
+    wide.output = "é\x01\t\\ 漢 \U0001f600"
+    pg_store.update(wide)
+    got = pg_store.get("wide")
+    assert (got.input, got.output) == (wide.input, wide.output)
+    assert got.tags == '{"who": "漢😀"}'
 
 
 @pytest.mark.parametrize(
