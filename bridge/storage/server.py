@@ -113,11 +113,10 @@ class RunWrite:
     not changed after it is handed over: the tracker makes each anew). A writer may
     also write several at once (runs_together)."""
 
-    __slots__ = ("record", "sql", "store", "upsert")
+    __slots__ = ("record", "store", "upsert")
 
     def __init__(self, store: ServerStore, record: ExecutionRecord, upsert: bool) -> None:
         self.store = store
-        self.sql = store.records_sql
         self.record = record
         self.upsert = upsert
 
@@ -126,7 +125,7 @@ class RunWrite:
         return self.upsert and bool(self.record.idempotency_key) and self.record.status.is_final
 
     def __call__(self, conn: Any) -> None:
-        sql, record = self.sql, self.record
+        sql, record = self.store.records_sql, self.record
         rows, tags = [sql.values(record)], sql.tag_values(record)
         if self.upsert:
             sql.write(conn, sql.UPSERT, rows, sql.attempt_values(record), tags)
