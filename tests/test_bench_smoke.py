@@ -17,22 +17,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
-    output = tmp_path / "RESULTS.md"
+def _smoke(tmp_path: Path, output: Path, timeout: float, **env: str) -> tuple[str, str]:
+    """`python -m bench --smoke` into `output`: what it printed, and what it wrote."""
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
-        env={**os.environ, "BENCH_OUT": str(tmp_path / "out")},
+        timeout=timeout,
+        env={**os.environ, "BENCH_OUT": str(tmp_path / "out"), **env},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = output.read_text()
+    return done.stdout, output.read_text()
+
+
+@pytest.mark.slow
+def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
+    printed, text = _smoke(tmp_path, tmp_path / "RESULTS.md", 120)
     for section in ("1 webhook", "1 durability", "2 history", "3 cleanup", "4 memory", "5 disk"):
         assert f"| {section}" in text, section
-        assert f"| {section}" in done.stdout, section
+        assert f"| {section}" in printed, section
     assert "| bridge, tracking on: req/s" in text
     # CPU per request of each server, and the two ratios checked against their targets
     for label in ("bare Flask", "bridge, tracking off", "bridge, tracking on"):
@@ -61,17 +65,7 @@ def test_bench_smoke_of_a_server_backend(tmp_path: Path, backend: str) -> None:
     down = postgresql_down() if backend == "postgresql" else mysql_down()
     if down:
         server_missing(down)
-    output = tmp_path / f"RESULTS-{backend}.md"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "BENCH_OUT": str(tmp_path / "out"), "BENCH_BACKEND": backend},
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = output.read_text()
+    _, text = _smoke(tmp_path, tmp_path / f"RESULTS-{backend}.md", 180, BENCH_BACKEND=backend)
     for section in ("1 webhook", "2 history", "3 cleanup under load"):
         assert f"| {backend} {section}" in text, section
     assert re.search(rf"\| {backend} 3 cleanup under load \| deleted .*\| [\d,]+ in ", text)

@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bridge.model import ExecutionRecord
 from bridge.storage.group_commit import GroupCommitWriter, _Ticket
 from bridge.storage.postgresql import records
 from bridge.storage.rows import COLUMNS
@@ -67,13 +66,11 @@ def _array(columns: str, rows: Iterable[tuple[Any, ...]]) -> str:
     return json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_plain)
 
 
-def write_runs(
-    conn: psycopg.Connection[Any],
-    inserted: list[ExecutionRecord],
-    upserted: list[ExecutionRecord],
-) -> None:
+def write_runs(conn: psycopg.Connection[Any], runs: list[RunWrite]) -> None:
     """Many runs, each id once, in one statement (records.values & co. say what each
     column holds, as for one run)."""
+    inserted = [w.record for w in runs if not w.upsert]
+    upserted = [w.record for w in runs if w.upsert]
     conn.execute(
         WRITE_RUNS,
         (
@@ -97,11 +94,11 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
         runs, rest = runs_together(batch)
         try:
             if runs and not rest and not any(w.finishes_claim for w in runs):
-                _write_runs(conn, runs)
+                write_runs(conn, runs)
             else:
                 with conn.pipeline(), conn.transaction():
                     if runs:
-                        _write_runs(conn, runs)
+                        write_runs(conn, runs)
                         for write in runs:
                             write.finish_claim(conn)
                     for ticket in rest:
@@ -119,7 +116,3 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
                     ticket.error = exc
         self.batches += 1
         self.writes += len(batch)
-
-
-def _write_runs(conn: Any, runs: list[RunWrite]) -> None:
-    write_runs(conn, [w.record for w in runs if not w.upsert], [w.record for w in runs if w.upsert])
