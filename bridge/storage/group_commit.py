@@ -4,8 +4,9 @@ Instead of every request thread opening a transaction of its own (SQLite: fighti
 the write lock and sleeping in its busy handler; a server database: a round trip and a
 WAL flush each), writes queue here; the first waiting thread to find no commit under
 way takes all that are queued, runs them in one transaction, commits once, and wakes
-the others whose writes it took (see GroupCommitWriter). SQLite's store uses it as it
-is; a server backend's subclass says how it runs a transaction (`_commit`).
+the others whose writes it took (see GroupCommitWriter). Each backend's subclass says
+how it runs a transaction (`_commit`): sqlite/writer.py, postgresql/writer.py,
+mysql/writer.py.
 
 The SQLite writers of several processes (gunicorn workers) take turns through a file
 lock (sqlite.locks.WriteLock), so a waiting writer wakes the moment the lock is free
@@ -17,18 +18,14 @@ writers that use it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 Op = Callable[[Any], Any]
 MAX_BATCH = 256
-LINGER_S = 0.01  # longest a write nobody waits for is held for a commit to join
-CHECKPOINT_EVERY_S = 0.5  # how often the checkpointer looks for commits to copy back
+LINGER_S = 0.01  # how long a write nobody waits for is held for a commit to join
 STALE_S = 30.0  # a connection idle this long is checked before a commit
 
 
@@ -37,13 +34,20 @@ class WriteFailed(Exception):
 
 
 class _Ticket:
-    __slots__ = ("bulk", "error", "finished", "key", "lead", "op", "result", "wait", "woken")
+    __slots__ = (
+        *("at", "bulk", "error", "finished", "key", "lead", "linger", "op", "result", "wait"),
+        "woken",
+    )
 
-    def __init__(self, op: Op, wait: bool, bulk: bool = False, key: str | None = None) -> None:
+    def __init__(
+        self, op: Op, wait: bool, bulk: bool = False, key: str | None = None, linger: bool = False
+    ) -> None:
         self.op = op
         self.wait = wait
         self.bulk = bulk
         self.key = key
+        self.linger = linger and key is not None and not wait and not bulk
+        self.at = time.monotonic()
         self.finished = False
         self.lead = False  # handed the next commit to lead
         self.error: BaseException | None = None
@@ -68,15 +72,11 @@ class GroupCommitWriter:
     and wakes the threads whose writes it took. Threads arriving meanwhile queue; the
     first of them leads the next commit. A lone request so commits in its own thread,
     with no hand-off to another, and a busy process commits many requests at once.
-    Writes nobody waits for (a run's `running` row) ride with the next commit, or a
-    flusher thread commits them after LINGER_S.
-
-    With a `checkpoint` op, a checkpointer thread runs it on a connection of its own
-    every CHECKPOINT_EVERY_S after commits: copying SQLite's WAL back into the database
-    file ends in an fsync, which a commit that ran it (SQLite's automatic checkpoint)
-    would make every writer of every process wait for. It runs twice: beside the
-    writers, copying nearly all; then holding the write lock, copying the few commits
-    made meanwhile, so that the WAL is wholly copied and the next commit starts it over.
+    Writes nobody waits for ride with the next commit, or a flusher thread commits them
+    after LINGER_S. One that `linger`s (a run's `running` row, which its final row will
+    rewrite) is left out of other commits for its first LINGER_S: a run that ends by
+    then is written once, its final row superseding it in the same commit (an insert,
+    not an insert and then an update of every index).
     """
 
     def __init__(
@@ -84,7 +84,6 @@ class GroupCommitWriter:
         connect: Callable[[], Any],
         on_error: Callable[[str, BaseException], None],
         lock: Any = None,
-        checkpoint: Op | None = None,
         before_commit: Callable[[Any], Any] | None = None,
     ) -> None:
         self._connect = connect
@@ -92,8 +91,6 @@ class GroupCommitWriter:
         # returns the connection to commit on (another one if the file was replaced).
         self._before_commit = before_commit
         self.generation = 0  # +1 each time the connection is replaced
-        self._checkpoint = checkpoint
-        self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
         self._on_error = on_error
         self.lock = lock or _InProcess()
@@ -127,6 +124,7 @@ class GroupCommitWriter:
         timeout: float = 30.0,
         bulk: bool = False,
         key: str | None = None,
+        linger: bool = False,
     ) -> Any:
         """Queue `op`; with `wait`, block until it is committed and return its result.
 
@@ -135,8 +133,9 @@ class GroupCommitWriter:
 
         Ops with the same `key` write the same row, each whole: when several are in one
         batch, only the last runs (a fast run's `running` row and its final state are
-        one insert, not an insert and an update). Ops someone waits for always run."""
-        ticket = _Ticket(op, wait, bulk, key)
+        one insert, not an insert and an update). Ops someone waits for always run. An
+        op that may `linger` waits LINGER_S for such a later op before it is committed."""
+        ticket = _Ticket(op, wait, bulk, key, linger)
         with self._mutex:
             if self._closed:
                 raise WriteFailed("the store is closed")
@@ -175,13 +174,22 @@ class GroupCommitWriter:
 
     def _take(self, own: _Ticket | None) -> list[list[_Ticket]]:
         """Under the mutex: what the next commit runs, as transactions. Small writes go
-        together; a bulk op gets its own, run by its owner (or, if nobody waits for it,
-        by the flusher)."""
+        together, but a leader (`own`) leaves a young lingering op alone with its key;
+        a bulk op gets its own, run by its owner (or, if nobody waits for it, by the
+        flusher)."""
         small: list[_Ticket] = []
         bulk: list[_Ticket] = []
         rest: list[_Ticket] = []
+        young = time.monotonic() - LINGER_S if own is not None else float("inf")
+        keys: dict[str | None, int] | None = None  # ops per key, counted when needed
         for t in self._queue:
-            if not t.bulk:
+            if t.linger and t.at > young:
+                if keys is None:
+                    keys = {}
+                    for q in self._queue:
+                        keys[q.key] = keys.get(q.key, 0) + 1
+                (small if keys[t.key] > 1 else rest).append(t)
+            elif not t.bulk:
                 (small if len(small) < MAX_BATCH or t is own else rest).append(t)
             elif t is own or (own is None and not t.wait and not bulk):
                 bulk.append(t)
@@ -266,62 +274,13 @@ class GroupCommitWriter:
         return conn
 
     def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
-        """All ops in one transaction. Ops almost never fail, so they first run without a
-        savepoint each (every statement costs this thread a GIL hand-off while request
-        threads are busy); if one fails, the batch is rolled back and rerun with a
-        savepoint per op, so only the failing op loses its write."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for ticket in batch:
-                ticket.result = ticket.op(conn)
-        except Exception:
-            conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
-            for ticket in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    ticket.result = ticket.op(conn)
-                except Exception as exc:
-                    ticket.error = exc
-                    conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-        self.batches += 1
-        self.writes += len(batch)
-        if self._checkpoint is not None and (
-            self._checkpointer is None or not self._checkpointer.is_alive()
-        ):
-            self._checkpointer = _started(self._checkpoint_loop, "store-checkpointer")
+        """Run the batch's ops in one transaction and commit it; an op that fails sets
+        its ticket's error (only its own write is lost); a lost connection raises."""
+        raise NotImplementedError
 
-    def _checkpoint_loop(self) -> None:
-        """Run the checkpoint op after commits, until close; a failed one is retried at
-        the next turn (SQLite's own automatic checkpoint is the backstop)."""
-        assert self._checkpoint is not None
-        conn, done, generation = None, -1, self.generation
-        try:
-            while not self._stop.wait(CHECKPOINT_EVERY_S):
-                if self.batches == done:
-                    continue
-                done = self.batches
-                if generation != self.generation and conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.close()  # of a database file that was replaced
-                    conn, generation = None, self.generation
-                try:
-                    conn = conn or self._connect()
-                    self._checkpoint(conn)
-                    with self.lock.held():
-                        self._checkpoint(conn)
-                except Exception as exc:  # a full disk, say: the write path reports it
-                    log.debug("WAL checkpoint failed: %s", exc)
-                    if conn is not None and not is_usable(conn):
-                        with contextlib.suppress(Exception):
-                            conn.close()
-                        conn = None
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+    def _threads(self) -> list[threading.Thread | None]:
+        """The threads close() waits for."""
+        return [self._flusher]
 
     def _flush_loop(self) -> None:
         """Commit writes nobody waits for when no waiting writer took them in LINGER_S."""
@@ -358,7 +317,7 @@ class GroupCommitWriter:
                     self._conn.close()
                 self._conn = None
         self._stop.set()
-        for thread in (self._flusher, self._checkpointer):
+        for thread in self._threads():
             if thread is not None:
                 thread.join(timeout)
         self.lock.close()

@@ -56,11 +56,11 @@ class ServerStore:
     def _report(self, action: str, exc: BaseException) -> None:
         self._on_error(action, StorageError(self._describe(exc)))
 
-    def _submit(self, op: Callable[[Any], Any], wait: bool, key: str) -> None:
+    def _submit(self, op: Callable[[Any], Any], wait: bool, key: str, linger: bool = False) -> None:
         """A run's write, group-committed with the other requests' (wait: until it is
-        committed and flushed)."""
+        committed and flushed; linger: see GroupCommitWriter)."""
         try:
-            self._writer().submit(op, wait=wait, key=key)
+            self._writer().submit(op, wait=wait, key=key, linger=linger)
         except WriteFailed as exc:
             raise StorageError(
                 f"database write failed: {self._describe(exc.__cause__ or exc)}"
@@ -75,7 +75,8 @@ class ServerStore:
 
     # -- runs --------------------------------------------------------------
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
-        self._submit(RunWrite(self, record, upsert=False), wait, record.id)
+        open_run = not record.status.is_final  # its final row may yet supersede it
+        self._submit(RunWrite(self, record, upsert=False), wait, record.id, linger=open_run)
 
     def update(self, record: ExecutionRecord, *, wait: bool = True) -> None:
         self._submit(RunWrite(self, record, upsert=True), wait, record.id)

@@ -1,4 +1,5 @@
-"""The group-commit writer: a failing write loses only itself; writers queue on a lock."""
+"""The group-commit writer on SQLite: a failing write loses only itself; writers queue
+on a lock; a run's start row lingers for its final row."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import time
 
 import pytest
 
-from bridge.storage import group_commit as writer_module
-from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+from bridge.storage import group_commit
+from bridge.storage.group_commit import WriteFailed
+from bridge.storage.sqlite import writer as writer_module
 from bridge.storage.sqlite.locks import WriteLock
+from bridge.storage.sqlite.writer import SQLiteGroupWriter
 
 
 def _connect(path):
@@ -23,7 +26,7 @@ def test_a_failing_write_in_a_batch_loses_only_itself(tmp_path):
     setup.execute("CREATE TABLE t (v INTEGER UNIQUE)")
     setup.close()
     errors = []
-    writer = GroupCommitWriter(_connect(path), lambda action, exc: errors.append(exc))
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: errors.append(exc))
     gate = threading.Event()
     writer.submit(lambda c: gate.wait(5), wait=False)  # hold the writer so a batch forms
     for v in (1, 2, 1, 3):  # the second 1 breaks the UNIQUE constraint
@@ -45,7 +48,7 @@ def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
     setup = _connect(path)()
     setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
     setup.close()
-    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
     gate = threading.Event()
     writer.submit(lambda c: gate.wait(5), wait=False)  # hold the writer so a batch forms
 
@@ -68,6 +71,40 @@ def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
     writer.close()
 
 
+def test_a_commit_leaves_a_young_start_row_for_its_runs_final_row(tmp_path, monkeypatch):
+    """Another run's commit does not take a lingering `running` row in its first
+    LINGER_S: the run's own final row supersedes it (one write); one that stays alone
+    is committed after the linger."""
+    monkeypatch.setattr(group_commit, "LINGER_S", 1.0)
+    path = str(tmp_path / "w.db")
+    setup = _connect(path)()
+    setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
+    setup.close()
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
+    ran = []
+
+    def put(key, value):
+        def op(c):
+            ran.append((key, value))
+            c.execute("INSERT INTO t VALUES (?, ?)", (key, value))
+
+        return op
+
+    writer.submit(put("a", "running"), wait=False, key="a", linger=True)
+    writer.submit(put("b", "completed"), wait=True, key="b")
+    writer.submit(put("c", "running"), wait=False, key="c", linger=True)
+    writer.submit(put("a", "completed"), wait=True, key="a")
+    assert ran == [("b", "completed"), ("a", "completed")]
+    deadline = time.monotonic() + 5
+    while len(ran) < 3:
+        assert time.monotonic() < deadline, "the lone running row was never committed"
+        time.sleep(0.02)
+    assert ran[2] == ("c", "running")
+    rows = writer.submit(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall(), wait=True)
+    assert rows == [("a", "completed"), ("b", "completed"), ("c", "running")]
+    writer.close()
+
+
 def _table(path):
     setup = _connect(path)()
     setup.execute("CREATE TABLE t (v INTEGER)")
@@ -85,7 +122,7 @@ def _count(path):
 def test_writers_arriving_during_a_commit_share_the_next_one(tmp_path):
     path = str(tmp_path / "w.db")
     _table(path)
-    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
     gate, inside = threading.Event(), threading.Event()
 
     def slow(c):
@@ -121,7 +158,7 @@ def test_writes_queued_while_another_process_commits_join_one_commit(tmp_path):
     arrives: everything queued while another process held the lock commits together."""
     path = str(tmp_path / "w.db")
     _table(path)
-    writer = GroupCommitWriter(
+    writer = SQLiteGroupWriter(
         _connect(path), lambda action, exc: None, WriteLock(tmp_path / "w.lock")
     )
     other = WriteLock(tmp_path / "w.lock")  # another worker process, mid-commit
@@ -175,7 +212,7 @@ def test_the_checkpointer_copies_commits_into_the_database_file(
     held = connect()  # open throughout: closing the last connection would checkpoint
     held.execute("CREATE TABLE t (v INTEGER)")
     held.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table is in the file
-    writer = GroupCommitWriter(
+    writer = SQLiteGroupWriter(
         connect,
         lambda action, exc: None,
         WriteLock(tmp_path / "w.lock"),
@@ -196,7 +233,7 @@ def test_the_checkpointer_copies_commits_into_the_database_file(
 def test_a_write_nobody_waits_for_is_committed_soon_and_at_close(tmp_path):
     path = str(tmp_path / "w.db")
     _table(path)
-    writer = GroupCommitWriter(_connect(path), lambda action, exc: None)
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
     writer.submit(lambda c: c.execute("INSERT INTO t VALUES (1)"), wait=False)
     deadline = time.monotonic() + 5
     while _count(path) < 1:

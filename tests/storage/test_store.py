@@ -3,6 +3,7 @@ list that config and open_store share."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -12,6 +13,7 @@ import pytest
 from bridge.config import StorageConfig
 from bridge.model import AttemptRecord, ExecutionFilter, Status
 from bridge.storage import BACKENDS as OPENERS
+from bridge.storage import group_commit
 from bridge.storage.rollup import EPOCH, hour_start, rollup
 from bridge.storage.stats import list_page
 
@@ -76,7 +78,7 @@ def test_a_record_the_server_refuses_loses_only_itself_in_a_group_commit(
     """Concurrent requests' records share one transaction on a server database; one
     the server refuses (an attempt count past its integer column) fails alone."""
     refused = replace(finished("refused", NOW - timedelta(minutes=2)), attempts=2**40)
-    store.insert(refused, wait=False)  # queued: the next waiting write commits it too
+    store.update(refused, wait=False)  # queued: the next waiting write commits it too
     store.update(finished("kept", NOW - timedelta(minutes=1)), wait=True)
     assert store.get("kept") is not None
     deadline = time.monotonic() + 10
@@ -87,6 +89,21 @@ def test_a_record_the_server_refuses_loses_only_itself_in_a_group_commit(
     assert "range" in str(write_errors[0]).lower()
     store.update(finished("after", NOW), wait=True)  # the writer goes on
     assert store.get("after") is not None
+
+
+def _busy_writer(store):
+    """Keep the store's writer committing until the event returned is set: the writes
+    queued meanwhile are committed together."""
+    writer = store._writer() if callable(store._writer) else store._writer
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold(conn):
+        inside.set()
+        gate.wait(10)
+
+    writer.submit(hold, wait=False)
+    assert inside.wait(10)
+    return gate
 
 
 def test_runs_queued_together_are_each_written_whole(store):
@@ -101,6 +118,7 @@ def test_runs_queued_together_are_each_written_whole(store):
         AttemptRecord(1, NOW, second, Status.FAILED, "boom", "E", 5_000_000),
         AttemptRecord(2, second, second, Status.FAILED, "boom again", "E", 1_000),
     ]
+    gate = _busy_writer(store)
     store.insert(running("new-1", NOW, tags='{"env": "prod"}'), wait=False)
     store.insert(running("new-2", NOW, plugin="b"), wait=False)
     store.update(
@@ -108,7 +126,13 @@ def test_runs_queued_together_are_each_written_whole(store):
         wait=False,
     )
     store.update(failed, wait=False)
-    store.update(finished("last", NOW, tags='{"env": "prod"}'), wait=True)
+    last = threading.Thread(
+        target=store.update, args=(finished("last", NOW, tags='{"env": "prod"}'),)
+    )
+    last.start()
+    time.sleep(group_commit.LINGER_S * 3)  # the start rows linger no more
+    gate.set()
+    last.join(10)
 
     assert store.get("new-1").status is Status.RUNNING and store.get("new-2").plugin_name == "b"
     assert store.get("done-1").status is Status.COMPLETED

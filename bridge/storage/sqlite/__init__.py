@@ -1,6 +1,7 @@
 """The SQLite backend: the embedded default store.
 
-Writes are group-committed on one connection per process (storage/group_commit.py);
+Writes are group-committed on one connection per process (writer.py, on
+storage/group_commit.py);
 reads use a small bounded pool of connections, each held by one thread at a time
 (connection.py). The SQL
 is in records.py, rollups.py, maintenance.py and deliveries.py; the schema in
@@ -25,7 +26,7 @@ from bridge.config import Config
 from bridge.errors import StorageError
 from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
-from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+from bridge.storage.group_commit import WriteFailed
 from bridge.storage.rows import COUNT_HISTORY
 from bridge.storage.sqlite import deliveries, maintenance, records
 from bridge.storage.sqlite.connection import (
@@ -40,6 +41,7 @@ from bridge.storage.sqlite.locks import FileLeaderLock, WriteLock
 from bridge.storage.sqlite.migrations import migrate, schema_version
 from bridge.storage.sqlite.reader import SQLiteReader, SQLiteWriter
 from bridge.storage.sqlite.rollups import get_state
+from bridge.storage.sqlite.writer import SQLiteGroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class SQLiteStore:
             raise StorageError(f"failed to open database {self.path}: {reason}") from exc
         self._identity = self._read_identity = file_identity(self.path)
         size = max(1, self.config.storage.sqlite.max_connections - 1)
-        self._writer = GroupCommitWriter(
+        self._writer = SQLiteGroupWriter(
             lambda: tune_for_writing(connect(self.path, self.config)),
             self._on_error,
             WriteLock(Path(f"{self.path}.write.lock")),
@@ -134,6 +136,7 @@ class SQLiteStore:
         wait: bool = True,
         bulk: bool = False,
         key: str | None = None,
+        linger: bool = False,
     ) -> Any:
         self._check_fork()
         try:
@@ -142,6 +145,7 @@ class SQLiteStore:
                 wait=wait,
                 bulk=bulk,
                 key=key,
+                linger=linger,
                 timeout=float(self.config.storage.sqlite.busy_timeout) + 25,
             )
         except WriteFailed as exc:
@@ -168,8 +172,9 @@ class SQLiteStore:
             conn.execute(records.INSERT, values)
             records.write_tags(conn, tags)
 
-        # Keyed by the record: the run's final upsert replaces it if both share a commit.
-        self._write(op, wait, key=record.id)
+        # Keyed by the record: the run's final upsert replaces it if both share a commit
+        # (an open run's row nobody waits for lingers for that: see GroupCommitWriter).
+        self._write(op, wait, key=record.id, linger=not record.status.is_final)
 
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         rows, attempts, tags = [], [], []
