@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -182,6 +183,21 @@ def test_finished_runs_of_a_time_range(history):
         )
         assert {r.plugin for r in reader.finished_runs(lo, None, "b")} == {"b"}
         assert len(list(reader.finished_runs(NOW - timedelta(days=30), None))) == 60
+
+
+def test_finished_runs_read_in_batches_come_once_each(history, backend, monkeypatch):
+    """Read a few at a time (as a long window is), every run comes once, with its start
+    to the microsecond."""
+    records = importlib.import_module(f"bridge.storage.{backend}.records")
+    if hasattr(records, "BATCH"):
+        monkeypatch.setattr(records, "BATCH", 7)
+    odd = NOW - timedelta(minutes=1, seconds=1, microseconds=123_457)
+    history.update(finished("odd", odd), wait=True)
+    with history.snapshot() as reader:
+        runs = list(reader.finished_runs(NOW - timedelta(days=30), None))
+    expected = [r.start_time for r in sixty_runs()] + [odd]
+    assert sorted(r.start for r in runs) == sorted(expected)
+    assert all(r.start.tzinfo is not None for r in runs)
 
 
 def test_a_snapshot_sees_one_state(history):

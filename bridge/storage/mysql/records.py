@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
@@ -24,6 +24,7 @@ from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
 BATCH = 5000  # finished runs read per query
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TIMES = ("start_time", "end_time", "created_at", "updated_at")
 SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
@@ -285,9 +286,11 @@ def finished_runs(
     if plugin is not None:
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
+    # The start as microseconds since the epoch: PyMySQL decodes a DATETIME in Python,
+    # ~2.5 µs a row, a third of the whole read (stats reads the hour's runs each call).
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
-        "retry_time, seq "
+        "SELECT plugin_name, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', start_time), status, "
+        "error_type, duration, retry_count, retry_time, seq "
         "FROM executions "
         f"WHERE {' AND '.join(clauses)}"
     )
@@ -302,13 +305,12 @@ def finished_runs(
                 [*args, after[0], after[0], after[1]],
             )
         rows = cur.fetchall()
-        for name, started, status, error_type, duration, retries, retry_time, _ in rows:
-            yield FinishedRun(
-                name, aware(started), status, error_type, duration, retries, retry_time
-            )
+        for name, us, status, error_type, duration, retries, retry_time, _ in rows:
+            started = EPOCH + timedelta(microseconds=us)
+            yield FinishedRun(name, started, status, error_type, duration, retries, retry_time)
         if len(rows) < BATCH:
             return
-        after = (rows[-1][1], rows[-1][7])
+        after = (utc(EPOCH + timedelta(microseconds=rows[-1][1])), rows[-1][7])
 
 
 def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
