@@ -157,7 +157,7 @@ class MySQLStore(ServerStore):
         return self._write(lambda c: maintenance.delete_batch(c, cutoff, limit))
 
     def compact(self, budget_s: float) -> None:
-        self._write(lambda c: maintenance.optimize(c, budget_s))
+        self._write(lambda c: maintenance.analyze(c, budget_s))
 
     def leader_lock(self, name: str, path: str | None = None) -> GetLockLeaderLock:
         """GET_LOCK on a connection of its own (`path` is for backends that lock a file)."""
