@@ -35,7 +35,16 @@ class WriteFailed(Exception):
 
 class _Ticket:
     __slots__ = (
-        *("at", "bulk", "error", "finished", "key", "lead", "linger", "op", "result", "wait"),
+        "at",
+        "bulk",
+        "error",
+        "finished",
+        "key",
+        "lead",
+        "linger",
+        "op",
+        "result",
+        "wait",
         "woken",
     )
 
