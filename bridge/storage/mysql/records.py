@@ -13,18 +13,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
-from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
+from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor, to_us
 from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
 BATCH = 5000  # finished runs read per query
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TIMES = ("start_time", "end_time", "created_at", "updated_at")
 SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
@@ -306,11 +305,11 @@ def finished_runs(
             )
         rows = cur.fetchall()
         for name, us, status, error_type, duration, retries, retry_time, _ in rows:
-            started = EPOCH + timedelta(microseconds=us)
+            started = EPOCH + us * ONE_US
             yield FinishedRun(name, started, status, error_type, duration, retries, retry_time)
         if len(rows) < BATCH:
             return
-        after = (utc(EPOCH + timedelta(microseconds=rows[-1][1])), rows[-1][7])
+        after = (utc(EPOCH + rows[-1][1] * ONE_US), rows[-1][7])
 
 
 def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:
