@@ -23,54 +23,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-Op = Callable[[Any], Any]
+from bridge.storage.tickets import Op, Ticket, in_flight, per_key, superseded_dropped
+
 MAX_BATCH = 256
 LINGER_S = 0.01  # how long a write nobody waits for is held for a commit to join
+GATHER_S = 0.001  # how long a leader waits for the runs in flight to end, at most
 STALE_S = 30.0  # a connection idle this long is checked before a commit
 
 
 class WriteFailed(Exception):
     """A queued write failed; carries the database's error."""
-
-
-class _Ticket:
-    __slots__ = (
-        "at",
-        "bulk",
-        "error",
-        "finished",
-        "key",
-        "lead",
-        "linger",
-        "op",
-        "result",
-        "wait",
-        "woken",
-    )
-
-    def __init__(
-        self, op: Op, wait: bool, bulk: bool = False, key: str | None = None, linger: bool = False
-    ) -> None:
-        self.op = op
-        self.wait = wait
-        self.bulk = bulk
-        self.key = key
-        self.linger = linger and key is not None and not wait and not bulk
-        self.at = time.monotonic()
-        self.finished = False
-        self.lead = False  # handed the next commit to lead
-        self.error: BaseException | None = None
-        self.result: Any = None
-        # Its waiter sleeps on this lock, released when the write is committed or the
-        # waiter is to lead: a commit wakes only the threads it concerns.
-        self.woken: threading.Lock | None = None
-        if wait:
-            self.woken = threading.Lock()
-            self.woken.acquire()
-
-    def wake(self) -> None:
-        if self.woken is not None and self.woken.locked():
-            self.woken.release()
 
 
 class GroupCommitWriter:
@@ -85,7 +47,10 @@ class GroupCommitWriter:
     after LINGER_S. One that `linger`s (a run's `running` row, which its final row will
     rewrite) is left out of other commits for its first LINGER_S: a run that ends by
     then is written once, its final row superseding it in the same commit (an insert,
-    not an insert and then an update of every index).
+    not an insert and then an update of every index). And a leader that finds such runs
+    in flight waits up to GATHER_S for them to end (`_gather`): under load a commit so
+    takes several runs, where it took one or two (a commit's own cost, a round trip or a
+    file lock and a WAL write, is paid once for them all).
     """
 
     def __init__(
@@ -106,7 +71,7 @@ class GroupCommitWriter:
         self._mutex = threading.Lock()
         self._turn = threading.Condition(self._mutex)  # waiting writers: a commit ended
         self._unwaited_queued = threading.Condition(self._mutex)  # the flusher
-        self._queue: list[_Ticket] = []
+        self._queue: list[Ticket] = []
         self._unwaited = 0  # queued tickets nobody waits for
         self._committing = False
         self._conn: Any = None
@@ -114,6 +79,8 @@ class GroupCommitWriter:
         self._flusher: threading.Thread | None = None
         self._flusher_idle = False
         self._closed = False
+        self._arrived = threading.Condition(self._mutex)  # a leader gathering runs
+        self._gathering = False
         self.batches = 0
         self.writes = 0
         # The error of the latest write if it failed, None once a write succeeds again:
@@ -144,11 +111,13 @@ class GroupCommitWriter:
         batch, only the last runs (a fast run's `running` row and its final state are
         one insert, not an insert and an update). Ops someone waits for always run. An
         op that may `linger` waits LINGER_S for such a later op before it is committed."""
-        ticket = _Ticket(op, wait, bulk, key, linger)
+        ticket = Ticket(op, wait, bulk, key, linger)
         with self._mutex:
             if self._closed:
                 raise WriteFailed("the store is closed")
             self._queue.append(ticket)
+            if self._gathering:
+                self._arrived.notify()
             if not wait:
                 self._unwaited += 1
                 if self._flusher is None or not self._flusher.is_alive():
@@ -163,12 +132,35 @@ class GroupCommitWriter:
         if not lead:
             lead = self._await(ticket, timeout)
         if lead:
+            self._gather()
             self._lead(lambda: self._take(ticket))
         if ticket.error is not None:
             raise WriteFailed(str(ticket.error)) from ticket.error
         return ticket.result
 
-    def _await(self, ticket: _Ticket, timeout: float) -> bool:
+    def _gather(self) -> None:
+        """Before leading: wait up to GATHER_S for the runs in flight (a young
+        lingering `running` row whose final row is not queued yet) to queue their final
+        rows, so that they join this commit instead of each leading one of their own."""
+        if GATHER_S <= 0:
+            return
+        with self._mutex:
+            running = in_flight(self._queue, time.monotonic() - LINGER_S)
+            if not running:
+                return
+            deadline = time.monotonic() + GATHER_S
+            self._gathering = True
+            try:
+                while running and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._arrived.wait(left)
+                    running &= in_flight(self._queue, time.monotonic() - LINGER_S)
+            finally:
+                self._gathering = False
+
+    def _await(self, ticket: Ticket, timeout: float) -> bool:
         """Sleep until the ticket is committed (False) or handed the next commit to
         lead (True); WriteFailed after `timeout` if it was never taken."""
         assert ticket.woken is not None
@@ -181,22 +173,20 @@ class GroupCommitWriter:
             ticket.woken.acquire()  # finished or handed the lead meanwhile: released
         return not ticket.finished
 
-    def _take(self, own: _Ticket | None) -> list[list[_Ticket]]:
+    def _take(self, own: Ticket | None) -> list[list[Ticket]]:
         """Under the mutex: what the next commit runs, as transactions. Small writes go
         together, but a leader (`own`) leaves a young lingering op alone with its key;
         a bulk op gets its own, run by its owner (or, if nobody waits for it, by the
         flusher)."""
-        small: list[_Ticket] = []
-        bulk: list[_Ticket] = []
-        rest: list[_Ticket] = []
+        small: list[Ticket] = []
+        bulk: list[Ticket] = []
+        rest: list[Ticket] = []
         young = time.monotonic() - LINGER_S if own is not None else float("inf")
-        keys: dict[str | None, int] | None = None  # ops per key, counted when needed
+        keys: dict[str | None, int] | None = None  # counted when needed
         for t in self._queue:
             if t.linger and t.at > young:
                 if keys is None:
-                    keys = {}
-                    for q in self._queue:
-                        keys[q.key] = keys.get(q.key, 0) + 1
+                    keys = per_key(self._queue)
                 (small if keys[t.key] > 1 else rest).append(t)
             elif not t.bulk:
                 (small if len(small) < MAX_BATCH or t is own else rest).append(t)
@@ -208,19 +198,19 @@ class GroupCommitWriter:
         self._unwaited = sum(1 for t in rest if not t.wait)
         return ([small] if small else []) + [[t] for t in bulk]
 
-    def _take_all(self) -> list[list[_Ticket]]:
+    def _take_all(self) -> list[list[Ticket]]:
         """Under the mutex, at close: everything queued."""
         small = [t for t in self._queue if not t.bulk]
         groups = ([small] if small else []) + [[t] for t in self._queue if t.bulk]
         self._queue, self._unwaited = [], 0
         return groups
 
-    def _lead(self, take: Callable[[], list[list[_Ticket]]]) -> None:
+    def _lead(self, take: Callable[[], list[list[Ticket]]]) -> None:
         """Take the write lock, then the writes queued by then (`take`, under the mutex),
         commit them on the shared connection, and let the next writer lead. Taking them
         only once the lock is held lets the writes queued while another process commits
         join this commit instead of waiting for the next."""
-        groups: list[list[_Ticket]] = []
+        groups: list[list[Ticket]] = []
         try:
             with self.lock.held():
                 with self._mutex:
@@ -231,7 +221,7 @@ class GroupCommitWriter:
                     if checked is not conn:
                         conn, self.generation = checked, self.generation + 1
                 for group in groups:
-                    conn = self._run(conn, _superseded_dropped(group))
+                    conn = self._run(conn, superseded_dropped(group))
                 self._conn = conn
         finally:
             with self._mutex:
@@ -253,7 +243,7 @@ class GroupCommitWriter:
         """Whether a connection still answers (a failed one is closed and replaced)."""
         return is_usable(conn)
 
-    def _run(self, conn: Any, batch: list[_Ticket]) -> Any:
+    def _run(self, conn: Any, batch: list[Ticket]) -> Any:
         """Commit one transaction; returns the connection to use next. A connection idle
         for a while is checked first: a server database may have been restarted."""
         if conn is not None and time.monotonic() - self._used > STALE_S and not self.usable(conn):
@@ -282,7 +272,7 @@ class GroupCommitWriter:
             ticket.finished = True
         return conn
 
-    def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
+    def _commit(self, conn: Any, batch: list[Ticket]) -> None:
         """Run the batch's ops in one transaction and commit it; an op that fails sets
         its ticket's error (only its own write is lost); a lost connection raises."""
         raise NotImplementedError
@@ -353,17 +343,6 @@ def _started(target: Callable[[], None], name: str) -> threading.Thread:
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     return thread
-
-
-def _superseded_dropped(batch: list[_Ticket]) -> list[_Ticket]:
-    """The batch without the keyed ops that a later op on the same key rewrites whole."""
-    last: dict[str, int] = {}
-    for i, ticket in enumerate(batch):
-        if ticket.key is not None:
-            last[ticket.key] = i
-    if len(last) == sum(1 for t in batch if t.key is not None):
-        return batch
-    return [t for i, t in enumerate(batch) if t.key is None or t.wait or last[t.key] == i]
 
 
 def is_usable(conn: Any) -> bool:

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 from bridge.errors import StorageError
 from bridge.model import ExecutionRecord
-from bridge.storage.group_commit import GroupCommitWriter, WriteFailed, _Ticket
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+from bridge.storage.tickets import Ticket
 
 
 class ServerStore:
@@ -139,7 +140,7 @@ class RunWrite:
             self.store.deliveries_sql.finish(conn, self.record)
 
 
-def runs_together(batch: list[_Ticket]) -> tuple[list[RunWrite], list[_Ticket]]:
+def runs_together(batch: list[Ticket]) -> tuple[list[RunWrite], list[Ticket]]:
     """A batch's run writes, for a writer to write together, and its other tickets. None
     when a run is written twice in it: then every op runs alone, in order."""
     runs = [t.op for t in batch if isinstance(t.op, RunWrite)]

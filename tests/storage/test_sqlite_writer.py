@@ -105,6 +105,54 @@ def test_a_commit_leaves_a_young_start_row_for_its_runs_final_row(tmp_path, monk
     writer.close()
 
 
+def test_a_leader_waits_for_the_runs_in_flight_to_join_its_commit(tmp_path, monkeypatch):
+    """A run that ends while another is in flight (its `running` row queued, its final
+    row not yet) waits up to GATHER_S for it: the two final rows are one commit. A run
+    still in flight at GATHER_S does not hold the commit any longer."""
+    monkeypatch.setattr(group_commit, "LINGER_S", 30.0)
+    monkeypatch.setattr(group_commit, "GATHER_S", 10.0)
+    path = str(tmp_path / "w.db")
+    setup = _connect(path)()
+    setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
+    setup.close()
+    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
+    ran = []
+
+    def put(key, value):
+        def op(c):
+            ran.append((key, value))
+            c.execute("INSERT INTO t VALUES (?, ?)", (key, value))
+
+        return op
+
+    writer.submit(put("a", "running"), wait=False, key="a", linger=True)
+    waited = []
+
+    def end_b():
+        started = time.monotonic()
+        writer.submit(put("b", "completed"), wait=True, key="b")
+        waited.append(time.monotonic() - started)
+
+    leader = threading.Thread(target=end_b)
+    leader.start()
+    time.sleep(0.3)
+    assert ran == [], "the leader committed before the run in flight ended"
+    writer.submit(put("a", "completed"), wait=True, key="a")
+    leader.join(5)
+    assert ran == [("b", "completed"), ("a", "completed")]
+    assert writer.batches == 1
+    assert 0.25 < waited[0] < 5.0  # until "a" ended, not until GATHER_S
+
+    monkeypatch.setattr(group_commit, "GATHER_S", 0.2)
+    writer.submit(put("c", "running"), wait=False, key="c", linger=True)
+    started = time.monotonic()
+    writer.submit(put("d", "completed"), wait=True, key="d")
+    assert 0.15 < time.monotonic() - started < 5.0
+    assert ran[2:] == [("d", "completed")]
+    writer.close()
+    assert ran[3:] == [("c", "running")]  # committed at close
+
+
 def _table(path):
     setup = _connect(path)()
     setup.execute("CREATE TABLE t (v INTEGER)")

@@ -16,9 +16,10 @@ from typing import Any
 
 import pymysql
 
-from bridge.storage.group_commit import GroupCommitWriter, _Ticket
+from bridge.storage.group_commit import GroupCommitWriter
 from bridge.storage.mysql import records
 from bridge.storage.server import RunWrite, runs_together
+from bridge.storage.tickets import Ticket
 
 # Errors of the connection rather than of one statement: the whole batch fails.
 _LOST = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
@@ -34,7 +35,7 @@ class MySQLGroupWriter(GroupCommitWriter):
         except Exception:
             return False
 
-    def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
+    def _commit(self, conn: Any, batch: list[Ticket]) -> None:
         """Every op in one transaction. If one fails (a value the server refuses), each
         op is run again in a transaction of its own, so that only the failing one loses
         its write; a lost connection fails them all (raised)."""
@@ -54,7 +55,7 @@ class MySQLGroupWriter(GroupCommitWriter):
         self.writes += len(batch)
 
     @staticmethod
-    def _transaction(conn: Any, batch: list[_Ticket]) -> None:
+    def _transaction(conn: Any, batch: list[Ticket]) -> None:
         runs, rest = runs_together(batch)
         conn.begin()
         try:

@@ -19,10 +19,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bridge.storage.group_commit import GroupCommitWriter, _Ticket
+from bridge.storage.group_commit import GroupCommitWriter
 from bridge.storage.postgresql import records
 from bridge.storage.rows import COLUMNS
 from bridge.storage.server import RunWrite, runs_together
+from bridge.storage.tickets import Ticket
 
 _RUN = ", ".join(COLUMNS)
 _ATTEMPT = "execution_id, number, start_time, end_time, status, error, error_type, duration"
@@ -86,7 +87,7 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
     """Commits on a connection of its own (outside the pool), autocommit between
     transactions."""
 
-    def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
+    def _commit(self, conn: Any, batch: list[Ticket]) -> None:
         """A batch of runs only: one statement. Else every op in one pipelined
         transaction. If one fails (a value the server refuses), each op is run again
         in a transaction of its own, so that only the failing one loses its write; a

@@ -10,7 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bridge.storage.group_commit import GroupCommitWriter, Op, _started, _Ticket, is_usable
+from bridge.storage.group_commit import GroupCommitWriter, _started, is_usable
+from bridge.storage.tickets import Op, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SQLiteGroupWriter(GroupCommitWriter):
         self._checkpoint = checkpoint
         self._checkpointer: threading.Thread | None = None
 
-    def _commit(self, conn: Any, batch: list[_Ticket]) -> None:
+    def _commit(self, conn: Any, batch: list[Ticket]) -> None:
         """All ops in one transaction. Ops almost never fail, so they first run without a
         savepoint each (every statement costs this thread a GIL hand-off while request
         threads are busy); if one fails, the batch is rolled back and rerun with a
