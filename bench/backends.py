@@ -143,11 +143,10 @@ def throughput(report: Report, kind: str, section: dict[str, Any], s: dict[str, 
                 f"PostgreSQL / SQLite tracked throughput {versus:.2f}x: per tracked request "
                 f"the bridge used {bridge:.2f} ms of CPU with PostgreSQL and "
                 f"{lite.median('cpu_ms'):.2f} ms with SQLite, and the PostgreSQL server "
-                f"{database:.2f} ms more, all on the cores wrk uses too. Each group commit "
-                "is a round trip and a statement for the server (its cost per run halves "
-                "from 1 run a commit to 4); at 16 connections a commit takes the 1-2 runs "
-                "that ended during the one before, where SQLite's is a call into the "
-                "bridge's own process."
+                f"{database:.2f} ms more, all on the cores wrk uses too. A group commit "
+                "waits up to 1 ms for the runs in flight and so takes 2-3 runs at 16 "
+                "connections; each is still a round trip and a statement for the server, "
+                "where SQLite's whole write is a call into the bridge's own process."
             )
     else:
         report.add(sec, f"{kind} / SQLite tracked throughput", f"{versus:.2f}x")
