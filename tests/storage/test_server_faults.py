@@ -117,7 +117,10 @@ def _sections(db: Outage, tmp_path: Path) -> dict[str, Any]:
             db.backend: db.section,
             "spool_path": str(tmp_path / "spool"),
         },
-        "server": {"threads": 4},
+        # A worker closes its spool (and deletes the file) as the last step of its
+        # shutdown: the fixture's 3 s, on a machine busy with other tests, has run out
+        # before it once, and gunicorn killed the worker with its file still there.
+        "server": {"threads": 4, "graceful_timeout": "10s"},
     }
 
 
