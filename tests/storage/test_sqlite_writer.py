@@ -71,11 +71,9 @@ def test_a_write_rewritten_in_the_same_batch_is_skipped(tmp_path):
     writer.close()
 
 
-def test_a_commit_leaves_a_young_start_row_for_its_runs_final_row(tmp_path, monkeypatch):
-    """Another run's commit does not take a lingering `running` row in its first
-    LINGER_S: the run's own final row supersedes it (one write); one that stays alone
-    is committed after the linger."""
-    monkeypatch.setattr(group_commit, "LINGER_S", 1.0)
+def _recording_writer(tmp_path):
+    """A writer on a table of (key, value) rows, the list of the writes it ran, in
+    order, and put(key, value): the op that writes one."""
     path = str(tmp_path / "w.db")
     setup = _connect(path)()
     setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
@@ -90,6 +88,15 @@ def test_a_commit_leaves_a_young_start_row_for_its_runs_final_row(tmp_path, monk
 
         return op
 
+    return writer, ran, put
+
+
+def test_a_commit_leaves_a_young_start_row_for_its_runs_final_row(tmp_path, monkeypatch):
+    """Another run's commit does not take a lingering `running` row in its first
+    LINGER_S: the run's own final row supersedes it (one write); one that stays alone
+    is committed after the linger."""
+    monkeypatch.setattr(group_commit, "LINGER_S", 1.0)
+    writer, ran, put = _recording_writer(tmp_path)
     writer.submit(put("a", "running"), wait=False, key="a", linger=True)
     writer.submit(put("b", "completed"), wait=True, key="b")
     writer.submit(put("c", "running"), wait=False, key="c", linger=True)
@@ -111,20 +118,7 @@ def test_a_leader_waits_for_the_runs_in_flight_to_join_its_commit(tmp_path, monk
     still in flight at GATHER_S does not hold the commit any longer."""
     monkeypatch.setattr(group_commit, "LINGER_S", 30.0)
     monkeypatch.setattr(group_commit, "GATHER_S", 10.0)
-    path = str(tmp_path / "w.db")
-    setup = _connect(path)()
-    setup.execute("CREATE TABLE t (k TEXT, v TEXT)")
-    setup.close()
-    writer = SQLiteGroupWriter(_connect(path), lambda action, exc: None)
-    ran = []
-
-    def put(key, value):
-        def op(c):
-            ran.append((key, value))
-            c.execute("INSERT INTO t VALUES (?, ?)", (key, value))
-
-        return op
-
+    writer, ran, put = _recording_writer(tmp_path)
     writer.submit(put("a", "running"), wait=False, key="a", linger=True)
     waited = []
 
