@@ -81,7 +81,7 @@ class GroupCommitWriter:
         self._closed = False
         self._arrived = threading.Condition(self._mutex)  # a leader gathering runs
         self._gathering = False
-        self.batches = 0
+        self.batches = 0  # transactions committed, and the writes they held
         self.writes = 0
         # The error of the latest write if it failed, None once a write succeeds again:
         # health reports a full disk while it lasts, and recovers when space is freed.
@@ -255,6 +255,8 @@ class GroupCommitWriter:
             if conn is None:
                 conn = self._connect()
             self._commit(conn, batch)
+            self.batches += 1
+            self.writes += len(batch)
         except BaseException as exc:
             for ticket in batch:
                 ticket.error = ticket.error or exc

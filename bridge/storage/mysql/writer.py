@@ -51,8 +51,6 @@ class MySQLGroupWriter(GroupCommitWriter):
                     raise
                 except pymysql.MySQLError as exc:
                     ticket.error = exc
-        self.batches += 1
-        self.writes += len(batch)
 
     @staticmethod
     def _transaction(conn: Any, batch: list[Ticket]) -> None:

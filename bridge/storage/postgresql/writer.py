@@ -115,5 +115,3 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
                     raise
                 except psycopg.Error as exc:
                     ticket.error = exc
-        self.batches += 1
-        self.writes += len(batch)

@@ -1,11 +1,9 @@
 """The SQLite backend: the embedded default store.
 
 Writes are group-committed on one connection per process (writer.py, on
-storage/group_commit.py);
-reads use a small bounded pool of connections, each held by one thread at a time
-(connection.py). The SQL
-is in records.py, rollups.py, maintenance.py and deliveries.py; the schema in
-migrations.py.
+storage/group_commit.py); reads use a small bounded pool of connections, each held by
+one thread at a time (connection.py). The SQL is in records.py, rollups.py,
+maintenance.py and deliveries.py; the schema in migrations.py.
 """
 
 from __future__ import annotations

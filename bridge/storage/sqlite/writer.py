@@ -60,8 +60,6 @@ class SQLiteGroupWriter(GroupCommitWriter):
                     conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
         conn.execute("COMMIT")
-        self.batches += 1
-        self.writes += len(batch)
         if self._checkpoint is not None and (
             self._checkpointer is None or not self._checkpointer.is_alive()
         ):
