@@ -1,6 +1,7 @@
 """What every backend writes of a run: the executions table's columns, the ones a run's
-lifecycle changes after its row is written, and a record's JSON text turned into a
-value the backend can store (its own `text` rule says which strings it can hold)."""
+lifecycle changes after its row is written, which of its attempts get rows of their own,
+and a record's JSON text turned into a value the backend can store (its own `text` rule
+says which strings it can hold)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any
+
+from bridge.model import AttemptRecord, ExecutionRecord, Status
 
 COLUMNS = (
     "id",
@@ -53,6 +56,35 @@ LIFECYCLE = (
     "error_group",
     "retry_time",
 )
+
+
+def written_attempts(record: ExecutionRecord, every: bool = False) -> list[AttemptRecord]:
+    """The attempts a run's write stores as rows of execution_attempts: none for a run
+    that succeeded at its first attempt (most runs), whose one attempt is the run itself
+    (`implied_attempts` gives it back when it is read). That saves a row, its key and,
+    on a server, a foreign-key check per run. The bulk path (`every`) writes what it is
+    given, so that a copy of a history keeps the rows it copies."""
+    attempts = record.attempt_records
+    if (
+        not every
+        and len(attempts) == 1
+        and record.status is Status.COMPLETED
+        and attempts[0].status is Status.COMPLETED
+    ):
+        return []
+    return attempts
+
+
+def implied_attempts(record: ExecutionRecord) -> list[AttemptRecord]:
+    """The one attempt of a run read without attempt rows that succeeded at its first
+    attempt (see `written_attempts`): timed as the run, since it was all of the run."""
+    if record.attempts == 1 and record.status is Status.COMPLETED and record.end_time:
+        return [
+            AttemptRecord(
+                1, record.start_time, record.end_time, Status.COMPLETED, duration=record.duration
+            )
+        ]
+    return []
 
 
 def _finite(literal: str) -> Any:

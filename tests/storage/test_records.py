@@ -90,6 +90,28 @@ def test_a_run_whose_start_was_lost_is_written_by_its_end(store):
     assert store.get("late").attempt_records[0].number == 1
 
 
+def test_a_first_attempt_that_succeeded_is_the_run_and_gets_no_row_of_its_own(store):
+    """Most runs succeed at once: their attempt is read back from the run's row. An
+    attempt that failed keeps its row (its error), and the bulk path keeps every row it
+    is given (a copied history keeps what it had)."""
+    ok = finished("ok", NOW, duration_ms=7)
+    ok.attempt_records[0].start_time += timedelta(microseconds=40)  # the hand-off
+    store.update(ok)
+    store.update(finished("bad", NOW, status=Status.FAILED, error_type="plugin_error"))
+    assert store.table_counts()["execution_attempts"] == 1
+
+    (attempt,) = store.get("ok").attempt_records
+    assert attempt == AttemptRecord(
+        1, NOW, NOW + timedelta(milliseconds=7), Status.COMPLETED, "", "", 7_000_000
+    )
+    (failed,) = store.get("bad").attempt_records
+    assert (failed.status, failed.error_type) == (Status.FAILED, "plugin_error")
+
+    store.insert_many([finished("copied", NOW)])
+    assert store.table_counts()["execution_attempts"] == 2
+    assert store.get("copied").attempt_records[0].duration == 1_000_000
+
+
 def test_a_start_nobody_waits_for_is_written_soon(store, write_errors):
     store.insert(running("quiet", NOW))
     store.update(finished("other", NOW))  # another run's end: it may leave the start

@@ -119,7 +119,7 @@ class MySQLStore(ServerStore):
         rows, attempts, tags = [], [], []
         for r in items:
             rows.append(records.values(r))
-            attempts += records.attempt_values(r)
+            attempts += records.attempt_values(r, every=True)
             tags += records.tag_values(r)
         with self._transaction() as cur:
             records.write(cur, records.INSERT, rows, attempts, tags)

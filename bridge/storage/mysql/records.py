@@ -19,7 +19,13 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
+from bridge.storage.rows import (
+    COLUMNS,
+    LIFECYCLE,
+    implied_attempts,
+    json_value,
+    written_attempts,
+)
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
@@ -124,7 +130,8 @@ def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
     return [(k, text(str(v)), utc(r.start_time), r.id) for k, v in tags.items()]
 
 
-def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+def attempt_values(r: ExecutionRecord, every: bool = False) -> list[tuple[Any, ...]]:
+    """The rows of the run's attempts that are stored (rows.written_attempts)."""
     return [
         (
             r.id,
@@ -136,7 +143,7 @@ def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
             text(a.error_type),
             a.duration,
         )
-        for a in r.attempt_records
+        for a in written_attempts(r, every)
     ]
 
 
@@ -185,7 +192,7 @@ def get(cur: Any, execution_id: str) -> ExecutionRecord | None:
     record.attempt_records = [
         AttemptRecord(n, aware(s), aware(e), Status(st), err, et, d)
         for n, s, e, st, err, et, d in cur.fetchall()
-    ]
+    ] or implied_attempts(record)
     return record
 
 

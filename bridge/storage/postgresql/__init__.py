@@ -150,7 +150,7 @@ class PostgreSQLStore(ServerStore):
         rows, attempts, tags = [], [], []
         for r in items:
             rows.append(records.values(r))
-            attempts += records.attempt_values(r)
+            attempts += records.attempt_values(r, every=True)
             tags += records.tag_values(r)
         with self._connection("write") as conn, transaction(conn):
             records.write(conn, records.INSERT, rows, attempts, tags)

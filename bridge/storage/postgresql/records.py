@@ -21,7 +21,13 @@ from psycopg.types.json import Jsonb
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import COLUMNS, LIFECYCLE, json_value
+from bridge.storage.rows import (
+    COLUMNS,
+    LIFECYCLE,
+    implied_attempts,
+    json_value,
+    written_attempts,
+)
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -104,7 +110,8 @@ def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
     return [(k, text(str(v)), r.start_time, r.id) for k, v in tags.items()]
 
 
-def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+def attempt_values(r: ExecutionRecord, every: bool = False) -> list[tuple[Any, ...]]:
+    """The rows of the run's attempts that are stored (rows.written_attempts)."""
     return [
         (
             r.id,
@@ -116,7 +123,7 @@ def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
             text(a.error_type),
             a.duration,
         )
-        for a in r.attempt_records
+        for a in written_attempts(r, every)
     ]
 
 
@@ -157,7 +164,7 @@ def get(conn: psycopg.Connection[Any], execution_id: str) -> ExecutionRecord | N
         )
         record.attempt_records = [
             AttemptRecord(**{**a, "status": Status(a["status"])}) for a in cur.fetchall()
-        ]
+        ] or implied_attempts(record)
     return record
 
 

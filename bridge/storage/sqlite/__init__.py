@@ -178,7 +178,7 @@ class SQLiteStore:
         rows, attempts, tags = [], [], []
         for r in items:
             rows.append(records.values(r))
-            attempts += records.attempt_values(r)
+            attempts += records.attempt_values(r, every=True)
             tags += records.tag_values(r)
 
         def op(conn: sqlite3.Connection) -> int:

@@ -12,7 +12,12 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_cursor, encode_cursor
-from bridge.storage.rows import COLUMNS, LIFECYCLE
+from bridge.storage.rows import (
+    COLUMNS,
+    LIFECYCLE,
+    implied_attempts,
+    written_attempts,
+)
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
@@ -86,7 +91,8 @@ def write_tags(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.executemany(TAG, rows)
 
 
-def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+def attempt_values(r: ExecutionRecord, every: bool = False) -> list[tuple[Any, ...]]:
+    """The rows of the run's attempts that are stored (rows.written_attempts)."""
     return [
         (
             r.id,
@@ -98,7 +104,7 @@ def attempt_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
             a.error_type,
             a.duration,
         )
-        for a in r.attempt_records
+        for a in written_attempts(r, every)
     ]
 
 
@@ -129,7 +135,7 @@ def get(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
             "SELECT * FROM execution_attempts WHERE execution_id = ? ORDER BY number",
             (execution_id,),
         )
-    ]
+    ] or implied_attempts(record)
     return record
 
 
