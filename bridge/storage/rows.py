@@ -62,14 +62,15 @@ def written_attempts(record: ExecutionRecord, every: bool = False) -> list[Attem
     """The attempts a run's write stores as rows of execution_attempts: none for a run
     that succeeded at its first attempt (most runs), whose one attempt is the run itself
     (`implied_attempts` gives it back when it is read). That saves a row, its key and,
-    on a server, a foreign-key check per run. The bulk path (`every`) writes what it is
-    given, so that a copy of a history keeps the rows it copies."""
+    on a server, a foreign-key check per run. The bulk path (`every`) writes the rows it
+    is given, but not an attempt that was read back that way: a copied history keeps
+    the rows it had, no more and no fewer."""
     attempts = record.attempt_records
     if (
-        not every
-        and len(attempts) == 1
+        len(attempts) == 1
         and record.status is Status.COMPLETED
         and attempts[0].status is Status.COMPLETED
+        and (not every or attempts == implied_attempts(record))
     ):
         return []
     return attempts

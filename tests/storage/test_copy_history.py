@@ -21,7 +21,7 @@ from bridge.storage import open_store
 from bridge.storage.rollup import rollup
 
 from .conftest import BACKENDS
-from .runs import NOW, sixty_runs
+from .runs import NOW, finished, sixty_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +86,11 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
         stack.callback(source.close)
         runs = sixty_runs()
         assert source.insert_many(runs) == 60
+        # As tracking writes a run that succeeded at once: no attempt row of its own.
+        tracked = finished("tracked", NOW)
+        tracked.attempt_records[0].start_time += timedelta(microseconds=40)
+        source.update(tracked)
+        runs.append(tracked)
         assert rollup(source, NOW + timedelta(days=2)) > 0
         expected = source.table_counts()
         assert all(expected.values()), expected
@@ -93,7 +98,7 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
         source_url, target_url = _url(source_kind, src_section), _url(target_kind, dst_section)
         first = _copy(tmp_path, source_url, target_url)
         assert first.returncode == 0, first.stderr
-        assert "Copied 60 executions" in first.stdout
+        assert "Copied 61 executions" in first.stdout
         for table, count in expected.items():
             assert f"{table:<26}{count:>12}{count:>12}" in first.stdout
 
@@ -110,7 +115,7 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
                     "AND schemaname = current_schema()"
                 ).fetchone()
             assert analyzed is not None and analyzed[0] is not None
-        for run in (runs[0], runs[-1]):
+        for run in (runs[0], runs[-2], tracked):
             copied, original = target.get(run.id), source.get(run.id)
             assert copied == original
             assert len(copied.attempt_records) == len(original.attempt_records) >= 1

@@ -92,8 +92,8 @@ def test_a_run_whose_start_was_lost_is_written_by_its_end(store):
 
 def test_a_first_attempt_that_succeeded_is_the_run_and_gets_no_row_of_its_own(store):
     """Most runs succeed at once: their attempt is read back from the run's row. An
-    attempt that failed keeps its row (its error), and the bulk path keeps every row it
-    is given (a copied history keeps what it had)."""
+    attempt that failed keeps its row (its error). The bulk path (a copy) keeps the
+    rows it is given, and writes none for an attempt that was read back that way."""
     ok = finished("ok", NOW, duration_ms=7)
     ok.attempt_records[0].start_time += timedelta(microseconds=40)  # the hand-off
     store.update(ok)
@@ -107,9 +107,12 @@ def test_a_first_attempt_that_succeeded_is_the_run_and_gets_no_row_of_its_own(st
     (failed,) = store.get("bad").attempt_records
     assert (failed.status, failed.error_type) == (Status.FAILED, "plugin_error")
 
-    store.insert_many([finished("copied", NOW)])
+    kept = replace(ok, id="kept", attempt_records=[replace(ok.attempt_records[0])])
+    read_back = replace(store.get("ok"), id="read-back")
+    assert store.insert_many([kept, read_back]) == 2
     assert store.table_counts()["execution_attempts"] == 2
-    assert store.get("copied").attempt_records[0].duration == 1_000_000
+    assert store.get("kept").attempt_records == ok.attempt_records
+    assert store.get("read-back").attempt_records == [attempt]
 
 
 def test_a_start_nobody_waits_for_is_written_soon(store, write_errors):
