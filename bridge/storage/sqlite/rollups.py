@@ -160,28 +160,46 @@ def delete_state(conn: sqlite3.Connection, key: str) -> None:
 
 
 # -- error groups: error_group_hours (hour_start in seconds, first/last seen in µs) --
+_ERROR_COLUMNS = (
+    "fingerprint, hour_start, plugin_name, error_type, message, count, first_seen, "
+    "last_seen, example_id"
+)
+
+
 def error_hours(
     conn: sqlite3.Connection, start: datetime, end: datetime, plugin: str | None
 ) -> list[ErrorHour]:
-    sql = "SELECT * FROM error_group_hours WHERE hour_start >= ? AND hour_start < ?"
+    """A 30-day window and the one before it are tens of thousands of rows: read as
+    plain tuples, each hour's start converted once for all of its groups."""
+    sql = f"SELECT {_ERROR_COLUMNS} FROM error_group_hours WHERE hour_start >= ? AND hour_start < ?"
     args: list[Any] = [_s(start), _s(end)]
     if plugin:
         sql += " AND plugin_name = ?"
         args.append(plugin)
-    return [
-        ErrorHour(
-            row["fingerprint"],
-            datetime.fromtimestamp(row["hour_start"], UTC),
-            row["plugin_name"],
-            row["error_type"],
-            row["message"],
-            row["count"],
-            from_us(row["first_seen"]),
-            from_us(row["last_seen"]),
-            row["example_id"],
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    hours: dict[int, datetime] = {}
+    items = []
+    for fingerprint, hour, name, error_type, message, count, first, last, example in cursor.execute(
+        sql, args
+    ):
+        when = hours.get(hour)
+        if when is None:
+            when = hours[hour] = datetime.fromtimestamp(hour, UTC)
+        items.append(
+            ErrorHour(
+                fingerprint,
+                when,
+                name,
+                error_type,
+                message,
+                count,
+                from_us(first),  # type: ignore[arg-type]
+                from_us(last),  # type: ignore[arg-type]
+                example,
+            )
         )
-        for row in conn.execute(sql, args)
-    ]
+    return items
 
 
 def put_error_hours(conn: sqlite3.Connection, items: list[ErrorHour]) -> None:
