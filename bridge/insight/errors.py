@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bridge.errors import ErrorGroupNotFound
-from bridge.storage.base import ErrorHour, ExecutionStore
+from bridge.storage.base import DAY, ErrorHour, ExecutionStore
 from bridge.storage.rollup import error_hours, watermark
 from bridge.storage.rollups import day_range
 
@@ -41,7 +41,9 @@ def _hours(
     with store.snapshot() as reader:
         rolled_upto = watermark(reader)
         hours = (
-            reader.error_hours(start, min(rolled_upto, end), plugin) if start < rolled_upto else []
+            reader.error_hours(start, min(rolled_upto, end), plugin, DAY)
+            if start < rolled_upto
+            else []
         )
         raw = error_hours(reader.failures(max(start, rolled_upto), end))
         hours += [h for h in raw if plugin in (None, h.plugin)]

@@ -164,9 +164,11 @@ class Reader(Protocol):
         ...
 
     def error_hours(
-        self, start: datetime, end: datetime, plugin: str | None = None
+        self, start: datetime, end: datetime, plugin: str | None = None, grain: Grain = "hour"
     ) -> list[ErrorHour]:
-        """The error groups' hourly rollups of [start, end), of one plugin or every one."""
+        """The error groups' hourly rollups of [start, end), of one plugin or every one;
+        with grain "day", each group's hours summed per UTC day (`hour` is the day's
+        start, the example the day's latest)."""
         ...
 
     def first_seen(self, fingerprints: Iterable[str]) -> dict[str, datetime]:

@@ -123,3 +123,17 @@ HISTORY_TABLES = (
     "execution_metrics_daily",
 )
 COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)
+
+
+def error_days_sql(day: str, latest_example: str, mark: str, plugin: bool) -> str:
+    """error_group_hours of [start, end) summed per group and UTC day, with the example
+    of the day's latest failure (`day` and `latest_example` are the backend's own
+    expressions of those two; `mark` its placeholder). A 30-day window and the one
+    before it are some 27,000 hour rows at a million runs, and a few thousand days."""
+    return (
+        f"SELECT fingerprint, {day}, max(plugin_name), max(error_type), max(message), "
+        f"sum(count), min(first_seen), max(last_seen), {latest_example} "
+        f"FROM error_group_hours WHERE hour_start >= {mark} AND hour_start < {mark}"
+        + (f" AND plugin_name = {mark}" if plugin else "")
+        + f" GROUP BY fingerprint, {day}"
+    )

@@ -74,9 +74,9 @@ class Session:
         return self.records_sql.failures(self.conn, start, end)
 
     def error_hours(
-        self, start: datetime, end: datetime, plugin: str | None = None
+        self, start: datetime, end: datetime, plugin: str | None = None, grain: Grain = "hour"
     ) -> list[ErrorHour]:
-        return self.rollups_sql.error_hours(self.conn, start, end, plugin)
+        return self.rollups_sql.error_hours(self.conn, start, end, plugin, grain)
 
     def first_seen(self, fingerprints: Iterable[str]) -> dict[str, datetime]:
         return self.rollups_sql.first_seen(self.conn, list(fingerprints))

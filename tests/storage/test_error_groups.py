@@ -10,6 +10,7 @@ import pytest
 from bridge.errors import ErrorGroupNotFound
 from bridge.insight.errors import error_groups, require_group
 from bridge.model import ExecutionFilter, Status
+from bridge.storage.base import DAY, ErrorHour
 from bridge.storage.cleanup import cleanup
 from bridge.storage.stats import list_page
 from bridge.tracking.fingerprint import error_group
@@ -91,3 +92,100 @@ def test_a_group_outlives_its_raw_rows_and_rises_against_the_previous_period(sto
     assert group["rising"] is True  # 5 >= 2.0 x 2
     assert error_groups(store, 35, None, NOW, rising_factor=3.0)["groups"][0]["rising"] is False
     require_group(store, old[0].error_group)  # still known, from its rollup
+
+
+def test_error_hours_read_per_day_are_each_groups_hours_summed(store):
+    """What the error groups of a long window read: a row per group and UTC day, with
+    the day's count, first and last failure, and the example of its latest."""
+    day = NOW.replace(hour=0, minute=0)
+    hours = [  # group a: three hours over two days; group b: one hour, another plugin
+        ErrorHour(
+            "a",
+            day - timedelta(hours=2),
+            "billing",
+            "timeout",
+            "slow",
+            2,
+            day - timedelta(hours=2),
+            day - timedelta(hours=1, minutes=31),
+            "a-1",
+        ),
+        ErrorHour(
+            "a",
+            day + timedelta(hours=3),
+            "billing",
+            "timeout",
+            "slow",
+            1,
+            day + timedelta(hours=3, minutes=5),
+            day + timedelta(hours=3, minutes=5),
+            "a-3",
+        ),
+        ErrorHour(
+            "a",
+            day + timedelta(hours=1),
+            "billing",
+            "timeout",
+            "slow",
+            4,
+            day + timedelta(hours=1, minutes=1),
+            day + timedelta(hours=1, minutes=50),
+            "a-2",
+        ),
+        ErrorHour(
+            "b",
+            day + timedelta(hours=5),
+            "shipping",
+            "plugin_error",
+            "gone",
+            1,
+            day + timedelta(hours=5),
+            day + timedelta(hours=5),
+            "b-1",
+        ),
+    ]
+    store.write(lambda w: w.put_error_hours(hours))
+    start, end = day - timedelta(days=1), day + timedelta(days=1)
+    with store.snapshot() as reader:
+        days = sorted(
+            reader.error_hours(start, end, None, DAY), key=lambda h: (h.fingerprint, h.hour)
+        )
+        billing = reader.error_hours(start, end, "billing", DAY)
+        hourly = reader.error_hours(start, end)
+    assert days == [
+        ErrorHour(
+            "a",
+            day - timedelta(days=1),
+            "billing",
+            "timeout",
+            "slow",
+            2,
+            day - timedelta(hours=2),
+            day - timedelta(hours=1, minutes=31),
+            "a-1",
+        ),
+        ErrorHour(
+            "a",
+            day,
+            "billing",
+            "timeout",
+            "slow",
+            5,
+            day + timedelta(hours=1, minutes=1),
+            day + timedelta(hours=3, minutes=5),
+            "a-3",
+        ),
+        ErrorHour(
+            "b",
+            day,
+            "shipping",
+            "plugin_error",
+            "gone",
+            1,
+            day + timedelta(hours=5),
+            day + timedelta(hours=5),
+            "b-1",
+        ),
+    ]
+    assert sorted(h.hour for h in billing) == [day - timedelta(days=1), day]
+    assert len(hourly) == 4

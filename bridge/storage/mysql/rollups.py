@@ -14,6 +14,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.mysql.records import aware, text, utc
 from bridge.storage.rollups import Aggregate, histogram_of
+from bridge.storage.rows import error_days_sql
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -189,15 +190,23 @@ _ERROR_COLUMNS = (
 )
 
 
-def error_hours(cur: Any, start: datetime, end: datetime, plugin: str | None) -> list[ErrorHour]:
-    sql = (
-        f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
-        "WHERE hour_start >= %s AND hour_start < %s"
-    )
-    args: list[Any] = [utc(start), utc(end)]
-    if plugin:
-        sql += " AND plugin_name = %s"
-        args.append(text(plugin))
+def error_hours(
+    cur: Any, start: datetime, end: datetime, plugin: str | None, grain: Grain
+) -> list[ErrorHour]:
+    if grain == "day":  # %% is the driver's escape of %
+        sql = error_days_sql(
+            "TIMESTAMP(DATE(hour_start))",
+            "SUBSTRING(MAX(CONCAT(DATE_FORMAT(last_seen, '%%Y%%m%%d%%H%%i%%s%%f'), "
+            "example_id)), 21)",
+            "%s",
+            bool(plugin),
+        )
+    else:
+        sql = (
+            f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
+            "WHERE hour_start >= %s AND hour_start < %s"
+        ) + (" AND plugin_name = %s" if plugin else "")
+    args: list[Any] = [utc(start), utc(end)] + ([text(plugin)] if plugin else [])
     cur.execute(sql, args)
     return [
         ErrorHour(f, aware(h), p, et, m, int(n), aware(a), aware(b), x)  # type: ignore[arg-type]

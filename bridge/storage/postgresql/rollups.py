@@ -17,6 +17,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.postgresql.records import text
 from bridge.storage.rollups import Aggregate, histogram_of
+from bridge.storage.rows import error_days_sql
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -196,17 +197,29 @@ _ERROR_COLUMNS = (
 
 
 def error_hours(
-    conn: psycopg.Connection[Any], start: datetime, end: datetime, plugin: str | None
+    conn: psycopg.Connection[Any],
+    start: datetime,
+    end: datetime,
+    plugin: str | None,
+    grain: Grain,
 ) -> list[ErrorHour]:
-    sql = (
-        f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
-        "WHERE hour_start >= %s AND hour_start < %s"
-    )
-    args: list[Any] = [start, end]
-    if plugin:
-        sql += " AND plugin_name = %s"
-        args.append(text(plugin))
-    return [ErrorHour(*row) for row in conn.execute(sql, args).fetchall()]
+    if grain == "day":  # the session's time zone is UTC (connection.conninfo)
+        sql = error_days_sql(
+            "date_trunc('day', hour_start)",
+            "(array_agg(example_id ORDER BY last_seen DESC))[1]",
+            "%s",
+            bool(plugin),
+        )
+    else:
+        sql = (
+            f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
+            "WHERE hour_start >= %s AND hour_start < %s"
+        ) + (" AND plugin_name = %s" if plugin else "")
+    args: list[Any] = [start, end] + ([text(plugin)] if plugin else [])
+    return [
+        ErrorHour(f, h, p, et, m, int(n), a, b, x)
+        for f, h, p, et, m, n, a, b, x in conn.execute(sql, args).fetchall()
+    ]
 
 
 def put_error_hours(conn: psycopg.Connection[Any], items: list[ErrorHour]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.rollups import Aggregate, histogram_of
+from bridge.storage.rows import error_days_sql
 from bridge.storage.sqlite.connection import from_us, to_us
 
 TABLES: dict[str, tuple[str, str]] = {
@@ -166,16 +167,28 @@ _ERROR_COLUMNS = (
 )
 
 
+_ERROR_DAYS = {
+    plugin: error_days_sql(
+        "hour_start - hour_start % 86400",
+        "substr(max(printf('%016d', last_seen) || example_id), 17)",
+        "?",
+        plugin,
+    )
+    for plugin in (False, True)
+}
+
+
 def error_hours(
-    conn: sqlite3.Connection, start: datetime, end: datetime, plugin: str | None
+    conn: sqlite3.Connection, start: datetime, end: datetime, plugin: str | None, grain: Grain
 ) -> list[ErrorHour]:
-    """A 30-day window and the one before it are tens of thousands of rows: read as
-    plain tuples, each hour's start converted once for all of its groups."""
-    sql = f"SELECT {_ERROR_COLUMNS} FROM error_group_hours WHERE hour_start >= ? AND hour_start < ?"
-    args: list[Any] = [_s(start), _s(end)]
-    if plugin:
-        sql += " AND plugin_name = ?"
-        args.append(plugin)
+    """Read as plain tuples, each hour's (or day's) start converted once for all of its
+    groups."""
+    if grain == "day":
+        sql = _ERROR_DAYS[bool(plugin)]
+    else:
+        sql = f"SELECT {_ERROR_COLUMNS} FROM error_group_hours WHERE hour_start >= ? AND "
+        sql += "hour_start < ?" + (" AND plugin_name = ?" if plugin else "")
+    args: list[Any] = [_s(start), _s(end)] + ([plugin] if plugin else [])
     cursor = conn.cursor()
     cursor.row_factory = None
     hours: dict[int, datetime] = {}
