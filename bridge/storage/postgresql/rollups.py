@@ -203,9 +203,9 @@ def error_hours(
     plugin: str | None,
     grain: Grain,
 ) -> list[ErrorHour]:
-    if grain == "day":  # the session's time zone is UTC (connection.conninfo)
+    if grain == "day":
         sql = error_days_sql(
-            "date_trunc('day', hour_start)",
+            "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
             "(array_agg(example_id ORDER BY last_seen DESC))[1]",
             "%s",
             bool(plugin),
