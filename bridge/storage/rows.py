@@ -125,15 +125,35 @@ HISTORY_TABLES = (
 COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)
 
 
-def error_days_sql(day: str, latest_example: str, mark: str, plugin: bool) -> str:
-    """error_group_hours of [start, end) summed per group and UTC day, with the example
-    of the day's latest failure (`day` and `latest_example` are the backend's own
-    expressions of those two; `mark` its placeholder). A 30-day window and the one
+# error_group_hours' columns, in ErrorHour's order.
+ERROR_HOUR_COLUMNS = (
+    "fingerprint",
+    "hour_start",
+    "plugin_name",
+    "error_type",
+    "message",
+    "count",
+    "first_seen",
+    "last_seen",
+    "example_id",
+)
+
+
+def error_hours_sql(
+    mark: str, plugin: bool, day: str | None = None, latest_example: str = ""
+) -> str:
+    """error_group_hours of [start, end), of one plugin if `plugin` (`mark`: the
+    backend's placeholder). With `day`, the backend's expression of an hour's UTC day,
+    each group's hours summed per day, with the example of the day's latest failure
+    (`latest_example`, the backend's expression of it): a 30-day window and the one
     before it are some 27,000 hour rows at a million runs, and a few thousand days."""
+    rows = f"FROM error_group_hours WHERE hour_start >= {mark} AND hour_start < {mark}" + (
+        f" AND plugin_name = {mark}" if plugin else ""
+    )
+    if day is None:
+        return f"SELECT {', '.join(ERROR_HOUR_COLUMNS)} {rows}"
     return (
         f"SELECT fingerprint, {day}, max(plugin_name), max(error_type), max(message), "
-        f"sum(count), min(first_seen), max(last_seen), {latest_example} "
-        f"FROM error_group_hours WHERE hour_start >= {mark} AND hour_start < {mark}"
-        + (f" AND plugin_name = {mark}" if plugin else "")
-        + f" GROUP BY fingerprint, {day}"
+        f"sum(count), min(first_seen), max(last_seen), {latest_example} {rows} "
+        f"GROUP BY fingerprint, {day}"
     )

@@ -94,98 +94,32 @@ def test_a_group_outlives_its_raw_rows_and_rises_against_the_previous_period(sto
     require_group(store, old[0].error_group)  # still known, from its rollup
 
 
+def _hour(fingerprint, at, count, first, last, example, plugin="billing"):
+    kind, message = ("timeout", "slow") if plugin == "billing" else ("plugin_error", "gone")
+    return ErrorHour(fingerprint, at, plugin, kind, message, count, first, last, example)
+
+
 def test_error_hours_read_per_day_are_each_groups_hours_summed(store):
     """What the error groups of a long window read: a row per group and UTC day, with
     the day's count, first and last failure, and the example of its latest."""
     day = NOW.replace(hour=0, minute=0)
+    h, m = timedelta(hours=1), timedelta(minutes=1)
     hours = [  # group a: three hours over two days; group b: one hour, another plugin
-        ErrorHour(
-            "a",
-            day - timedelta(hours=2),
-            "billing",
-            "timeout",
-            "slow",
-            2,
-            day - timedelta(hours=2),
-            day - timedelta(hours=1, minutes=31),
-            "a-1",
-        ),
-        ErrorHour(
-            "a",
-            day + timedelta(hours=3),
-            "billing",
-            "timeout",
-            "slow",
-            1,
-            day + timedelta(hours=3, minutes=5),
-            day + timedelta(hours=3, minutes=5),
-            "a-3",
-        ),
-        ErrorHour(
-            "a",
-            day + timedelta(hours=1),
-            "billing",
-            "timeout",
-            "slow",
-            4,
-            day + timedelta(hours=1, minutes=1),
-            day + timedelta(hours=1, minutes=50),
-            "a-2",
-        ),
-        ErrorHour(
-            "b",
-            day + timedelta(hours=5),
-            "shipping",
-            "plugin_error",
-            "gone",
-            1,
-            day + timedelta(hours=5),
-            day + timedelta(hours=5),
-            "b-1",
-        ),
+        _hour("a", day - 2 * h, 2, day - 2 * h, day - 2 * h + 29 * m, "a-1"),
+        _hour("a", day + 3 * h, 1, day + 3 * h + 5 * m, day + 3 * h + 5 * m, "a-3"),
+        _hour("a", day + h, 4, day + h + m, day + h + 50 * m, "a-2"),
+        _hour("b", day + 5 * h, 1, day + 5 * h, day + 5 * h, "b-1", plugin="shipping"),
     ]
     store.write(lambda w: w.put_error_hours(hours))
     start, end = day - timedelta(days=1), day + timedelta(days=1)
     with store.snapshot() as reader:
-        days = sorted(
-            reader.error_hours(start, end, None, DAY), key=lambda h: (h.fingerprint, h.hour)
-        )
+        days = reader.error_hours(start, end, None, DAY)
         billing = reader.error_hours(start, end, "billing", DAY)
         hourly = reader.error_hours(start, end)
-    assert days == [
-        ErrorHour(
-            "a",
-            day - timedelta(days=1),
-            "billing",
-            "timeout",
-            "slow",
-            2,
-            day - timedelta(hours=2),
-            day - timedelta(hours=1, minutes=31),
-            "a-1",
-        ),
-        ErrorHour(
-            "a",
-            day,
-            "billing",
-            "timeout",
-            "slow",
-            5,
-            day + timedelta(hours=1, minutes=1),
-            day + timedelta(hours=3, minutes=5),
-            "a-3",
-        ),
-        ErrorHour(
-            "b",
-            day,
-            "shipping",
-            "plugin_error",
-            "gone",
-            1,
-            day + timedelta(hours=5),
-            day + timedelta(hours=5),
-            "b-1",
-        ),
+    assert sorted(days, key=lambda e: (e.fingerprint, e.hour)) == [
+        _hour("a", day - timedelta(days=1), 2, day - 2 * h, day - 2 * h + 29 * m, "a-1"),
+        _hour("a", day, 5, day + h + m, day + 3 * h + 5 * m, "a-3"),
+        _hour("b", day, 1, day + 5 * h, day + 5 * h, "b-1", plugin="shipping"),
     ]
-    assert sorted(h.hour for h in billing) == [day - timedelta(days=1), day]
-    assert len(hourly) == 4
+    assert sorted(e.hour for e in billing) == [day - timedelta(days=1), day]
+    assert sorted(hourly, key=lambda e: e.hour) == sorted(hours, key=lambda e: e.hour)

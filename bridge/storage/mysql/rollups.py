@@ -14,7 +14,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.mysql.records import aware, text, utc
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import error_days_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -177,35 +177,17 @@ def delete_state(cur: Any, key: str) -> None:
 
 
 # -- error groups: error_group_hours ---------------------------------------
-_ERROR_COLUMNS = (
-    "fingerprint",
-    "hour_start",
-    "plugin_name",
-    "error_type",
-    "message",
-    "count",
-    "first_seen",
-    "last_seen",
-    "example_id",
+# An hour's UTC day, and the day's latest example (%% is the driver's escape of %).
+_DAY = (
+    "TIMESTAMP(DATE(hour_start))",
+    "SUBSTRING(MAX(CONCAT(DATE_FORMAT(last_seen, '%%Y%%m%%d%%H%%i%%s%%f'), example_id)), 21)",
 )
 
 
 def error_hours(
     cur: Any, start: datetime, end: datetime, plugin: str | None, grain: Grain
 ) -> list[ErrorHour]:
-    if grain == "day":  # %% is the driver's escape of %
-        sql = error_days_sql(
-            "TIMESTAMP(DATE(hour_start))",
-            "SUBSTRING(MAX(CONCAT(DATE_FORMAT(last_seen, '%%Y%%m%%d%%H%%i%%s%%f'), "
-            "example_id)), 21)",
-            "%s",
-            bool(plugin),
-        )
-    else:
-        sql = (
-            f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
-            "WHERE hour_start >= %s AND hour_start < %s"
-        ) + (" AND plugin_name = %s" if plugin else "")
+    sql = error_hours_sql("%s", bool(plugin), *(_DAY if grain == "day" else ()))
     args: list[Any] = [utc(start), utc(end)] + ([text(plugin)] if plugin else [])
     cur.execute(sql, args)
     return [
@@ -218,9 +200,9 @@ def put_error_hours(cur: Any, items: list[ErrorHour]) -> None:
     if not items:
         return
     cur.executemany(
-        f"INSERT INTO error_group_hours ({', '.join(_ERROR_COLUMNS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_ERROR_COLUMNS))}) ON DUPLICATE KEY UPDATE "
-        + ", ".join(f"{c} = VALUES({c})" for c in _ERROR_COLUMNS[2:]),
+        f"INSERT INTO error_group_hours ({', '.join(ERROR_HOUR_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(ERROR_HOUR_COLUMNS))}) ON DUPLICATE KEY UPDATE "
+        + ", ".join(f"{c} = VALUES({c})" for c in ERROR_HOUR_COLUMNS[2:]),
         [
             (
                 h.fingerprint,

@@ -17,7 +17,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.postgresql.records import text
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import error_days_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -183,16 +183,10 @@ def delete_state(conn: psycopg.Connection[Any], key: str) -> None:
 
 
 # -- error groups: error_group_hours ---------------------------------------
-_ERROR_COLUMNS = (
-    "fingerprint",
-    "hour_start",
-    "plugin_name",
-    "error_type",
-    "message",
-    "count",
-    "first_seen",
-    "last_seen",
-    "example_id",
+# An hour's UTC day (whatever the session's time zone), and the day's latest example.
+_DAY = (
+    "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    "(array_agg(example_id ORDER BY last_seen DESC))[1]",
 )
 
 
@@ -203,18 +197,7 @@ def error_hours(
     plugin: str | None,
     grain: Grain,
 ) -> list[ErrorHour]:
-    if grain == "day":
-        sql = error_days_sql(
-            "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
-            "(array_agg(example_id ORDER BY last_seen DESC))[1]",
-            "%s",
-            bool(plugin),
-        )
-    else:
-        sql = (
-            f"SELECT {', '.join(_ERROR_COLUMNS)} FROM error_group_hours "
-            "WHERE hour_start >= %s AND hour_start < %s"
-        ) + (" AND plugin_name = %s" if plugin else "")
+    sql = error_hours_sql("%s", bool(plugin), *(_DAY if grain == "day" else ()))
     args: list[Any] = [start, end] + ([text(plugin)] if plugin else [])
     return [
         ErrorHour(f, h, p, et, m, int(n), a, b, x)
@@ -226,10 +209,10 @@ def put_error_hours(conn: psycopg.Connection[Any], items: list[ErrorHour]) -> No
     if not items:
         return
     sql = (
-        f"INSERT INTO error_group_hours ({', '.join(_ERROR_COLUMNS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_ERROR_COLUMNS))}) "
+        f"INSERT INTO error_group_hours ({', '.join(ERROR_HOUR_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(ERROR_HOUR_COLUMNS))}) "
         "ON CONFLICT (fingerprint, hour_start) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in _ERROR_COLUMNS[2:])
+        + ", ".join(f"{c} = excluded.{c}" for c in ERROR_HOUR_COLUMNS[2:])
     )
     rows = [
         (

@@ -14,7 +14,7 @@ from typing import Any
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import error_days_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
 from bridge.storage.sqlite.connection import from_us, to_us
 
 TABLES: dict[str, tuple[str, str]] = {
@@ -161,21 +161,11 @@ def delete_state(conn: sqlite3.Connection, key: str) -> None:
 
 
 # -- error groups: error_group_hours (hour_start in seconds, first/last seen in µs) --
-_ERROR_COLUMNS = (
-    "fingerprint, hour_start, plugin_name, error_type, message, count, first_seen, "
-    "last_seen, example_id"
+# Its day, and the example of the day's latest failure (last_seen has 16 digits).
+_DAY = (
+    "hour_start - hour_start % 86400",
+    "substr(max(printf('%016d', last_seen) || example_id), 17)",
 )
-
-
-_ERROR_DAYS = {
-    plugin: error_days_sql(
-        "hour_start - hour_start % 86400",
-        "substr(max(printf('%016d', last_seen) || example_id), 17)",
-        "?",
-        plugin,
-    )
-    for plugin in (False, True)
-}
 
 
 def error_hours(
@@ -183,11 +173,7 @@ def error_hours(
 ) -> list[ErrorHour]:
     """Read as plain tuples, each hour's (or day's) start converted once for all of its
     groups."""
-    if grain == "day":
-        sql = _ERROR_DAYS[bool(plugin)]
-    else:
-        sql = f"SELECT {_ERROR_COLUMNS} FROM error_group_hours WHERE hour_start >= ? AND "
-        sql += "hour_start < ?" + (" AND plugin_name = ?" if plugin else "")
+    sql = error_hours_sql("?", bool(plugin), *(_DAY if grain == "day" else ()))
     args: list[Any] = [_s(start), _s(end)] + ([plugin] if plugin else [])
     cursor = conn.cursor()
     cursor.row_factory = None
@@ -217,9 +203,8 @@ def error_hours(
 
 def put_error_hours(conn: sqlite3.Connection, items: list[ErrorHour]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO error_group_hours (fingerprint, hour_start, plugin_name, "
-        "error_type, message, count, first_seen, last_seen, example_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO error_group_hours ({', '.join(ERROR_HOUR_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(ERROR_HOUR_COLUMNS))})",
         [
             (
                 h.fingerprint,
