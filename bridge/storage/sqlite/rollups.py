@@ -161,7 +161,7 @@ def delete_state(conn: sqlite3.Connection, key: str) -> None:
 
 
 # -- error groups: error_group_hours (hour_start in seconds, first/last seen in µs) --
-# Its day, and the example of the day's latest failure (last_seen has 16 digits).
+# An hour's UTC day, and the example of the day's latest failure (last_seen: 16 digits).
 _DAY = (
     "hour_start - hour_start % 86400",
     "substr(max(printf('%016d', last_seen) || example_id), 17)",
