@@ -140,19 +140,18 @@ ERROR_HOUR_COLUMNS = (
 )
 
 
-def error_hours_sql(
-    mark: str, plugin: bool, day: str | None = None, latest_example: str = ""
-) -> str:
+def error_hours_sql(mark: str, plugin: bool, per_day: tuple[str, str] | None = None) -> str:
     """error_group_hours of [start, end), of one plugin if `plugin` (`mark`: the
-    backend's placeholder). With `day`, the backend's expression of an hour's UTC day,
-    each group's hours summed per day, with the example of the day's latest failure
-    (`latest_example`, the backend's expression of it): a 30-day window and the one
-    before it are some 27,000 hour rows at a million runs, and a few thousand days."""
+    backend's placeholder). With `per_day`, the backend's expressions of an hour's UTC
+    day and of the example of the day's latest failure, each group's hours summed per
+    day: a 30-day window and the one before it are some 27,000 hour rows at a million
+    runs, and a few thousand days."""
     rows = f"FROM error_group_hours WHERE hour_start >= {mark} AND hour_start < {mark}" + (
         f" AND plugin_name = {mark}" if plugin else ""
     )
-    if day is None:
+    if per_day is None:
         return f"SELECT {', '.join(ERROR_HOUR_COLUMNS)} {rows}"
+    day, latest_example = per_day
     return (
         f"SELECT fingerprint, {day}, max(plugin_name), max(error_type), max(message), "
         f"sum(count), min(first_seen), max(last_seen), {latest_example} {rows} "

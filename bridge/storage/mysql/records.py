@@ -19,13 +19,7 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import (
-    COLUMNS,
-    LIFECYCLE,
-    implied_attempts,
-    json_value,
-    written_attempts,
-)
+from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, json_value, written_attempts
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)

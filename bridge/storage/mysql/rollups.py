@@ -187,7 +187,7 @@ _DAY = (
 def error_hours(
     cur: Any, start: datetime, end: datetime, plugin: str | None, grain: Grain
 ) -> list[ErrorHour]:
-    sql = error_hours_sql("%s", bool(plugin), *(_DAY if grain == "day" else ()))
+    sql = error_hours_sql("%s", bool(plugin), _DAY if grain == "day" else None)
     args: list[Any] = [utc(start), utc(end)] + ([text(plugin)] if plugin else [])
     cur.execute(sql, args)
     return [

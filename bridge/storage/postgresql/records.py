@@ -21,13 +21,7 @@ from psycopg.types.json import Jsonb
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import (
-    COLUMNS,
-    LIFECYCLE,
-    implied_attempts,
-    json_value,
-    written_attempts,
-)
+from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, json_value, written_attempts
 
 OPEN = [s.value for s in OPEN_STATUSES]
 

@@ -197,7 +197,7 @@ def error_hours(
     plugin: str | None,
     grain: Grain,
 ) -> list[ErrorHour]:
-    sql = error_hours_sql("%s", bool(plugin), *(_DAY if grain == "day" else ()))
+    sql = error_hours_sql("%s", bool(plugin), _DAY if grain == "day" else None)
     args: list[Any] = [start, end] + ([text(plugin)] if plugin else [])
     return [
         ErrorHour(f, h, p, et, m, int(n), a, b, x)

@@ -12,12 +12,7 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_cursor, encode_cursor
-from bridge.storage.rows import (
-    COLUMNS,
-    LIFECYCLE,
-    implied_attempts,
-    written_attempts,
-)
+from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, written_attempts
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)

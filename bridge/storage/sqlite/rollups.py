@@ -173,7 +173,7 @@ def error_hours(
 ) -> list[ErrorHour]:
     """Read as plain tuples, each hour's (or day's) start converted once for all of its
     groups."""
-    sql = error_hours_sql("?", bool(plugin), *(_DAY if grain == "day" else ()))
+    sql = error_hours_sql("?", bool(plugin), _DAY if grain == "day" else None)
     args: list[Any] = [_s(start), _s(end)] + ([plugin] if plugin else [])
     cursor = conn.cursor()
     cursor.row_factory = None
