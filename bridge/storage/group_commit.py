@@ -92,6 +92,12 @@ class GroupCommitWriter:
         """Whether the write connection is open."""
         return self._conn is not None
 
+    def connect(self) -> None:
+        """Open the connection now instead of at the first commit (before any commit
+        can run: the store calls it as it opens)."""
+        if self._conn is None:
+            self._conn = self._connect()
+
     def submit(
         self,
         op: Op,

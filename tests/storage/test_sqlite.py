@@ -82,3 +82,20 @@ def test_the_leader_lock_is_a_file_beside_the_database_with_the_leaders_pid(sqli
 def test_writers_take_turns_through_a_file_beside_the_database(sqlite_store):
     sqlite_store.update(finished("r", NOW))
     assert Path(f"{sqlite_store.path}.write.lock").exists()
+
+
+def test_a_deleted_file_is_written_again_by_a_process_that_never_wrote(make_store):
+    """`rm executions.db` while two processes serve, and the first to write afterwards is
+    one that had written nothing yet: it writes the deleted database again (it holds it
+    open from the start) instead of starting an empty one over the other's runs."""
+    first = make_store("sqlite")
+    second = make_store("sqlite")  # as a second gunicorn worker would, idle so far
+    for i in range(5):
+        first.update(finished(f"before-{i}", NOW))
+    first.path.unlink()
+    second.update(finished("after-second", NOW))
+    first.update(finished("after-first", NOW))
+    ids = [*(f"before-{i}" for i in range(5)), "after-second", "after-first"]
+    for store in (first, second):
+        assert [i for i in ids if store.get(i) is None] == []
+    assert "written again from the open connection" in second.file_event

@@ -91,6 +91,11 @@ class SQLiteStore:
             before_commit=self._same_file,
         )
         self._reads = ReadPool(lambda: connect(self.path, self.config), size)
+        # Held open from the start, not from this process's first write: if the file is
+        # deleted, whichever process writes first must have the old one open to write it
+        # again (_same_file), or it starts an empty database and the runs are lost.
+        with contextlib.suppress(sqlite3.Error):  # else it is opened at the first commit
+            self._writer.connect()
 
     def _same_file(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """Before each commit, with the write lock held: is the file at the path still
