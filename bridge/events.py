@@ -39,7 +39,7 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class RunStarted:
-    """A run's record was written as `running` or `pending` in this process."""
+    """A run started in this process (`running`, or `pending` for a background one)."""
 
     execution_id: str
     plugin: str

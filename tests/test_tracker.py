@@ -13,7 +13,9 @@ from storage.databases import ON_EVERY_BACKEND
 
 from bridge import clock
 from bridge.events import RunFinished
-from bridge.model import ExecutionRecord, Status
+from bridge.model import ExecutionRecord, Run, Status
+from bridge.tracking.ids import uuid7
+from bridge.tracking.tracker import worker_id
 
 
 @pytest.fixture
@@ -95,6 +97,63 @@ def test_stale_and_shutdown_endings_reach_live_metrics(app, heard):
     assert store.get("mine").error == "Canceled: the server shut down during the run"
     realtime = app.test_client().get("/api/v1/executions/stats/ok").get_json()["realtime"]
     assert realtime["total_executions"] == 2 and realtime["failed_executions"] == 2
+
+
+def _run_in_thread(app, plugin: str, data: dict) -> tuple[Run, threading.Thread]:
+    """`plugin` run through the runner, as a webhook runs it, in a thread of its own."""
+    run = Run(
+        plugin=app.extensions["bridge.registry"].get(plugin),
+        method="POST",
+        data=data,
+        execution_id=str(uuid7()),
+        trace_id=uuid7().hex,
+        start_time=clock.utcnow(),
+    )
+    thread = threading.Thread(target=app.extensions["bridge.runner"].run, args=(run,))
+    thread.start()
+    return run, thread
+
+
+@ON_EVERY_BACKEND
+def test_a_run_shows_as_running_once_it_lasts_and_a_quick_one_is_written_at_its_end(
+    make_app,
+):
+    """A run's `running` row is written when it has lasted a few milliseconds (Starts);
+    a run that ends first is written once, whole, and leaves nothing waiting."""
+    app = make_app()
+    store = app.extensions["bridge.storage"].store
+    tracker = app.extensions["bridge.tracker"]
+    run, thread = _run_in_thread(app, "sleepy", {"seconds": 1.5})
+    deadline = time.monotonic() + 1.2
+    while (record := store.get(run.execution_id)) is None:
+        assert time.monotonic() < deadline, "the run never showed as running"
+        time.sleep(0.01)
+    assert record.status is Status.RUNNING and record.worker == worker_id()
+    assert '"seconds": 1.5' in record.input
+    thread.join(10)
+    assert store.get(run.execution_id).status is Status.COMPLETED
+    r = app.test_client().post("/api/v1/webhook/ok", json={"n": 1})
+    record = store.get(r.get_json()["execution_id"])
+    assert (record.status, record.input, record.attempts) == (Status.COMPLETED, '{"n": 1}', 1)
+    assert len(tracker.starts) == 0
+
+
+@ON_EVERY_BACKEND
+def test_shutdown_cancels_a_run_whose_running_row_is_not_written_yet(make_app, monkeypatch):
+    app = make_app()
+    store = app.extensions["bridge.storage"].store
+    tracker = app.extensions["bridge.tracker"]
+    monkeypatch.setattr(tracker.starts, "_delay", 30.0)  # as if shut down within the delay
+    run, thread = _run_in_thread(app, "sleepy", {"seconds": 1})
+    deadline = time.monotonic() + 5
+    while not len(tracker.starts):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.01)
+    assert store.get(run.execution_id) is None
+    assert tracker.close_own_runs() == 1
+    record = store.get(run.execution_id)
+    assert (record.status, record.error_type) == (Status.CANCELED, "interrupted")
+    thread.join(10)
 
 
 def test_a_live_run_of_another_host_is_left_open_until_too_old(app, heard):

@@ -218,6 +218,12 @@ class ExecutionStore(Protocol):
         """Write a new run; with `wait`, return once it is committed."""
         ...
 
+    def expect(self, execution_id: str) -> None:
+        """A run has started whose row is to come (its final one, or its `running` one
+        if it lasts): the commit of the runs ending meanwhile may wait a little for it,
+        to take it too (see GroupCommitWriter). Never waits itself."""
+        ...
+
     def insert_many(self, items: Iterable[ExecutionRecord]) -> int:
         """Bulk path (imports, the benchmark): records and attempts in one transaction."""
         ...

@@ -81,6 +81,9 @@ class GroupCommitWriter:
         self._closed = False
         self._arrived = threading.Condition(self._mutex)  # a leader gathering runs
         self._gathering = False
+        # Runs in flight whose first write is still to come (expect), by key: when they
+        # started (monotonic).
+        self._expected: dict[str, float] = {}
         self.batches = 0  # transactions committed, and the writes they held
         self.writes = 0
         # The error of the latest write if it failed, None once a write succeeds again:
@@ -97,6 +100,19 @@ class GroupCommitWriter:
         can run: the store calls it as it opens)."""
         if self._conn is None:
             self._conn = self._connect()
+
+    def expect(self, key: str) -> None:
+        """A run has started whose first write (its final row, or its `running` row if
+        it lasts) is to come with `key`: a leader gathers it as a run in flight for its
+        first LINGER_S (see _gather). Forgotten at its first write, or once older."""
+        now = time.monotonic()
+        expected = self._expected
+        if len(expected) >= MAX_BATCH:  # writes that went elsewhere (the spool): prune
+            with self._mutex:
+                for k, at in list(expected.items()):
+                    if at <= now - LINGER_S:
+                        expected.pop(k, None)
+        expected[key] = now
 
     def submit(
         self,
@@ -122,6 +138,8 @@ class GroupCommitWriter:
             if self._closed:
                 raise WriteFailed("the store is closed")
             self._queue.append(ticket)
+            if key is not None:
+                self._expected.pop(key, None)
             if self._gathering:
                 self._arrived.notify()
             if not wait:
@@ -145,13 +163,14 @@ class GroupCommitWriter:
         return ticket.result
 
     def _gather(self) -> None:
-        """Before leading: wait up to GATHER_S for the runs in flight (a young
-        lingering `running` row whose final row is not queued yet) to queue their final
-        rows, so that they join this commit instead of each leading one of their own."""
+        """Before leading: wait up to GATHER_S for the runs in flight (expected, or a
+        young lingering `running` row whose final row is not queued yet) to queue their
+        final rows, so that they join this commit instead of each leading one of their
+        own."""
         if GATHER_S <= 0:
             return
         with self._mutex:
-            running = in_flight(self._queue, time.monotonic() - LINGER_S)
+            running = self._in_flight()
             if not running:
                 return
             deadline = time.monotonic() + GATHER_S
@@ -162,9 +181,17 @@ class GroupCommitWriter:
                     if left <= 0:
                         break
                     self._arrived.wait(left)
-                    running &= in_flight(self._queue, time.monotonic() - LINGER_S)
+                    running &= self._in_flight()
             finally:
                 self._gathering = False
+
+    def _in_flight(self) -> set[str]:
+        """Under the mutex: the keys of the runs in flight, started in the last
+        LINGER_S."""
+        young = time.monotonic() - LINGER_S
+        running = in_flight(self._queue, young)
+        running.update(k for k, at in list(self._expected.items()) if at > young)
+        return running
 
     def _await(self, ticket: Ticket, timeout: float) -> bool:
         """Sleep until the ticket is committed (False) or handed the next commit to

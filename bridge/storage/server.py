@@ -75,6 +75,9 @@ class ServerStore:
             writer.close()
 
     # -- runs --------------------------------------------------------------
+    def expect(self, execution_id: str) -> None:
+        self._writer().expect(execution_id)
+
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         open_run = not record.status.is_final  # its final row may yet supersede it
         self._submit(RunWrite(self, record, upsert=False), wait, record.id, linger=open_run)

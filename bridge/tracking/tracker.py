@@ -11,6 +11,7 @@ in /health and storage info) and the webhook still answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from bridge.storage.base import ExecutionStore
 from bridge.tracking.fingerprint import error_group
 from bridge.tracking.leases import Leases
 from bridge.tracking.redact import Redactor
+from bridge.tracking.starts import Starts
 from bridge.tracking.unsaved import UnsavedRecords
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class Tracker:
         self.max_run_seconds = config.longest_run
         self.unsaved = UnsavedRecords(self._write_final)
         self.leases = Leases(storage, float(config.scheduler.takeover_interval), worker_id)
+        self.starts = Starts(self._write_running)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["bridge.tracker"] = self
@@ -181,14 +184,25 @@ class Tracker:
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, run: Run, status: Status) -> None:
-        """Write the `running` (or `pending`) row before the plugin runs. A `pending` row
-        is committed before the 202 that points to it; a `running` row is not waited for
-        (the run's final row is, before its answer)."""
-        if self.store is None:
+        """Before the plugin runs. A `pending` row is committed before the 202 that
+        points to it. A `running` row is written only if the run lasts (Starts): a run
+        that ends first is written once, with its final state, and waited for before its
+        answer. Its input is made now, before the plugin can change its data."""
+        store = self.store
+        if store is None:
             return  # nothing to write; the end of the run still emits its event
-        wait = status is Status.PENDING
-        self._write(self.record_of(run, status), wait, "record the start of a run", True)
+        if status is Status.RUNNING:
+            self._texts(run)
+            with contextlib.suppress(Exception):  # a hint for batching commits, no more
+                store.expect(run.execution_id)
+            self.starts.add(run)
+        else:
+            self._write(self.record_of(run, status), True, "record the start of a run", True)
         self.events.emit(RunStarted(run.execution_id, run.plugin_name))
+
+    def _write_running(self, run: Run, wait: bool) -> None:
+        """The `running` row of a run that lasts (Starts)."""
+        self._write(self.record_of(run, Status.RUNNING), wait, "record the start of a run", True)
 
     def mark_running(self, run: Run) -> None:
         if self.store is None:
@@ -199,6 +213,7 @@ class Tracker:
 
     def finish(self, run: Run, outcome: Outcome) -> None:
         """The plugin's run ended (or never started: canceled while pending)."""
+        self.starts.take(run.execution_id)
         self.end_run(self.record_of(run, outcome.status), outcome)
 
     def reject(self, run: Run, error: BaseException, error_type: str) -> None:
@@ -330,6 +345,7 @@ class Tracker:
         """At shutdown: this process's unfinished rows become `canceled`."""
         if self.storage.live_store is None:
             return 0
+        self.starts.flush()  # runs started just now have no row yet
         try:
             records = self.store.open_runs(worker_id())
         except Exception as exc:

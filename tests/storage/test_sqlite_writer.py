@@ -147,6 +147,41 @@ def test_a_leader_waits_for_the_runs_in_flight_to_join_its_commit(tmp_path, monk
     assert ran[3:] == [("c", "running")]  # committed at close
 
 
+def test_a_leader_waits_for_a_run_expected_but_not_queued(tmp_path, monkeypatch):
+    """A run announced with `expect` (started, nothing queued for it yet) is gathered as
+    a run in flight: another run's commit waits for its final row and takes both. Once
+    older than LINGER_S it holds no commit."""
+    monkeypatch.setattr(group_commit, "LINGER_S", 30.0)
+    monkeypatch.setattr(group_commit, "GATHER_S", 10.0)
+    writer, ran, put = _recording_writer(tmp_path)
+    writer.expect("a")
+    waited = []
+
+    def end_b():
+        started = time.monotonic()
+        writer.submit(put("b", "completed"), wait=True, key="b")
+        waited.append(time.monotonic() - started)
+
+    leader = threading.Thread(target=end_b)
+    leader.start()
+    time.sleep(0.3)
+    assert ran == [], "the leader committed before the expected run ended"
+    writer.submit(put("a", "completed"), wait=True, key="a")
+    leader.join(5)
+    assert ran == [("b", "completed"), ("a", "completed")]
+    assert writer.batches == 1
+    assert 0.25 < waited[0] < 5.0
+
+    monkeypatch.setattr(group_commit, "LINGER_S", 0.05)
+    writer.expect("c")
+    time.sleep(0.1)
+    started = time.monotonic()
+    writer.submit(put("d", "completed"), wait=True, key="d")
+    assert time.monotonic() - started < 1.0
+    assert ran[2:] == [("d", "completed")]
+    writer.close()
+
+
 def _table(path):
     setup = _connect(path)()
     setup.execute("CREATE TABLE t (v INTEGER)")

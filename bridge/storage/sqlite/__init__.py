@@ -167,6 +167,10 @@ class SQLiteStore:
             raise StorageError(f"database read failed: {exc}") from exc
 
     # -- runs --------------------------------------------------------------
+    def expect(self, execution_id: str) -> None:
+        self._check_fork()
+        self._writer.expect(execution_id)
+
     def insert(self, record: ExecutionRecord, *, wait: bool = False) -> None:
         values = records.values(record)
         tags = records.tag_values(record)
