@@ -64,6 +64,10 @@ def test_failures_with_one_fingerprint_are_one_group_listed_with_their_runs(stor
     assert group["new"] is True
     assert sum(d["count"] for d in group["daily"]) == 5 and len(group["daily"]) == 7
     assert [g["plugin"] for g in error_groups(store, 7, "shipping", NOW)["groups"]] == ["shipping"]
+    # The first `limit` groups are answered, whole; the totals count every group.
+    top = error_groups(store, 7, None, NOW, limit=1)
+    assert (top["total_groups"], top["total_failures"]) == (2, 6)
+    assert top["groups"] == [group]
 
     page = list_page(store, ExecutionFilter(error_group=fingerprint), 50, 0, None)
     assert sorted(r.id for r in page.records) == [f"f{i}" for i in range(5)] and page.total == 5
