@@ -47,13 +47,13 @@ class Starts:
             elif idle:  # else it wakes for an older run first anyway
                 self._due.notify()
 
-    def take(self, execution_id: str) -> bool:
-        """The run ended: True if its `running` row was never written. A row that was is
-        queued before this returns, so the final row queued after it comes later."""
+    def take(self, execution_id: str) -> None:
+        """The run ended: its `running` row is never written now. One that was is queued
+        before this returns, so the final row queued after it comes later."""
         with self._lock:
-            return self._runs.pop(execution_id, None) is not None
+            self._runs.pop(execution_id, None)
 
-    def flush(self) -> int:
+    def flush(self) -> None:
         """Write every waiting run's `running` row now, committed (at shutdown, before
         the open rows are read to be canceled)."""
         with self._lock:
@@ -61,7 +61,6 @@ class Starts:
             self._runs.clear()
             for run in runs:
                 self._write_one(run, wait=True)
-        return len(runs)
 
     def __len__(self) -> int:
         return len(self._runs)
