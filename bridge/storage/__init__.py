@@ -109,8 +109,8 @@ class Storage:
         """Write a run record to the store, or to the spool while the server is away
         (or while the spool still holds older records: they go in first). False (the
         failure counted and logged) when neither took it."""
-        store, spool = self.store, self.spool
-        if spool is not None and (store is None or self.outage or spool.depth):
+        store = self.store
+        if self._spooling:
             return self._to_spool(record)
         if store is None:
             return True  # tracking is off
@@ -121,11 +121,27 @@ class Storage:
                 store.update(record, wait=wait)
         except Exception as exc:
             self.write_failed(action, exc)
-            if spool is None:
+            if self.spool is None:
                 return False
             self.went_away(str(exc))
             return self._to_spool(record)
         return True
+
+    def expect(self, execution_id: str) -> None:
+        """A run started whose record is to come (ExecutionStore.expect). Only a hint to
+        the group commit: nothing while records go to the spool, and a store that cannot
+        take it is left alone (its writes report their own failures)."""
+        if self.store is None or self._spooling:
+            return
+        with contextlib.suppress(Exception):
+            self.store.expect(execution_id)
+
+    @property
+    def _spooling(self) -> bool:
+        """Whether run records go to the spool now: the server is away, or the spool
+        still holds older records (they go in first)."""
+        spool = self.spool
+        return spool is not None and (self.store is None or bool(self.outage) or spool.depth > 0)
 
     def _to_spool(self, record: ExecutionRecord) -> bool:
         assert self.spool is not None

@@ -29,6 +29,7 @@ MAX_BATCH = 256
 LINGER_S = 0.01  # how long a write nobody waits for is held for a commit to join
 GATHER_S = 0.001  # how long a leader waits for the runs in flight to end, at most
 STALE_S = 30.0  # a connection idle this long is checked before a commit
+MAX_EXPECTED = 256  # runs expected at most before the ones past LINGER_S are pruned
 
 
 class WriteFailed(Exception):
@@ -107,7 +108,7 @@ class GroupCommitWriter:
         first LINGER_S (see _gather). Forgotten at its first write, or once older."""
         now = time.monotonic()
         expected = self._expected
-        if len(expected) >= MAX_BATCH:  # writes that went elsewhere (the spool): prune
+        if len(expected) >= MAX_EXPECTED:  # runs whose write never came here: prune
             with self._mutex:
                 for k, at in list(expected.items()):
                     if at <= now - LINGER_S:

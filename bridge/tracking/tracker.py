@@ -11,7 +11,6 @@ in /health and storage info) and the webhook still answers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -188,13 +187,11 @@ class Tracker:
         points to it. A `running` row is written only if the run lasts (Starts): a run
         that ends first is written once, with its final state, and waited for before its
         answer. Its input is made now, before the plugin can change its data."""
-        store = self.store
-        if store is None:
+        if self.store is None:
             return  # nothing to write; the end of the run still emits its event
         if status is Status.RUNNING:
             self._texts(run)
-            with contextlib.suppress(Exception):  # a hint for batching commits, no more
-                store.expect(run.execution_id)
+            self.storage.expect(run.execution_id)
             self.starts.add(run)
         else:
             self._write(self.record_of(run, status), True, "record the start of a run", True)
