@@ -184,12 +184,10 @@ class ExecutionById(MethodView):
         if record is None:
             raise ExecutionNotFound(execution_id[:100])
         (shown,) = _shown([record], args["parse_json"])
-        replays = list_page(_store(), ExecutionFilter(replay_of=record.id), 100, 0, None)
-        return {
-            "execution": shown,
-            "attempts": record.attempt_records,
-            "replayed_by": replays.records,
-        }
+        # The newest replays only, without a total: nothing shows one.
+        with _store().snapshot() as reader:
+            replays, _ = reader.page(ExecutionFilter(replay_of=record.id), 100, 0, None)
+        return {"execution": shown, "attempts": record.attempt_records, "replayed_by": replays}
 
 
 def _shown(records: list[ExecutionRecord], parse_json: bool) -> list[Any]:

@@ -29,6 +29,16 @@ DAY: Grain = "day"
 DAILY_WATERMARK = "daily_watermark"  # days merged from hourly rollups up to here
 ROLLUP_WATERMARK = "rollup_watermark"  # finished runs before it are rolled up
 LAST_CLEANUP = "last_cleanup"  # the latest cleanup's figures
+KEPT_STATES = (DAILY_WATERMARK, ROLLUP_WATERMARK, LAST_CLEANUP)
+
+
+class Span(NamedTuple):
+    """The rollups of one grain in [start, end), of one plugin name or every one."""
+
+    grain: Grain
+    start: datetime
+    end: datetime
+    plugin: str | None = None
 
 
 class FinishedRun(NamedTuple):
@@ -138,21 +148,16 @@ class Reader(Protocol):
         ...
 
     def rollup_count(
-        self,
-        grain: Grain,
-        start: datetime,
-        end: datetime,
-        plugin: str | None = None,
-        status: Status | None = None,
-        error_type: str | None = None,
+        self, spans: Iterable[Span], status: Status | None = None, error_type: str | None = None
     ) -> int:
-        """Runs counted in the rollups of [start, end), of one plugin name or every one:
-        with `error_type` if given, else of `status` (every finished run if None).
-        Sums counters only: cheaper than reading `rollups`."""
+        """Runs counted in the rollups of the spans, together (one round trip): with
+        `error_type` if given, else of `status` (every finished run if None). Sums
+        counters only: cheaper than reading `rollups`."""
         ...
 
     def state(self, key: str) -> Any:
-        """A value the algorithms keep (watermarks, the last cleanup), or None."""
+        """A value the algorithms keep (watermarks, the last cleanup), or None. A
+        snapshot reads the KEPT_STATES together, at the first call for one of them."""
         ...
 
     def states(self, prefix: str) -> dict[str, Any]:

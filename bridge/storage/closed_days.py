@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
-from bridge.storage.base import DAY, Reader
+from bridge.storage.base import DAY, Reader, Span
 from bridge.storage.rollups import Aggregate
 
 K = TypeVar("K", bound=Hashable)
@@ -56,7 +56,7 @@ def merged(
         if kept is None:
             kept = _stores[store] = _Kept()
     key = (what, start, end, plugin)
-    check = reader.rollup_count(DAY, start, end, plugin)
+    check = reader.rollup_count([Span(DAY, start, end, plugin)])
     with kept.lock:
         hit = kept.items.get(key)
         if hit is not None and hit[0] == check:

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from bridge.model import ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import ErrorHour, Failure, FinishedRun, Grain, Rollup
+from bridge.storage.base import KEPT_STATES, ErrorHour, Failure, FinishedRun, Grain, Rollup, Span
 
 
 class Session:
@@ -22,6 +22,7 @@ class Session:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self._kept: dict[str, Any] | None = None  # KEPT_STATES, once read
 
     def page(
         self, flt: ExecutionFilter, limit: int, offset: int, cursor: str | None
@@ -52,20 +53,19 @@ class Session:
         return self.rollups_sql.rollup_plugins(self.conn, grain, start, end)
 
     def rollup_count(
-        self,
-        grain: Grain,
-        start: datetime,
-        end: datetime,
-        plugin: str | None = None,
-        status: Status | None = None,
-        error_type: str | None = None,
+        self, spans: Iterable[Span], status: Status | None = None, error_type: str | None = None
     ) -> int:
-        return self.rollups_sql.rollup_count(
-            self.conn, grain, start, end, plugin, status, error_type
-        )
+        spans = list(spans)
+        return self.rollups_sql.rollup_count(self.conn, spans, status, error_type) if spans else 0
 
     def state(self, key: str) -> Any:
-        return self.rollups_sql.get_state(self.conn, key)
+        """The snapshot cannot see them change, and the estimate, stats and series
+        each read two or three of them: one round trip instead."""
+        if key not in KEPT_STATES:
+            return self.rollups_sql.get_state(self.conn, key)
+        if self._kept is None:
+            self._kept = self.rollups_sql.get_states(self.conn, KEPT_STATES)
+        return self._kept.get(key)
 
     def states(self, prefix: str) -> dict[str, Any]:
         return self.rollups_sql.states(self.conn, prefix)
@@ -90,6 +90,9 @@ class WriteSession(Session):
 
     def delete_rollups(self, grain: Grain, start: datetime, end: datetime) -> None:
         self.rollups_sql.delete_rollups(self.conn, grain, start, end)
+
+    def state(self, key: str) -> Any:
+        return self.rollups_sql.get_state(self.conn, key)  # it may have set it since
 
     def set_state(self, key: str, value: Any) -> None:
         self.rollups_sql.set_state(self.conn, key, value)

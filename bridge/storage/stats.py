@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bridge.model import ExecutionFilter, Page
-from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader, Span
 from bridge.storage.closed_days import copied, merged
 from bridge.storage.rollup import (
     ALL_PLUGINS,
@@ -160,16 +160,15 @@ def _rolled_count(reader: Reader, flt: ExecutionFilter, lo: datetime, hi: dateti
     if first_day < lo:
         first_day += ONE_DAY
     last_day = min(day_start(hi), day_start(watermark(reader, DAILY_WATERMARK)))
-    what = {"status": flt.status, "error_type": flt.error_type}
-    spans = [(lo, hi)]
-    total = 0
+    spans = [Span(HOUR, lo, hi, flt.plugin)]
     if first_day < last_day:
-        total += reader.rollup_count(DAY, first_day, last_day, flt.plugin or ALL_PLUGINS, **what)
-        spans = [(lo, first_day), (last_day, hi)]
-    for a, b in spans:
-        if a < b:
-            total += reader.rollup_count(HOUR, a, b, flt.plugin, **what)
-    return total
+        spans = [
+            Span(DAY, first_day, last_day, flt.plugin or ALL_PLUGINS),
+            Span(HOUR, lo, first_day, flt.plugin),
+            Span(HOUR, last_day, hi, flt.plugin),
+        ]
+    spans = [s for s in spans if s.start < s.end]
+    return reader.rollup_count(spans, flt.status, flt.error_type)
 
 
 def _ceil_hour(t: datetime) -> datetime:

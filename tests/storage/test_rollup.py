@@ -9,7 +9,15 @@ import pytest
 
 from bridge.errors import StorageError
 from bridge.model import Status
-from bridge.storage.base import DAY, HOUR, ROLLUP_WATERMARK, Rollup
+from bridge.storage.base import (
+    DAILY_WATERMARK,
+    DAY,
+    HOUR,
+    LAST_CLEANUP,
+    ROLLUP_WATERMARK,
+    Rollup,
+    Span,
+)
 from bridge.storage.rollup import ALL_PLUGINS, EPOCH, hour_start, rollup, watermark
 from bridge.storage.rollups import Aggregate
 from bridge.storage.stats import window_stats
@@ -39,11 +47,16 @@ def test_rollup_rows_are_written_and_read_back(store):
         assert reader.rollup_plugins(HOUR, hour, hour + timedelta(hours=1)) == {"a", "b"}
         assert reader.rollup_plugins(HOUR, EPOCH, hour) == set()
         span = (hour, hour + timedelta(hours=1))
-        assert reader.rollup_count(HOUR, *span) == 4
-        assert reader.rollup_count(HOUR, *span, plugin="b") == 2
-        assert reader.rollup_count(HOUR, *span, status=Status.FAILED) == 2
-        assert reader.rollup_count(HOUR, *span, error_type="timeout") == 2
-        assert reader.rollup_count(HOUR, *span, error_type="unknown_error") == 0
+        assert reader.rollup_count([Span(HOUR, *span)]) == 4
+        assert reader.rollup_count([Span(HOUR, *span, "b")]) == 2
+        assert reader.rollup_count([Span(HOUR, *span)], status=Status.FAILED) == 2
+        assert reader.rollup_count([Span(HOUR, *span)], error_type="timeout") == 2
+        assert reader.rollup_count([Span(HOUR, *span)], error_type="unknown_error") == 0
+        # Spans are summed: the same hour of each plugin, an empty one, and none at all.
+        both = [Span(HOUR, *span, "a"), Span(HOUR, *span, "b"), Span(HOUR, EPOCH, hour)]
+        assert reader.rollup_count(both, error_type="timeout") == 2
+        assert reader.rollup_count(both, status=Status.COMPLETED) == 2
+        assert reader.rollup_count([]) == 0
     store.write(lambda w: w.delete_rollups(HOUR, hour, hour + timedelta(hours=1)))
     assert _rollups(store, HOUR) == []
 
@@ -55,6 +68,25 @@ def test_state_values_are_kept(store):
     store.write(lambda w: w.set_state("n", 7))
     with store.snapshot() as reader:
         assert (reader.state("k"), reader.state("n")) == ({"at": "now", "n": [1, 2]}, 7)
+
+
+def test_the_kept_states_are_read_together_and_a_write_sees_its_own(store):
+    """A snapshot reads the watermarks and the last cleanup in one go (each of its
+    readers asks for two or three); one of them unset is None, and a write transaction
+    that sets one reads the new value back."""
+    store.write(lambda w: w.set_state(ROLLUP_WATERMARK, 3600))
+    store.write(lambda w: w.set_state(LAST_CLEANUP, {"deleted": 5}))
+    with store.snapshot() as reader:
+        assert reader.state(DAILY_WATERMARK) is None
+        assert reader.state(ROLLUP_WATERMARK) == 3600
+        assert reader.state(LAST_CLEANUP) == {"deleted": 5}
+
+    def move(writer):
+        before = writer.state(ROLLUP_WATERMARK)
+        writer.set_state(ROLLUP_WATERMARK, 7200)
+        return before, writer.state(ROLLUP_WATERMARK)
+
+    assert store.write(move) == (3600, 7200)
 
 
 def test_a_failed_write_changes_nothing(store):

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.insight.analysis import analysis
 from bridge.model import ExecutionFilter, Status
-from bridge.storage.base import DAILY_WATERMARK, DAY, ROLLUP_WATERMARK
+from bridge.storage.base import DAILY_WATERMARK, DAY, ROLLUP_WATERMARK, Span
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import ALL_PLUGINS, EPOCH, rollup
 from bridge.storage.stats import list_page, window_stats
@@ -121,7 +121,7 @@ def test_daily_rollups_are_rebuilt_when_missing(history):
     rollup(history, NOW)
     assert window_stats(history, 7, None, NOW) == expected
     with history.snapshot() as reader:
-        assert reader.rollup_count(DAY, EPOCH, NOW, ALL_PLUGINS) == 60
+        assert reader.rollup_count([Span(DAY, EPOCH, NOW, ALL_PLUGINS)]) == 60
 
 
 def test_closed_days_kept_merged_follow_rewritten_and_deleted_rollups(history):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.model import Status
-from bridge.storage.base import ErrorHour, Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.mysql.records import aware, text, utc
 from bridge.storage.rollups import Aggregate, histogram_of
 from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
@@ -70,24 +70,18 @@ def rollup_plugins(cur: Any, grain: Grain, start: datetime, end: datetime) -> se
     return {row[0] for row in cur.fetchall()}
 
 
-def rollup_count(
-    cur: Any,
-    grain: Grain,
-    start: datetime,
-    end: datetime,
-    plugin: str | None,
-    status: Status | None,
-    error_type: str | None,
-) -> int:
-    table, _, clauses = _range(grain, plugin)
-    expr, args = _COUNTERS[status], []
-    if error_type is not None:  # counted per error type, whatever the status
-        expr = "CAST(JSON_EXTRACT(error_types, %s) AS SIGNED)"
-        args.append("$." + json.dumps(text(error_type), ensure_ascii=False))
-    cur.execute(
-        f"SELECT COALESCE(SUM({expr}), 0) FROM {table} WHERE {clauses}",
-        args + _args(start, end, plugin),
-    )
+def rollup_count(cur: Any, spans: list[Span], status: Status | None, error_type: str | None) -> int:
+    sums: list[str] = []
+    args: list[Any] = []
+    for grain, start, end, plugin in spans:
+        table, _, clauses = _range(grain, plugin)
+        expr = _COUNTERS[status]
+        if error_type is not None:  # counted per error type, whatever the status
+            expr = "CAST(JSON_EXTRACT(error_types, %s) AS SIGNED)"
+            args.append("$." + json.dumps(text(error_type), ensure_ascii=False))
+        args += _args(start, end, plugin)
+        sums.append(f"(SELECT COALESCE(SUM({expr}), 0) FROM {table} WHERE {clauses})")
+    cur.execute(f"SELECT {' + '.join(sums)}", args)
     row = cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -154,6 +148,12 @@ def get_state(cur: Any, key: str) -> Any:
     cur.execute("SELECT value FROM bridge_state WHERE `key` = %s", (key,))
     row = cur.fetchone()
     return json.loads(row[0]) if row else None
+
+
+def get_states(cur: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    marks = ", ".join(["%s"] * len(keys))
+    cur.execute(f"SELECT `key`, value FROM bridge_state WHERE `key` IN ({marks})", keys)
+    return {key: json.loads(value) for key, value in cur.fetchall()}
 
 
 def set_state(cur: Any, key: str, value: Any) -> None:

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bridge.model import Status
-from bridge.storage.base import ErrorHour, Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.postgresql.records import text
 from bridge.storage.rollups import Aggregate, histogram_of
 from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
@@ -79,21 +79,21 @@ def rollup_plugins(
 
 def rollup_count(
     conn: psycopg.Connection[Any],
-    grain: Grain,
-    start: datetime,
-    end: datetime,
-    plugin: str | None,
+    spans: list[Span],
     status: Status | None,
     error_type: str | None,
 ) -> int:
-    table, _, clauses = _range(grain, plugin)
-    expr, args = _COUNTERS[status], []
-    if error_type is not None:  # counted per error type, whatever the status
-        expr = "(error_types ->> %s)::bigint"
-        args.append(text(error_type))
-    args += [start, end] + ([plugin] if plugin else [])
-    sql = f"SELECT coalesce(sum({expr}), 0) FROM {table} WHERE {clauses}"
-    row = conn.execute(sql, args).fetchone()
+    sums: list[str] = []
+    args: list[Any] = []
+    for grain, start, end, plugin in spans:
+        table, _, clauses = _range(grain, plugin)
+        expr = _COUNTERS[status]
+        if error_type is not None:  # counted per error type, whatever the status
+            expr = "(error_types ->> %s)::bigint"
+            args.append(text(error_type))
+        args += [start, end] + ([plugin] if plugin else [])
+        sums.append(f"(SELECT coalesce(sum({expr}), 0) FROM {table} WHERE {clauses})")
+    row = conn.execute(f"SELECT {' + '.join(sums)}", args).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -160,6 +160,11 @@ def get_state(conn: psycopg.Connection[Any], key: str) -> Any:
     """A bridge_state value (the algorithms' watermarks and last cleanup), or None."""
     row = conn.execute("SELECT value FROM bridge_state WHERE key = %s", (key,)).fetchone()
     return row[0] if row else None
+
+
+def get_states(conn: psycopg.Connection[Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    rows = conn.execute("SELECT key, value FROM bridge_state WHERE key = ANY(%s)", (list(keys),))
+    return dict(rows.fetchall())
 
 
 def set_state(conn: psycopg.Connection[Any], key: str, value: Any) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import Status
-from bridge.storage.base import ErrorHour, Grain, Rollup
+from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.rollups import Aggregate, histogram_of
 from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
 from bridge.storage.sqlite.connection import from_us, to_us
@@ -64,24 +64,21 @@ def rollup_plugins(
 
 
 def rollup_count(
-    conn: sqlite3.Connection,
-    grain: Grain,
-    start: datetime,
-    end: datetime,
-    plugin: str | None,
-    status: Status | None,
-    error_type: str | None,
+    conn: sqlite3.Connection, spans: list[Span], status: Status | None, error_type: str | None
 ) -> int:
-    table, _, clauses = _range(grain, plugin)
-    expr, args = _COUNTERS[status], []
-    if error_type is not None:  # counted per error type, whatever the status
-        expr = "json_extract(error_types, ?)"
-        args.append(f'$."{error_type}"')
-    # The covering index sums hours without reading their histograms.
-    indexed = " INDEXED BY ix_execution_metrics_counts" if grain == "hour" else ""
-    args += [_s(start), _s(end)] + ([plugin] if plugin else [])
-    sql = f"SELECT coalesce(sum({expr}), 0) FROM {table}{indexed} WHERE {clauses}"
-    return int(conn.execute(sql, args).fetchone()[0])
+    sums: list[str] = []
+    args: list[Any] = []
+    for grain, start, end, plugin in spans:
+        table, _, clauses = _range(grain, plugin)
+        expr = _COUNTERS[status]
+        if error_type is not None:  # counted per error type, whatever the status
+            expr = "json_extract(error_types, ?)"
+            args.append(f'$."{error_type}"')
+        # The covering index sums hours without reading their histograms.
+        indexed = " INDEXED BY ix_execution_metrics_counts" if grain == "hour" else ""
+        args += [_s(start), _s(end)] + ([plugin] if plugin else [])
+        sums.append(f"(SELECT coalesce(sum({expr}), 0) FROM {table}{indexed} WHERE {clauses})")
+    return int(conn.execute(f"SELECT {' + '.join(sums)}", args).fetchone()[0])
 
 
 def put_rollups(conn: sqlite3.Connection, grain: Grain, items: Iterable[Rollup]) -> None:
@@ -140,6 +137,12 @@ def get_state(conn: sqlite3.Connection, key: str) -> Any:
     """A bridge_state value (the algorithms' watermarks and last cleanup), or None."""
     row = conn.execute("SELECT value FROM bridge_state WHERE key = ?", (key,)).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def get_states(conn: sqlite3.Connection, keys: tuple[str, ...]) -> dict[str, Any]:
+    marks = ", ".join("?" * len(keys))
+    rows = conn.execute(f"SELECT key, value FROM bridge_state WHERE key IN ({marks})", keys)
+    return {key: json.loads(value) for key, value in rows}
 
 
 def set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
