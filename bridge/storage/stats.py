@@ -136,8 +136,10 @@ def list_page(
 
 def estimate(reader: Reader, flt: ExecutionFilter) -> int | None:
     """Matches counted from rollups before the watermark plus raw rows after it; None
-    for what rollups do not count (trace ids, tags, open runs)."""
-    if flt.trace_id is not None or flt.tags or (flt.status is not None and not flt.status.is_final):
+    for what rollups do not count: open runs, and any filter but plugin, status, error
+    type and time (a trace id, tags, an error group, the replays of a run)."""
+    counted = replace(flt, plugin=None, status=None, error_type=None, since=None, until=None)
+    if counted != ExecutionFilter() or (flt.status is not None and not flt.status.is_final):
         return None
     rolled_upto = watermark(reader)
     oldest = reader.oldest_start()

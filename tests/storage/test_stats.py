@@ -52,6 +52,22 @@ def test_total_at_or_below_the_limit_is_exact(history):
 
 
 def test_what_rollups_do_not_count_keeps_the_capped_count(history):
+    """Rollups count runs by plugin, status, error type and hour, and nothing else: a
+    filter on anything else is counted (as far as the cap), never estimated from them."""
+    group, original = "0123456789abcdef", "r59"
+    history.insert_many(
+        [finished(f"g{i}", NOW - timedelta(minutes=90 + i), error_group=group) for i in range(8)]
+        + [finished(f"p{i}", NOW - timedelta(minutes=80 + i), replay_of=original) for i in range(3)]
+    )
+    rollup(history, NOW)  # every run above is rolled up: an estimate would count all 71
+    for flt, expected in (
+        (ExecutionFilter(error_group=group), (6, True)),
+        (ExecutionFilter(error_group=group, plugin="a"), (6, True)),
+        (ExecutionFilter(replay_of=original), (3, False)),
+        (ExecutionFilter(tags=(("env", "prod"),)), (0, False)),
+    ):
+        page = list_page(history, flt, 2, 0, None, exact_up_to=5)
+        assert (page.total, page.total_is_estimate) == expected, flt
     history.insert(running("open", NOW), wait=True)
     page = list_page(history, ExecutionFilter(status=Status.RUNNING), 5, 0, None, exact_up_to=0)
     assert (page.total, page.total_is_estimate) == (1, True)
