@@ -104,6 +104,10 @@ def test_insight_commands(setup):
     assert replay["replay_of"] == ids["ok"] and replay["data"]["echo"] == {"n": 1}
     r = flask("replay", ids["ok"], "--input", "-", stdin='{"n": 2}')
     assert r.returncode == 0 and "'n': 2" in r.stdout
+    r = flask("list", "--replay-of", ids["ok"], "--json")
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert listed["total"] == 2 and {e["replay_of"] for e in listed["executions"]} == {ids["ok"]}
     r = flask("replay", ids["failed"])
     assert r.returncode == 1 and "validation_error" in r.stdout
     assert flask("replay", "no-such-id").returncode == 1

@@ -170,6 +170,11 @@ def test_replay_runs_the_stored_input_and_links_both_runs(client):
     original = client.get(f"/api/v1/executions/{first['execution_id']}").get_json()
     assert [x["id"] for x in original["replayed_by"]] == [body["execution_id"]]
     assert client.get("/api/v1/executions").get_json()["total"] == 2
+    replays = client.get(f"/api/v1/executions?replay_of={first['execution_id']}").get_json()
+    assert (replays["total"], replays["executions"][0]["id"]) == (1, body["execution_id"])
+    assert (
+        client.get(f"/api/v1/executions?replay_of={body['execution_id']}").get_json()["total"] == 0
+    )
 
     edited = client.post(f"/api/v1/executions/{first['execution_id']}/replay", json={"x": 1})
     assert edited.get_json()["data"]["echo"] == {"x": 1}

@@ -61,6 +61,7 @@ def list_filter(args: dict[str, Any]) -> ExecutionFilter:
         until=args.get("until"),
         tags=tuple(args.get("tag", ())),
         error_group=args.get("error_group"),
+        replay_of=args.get("replay_of"),
     )
 
 

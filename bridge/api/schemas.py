@@ -178,6 +178,10 @@ class ExecutionListQuerySchema(StrictQuery):
         ),
         metadata={"description": "Only runs of this error group (a fingerprint from /errors)"},
     )
+    replay_of = fields.String(
+        validate=validate.Length(1, 100),
+        metadata={"description": "Only the replays of this run (an execution id)"},
+    )
     parse_json = PARSE_JSON
 
     @ma.validates_schema

@@ -147,6 +147,7 @@ def filename(flt: ExecutionFilter, fmt: str, now: datetime) -> str:
         ("error_type", flt.error_type),
         ("error_group", flt.error_group),
         ("trace", flt.trace_id),
+        ("replays_of", flt.replay_of),
         ("since", flt.since.date().isoformat() if flt.since else None),
         ("until", flt.until.date().isoformat() if flt.until else None),
     ):
