@@ -2,13 +2,13 @@
 lifecycle changes after its row is written, which of its attempts get rows of their own,
 and a record's JSON text turned into a value the backend can store (its own `text` rule
 says which strings it can hold). And the statements that read alike on all three: the
-history's row counts, the error groups' hours."""
+history's row counts, the error groups' hours, the sum of several counts."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.model import AttemptRecord, ExecutionRecord, Status
@@ -124,6 +124,16 @@ HISTORY_TABLES = (
     "execution_metrics_daily",
 )
 COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)
+
+
+def summed(parts: Iterable[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """One query adding up the single-value queries `parts` (SQL and its arguments)."""
+    sums: list[str] = []
+    args: list[Any] = []
+    for sql, part_args in parts:
+        sums.append(f"({sql})")
+        args += part_args
+    return f"SELECT {' + '.join(sums)}", args
 
 
 # error_group_hours' columns, in ErrorHour's order.

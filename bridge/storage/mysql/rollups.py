@@ -14,7 +14,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.mysql.records import aware, text, utc
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql, summed
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -71,19 +71,19 @@ def rollup_plugins(cur: Any, grain: Grain, start: datetime, end: datetime) -> se
 
 
 def rollup_count(cur: Any, spans: list[Span], status: Status | None, error_type: str | None) -> int:
-    sums: list[str] = []
-    args: list[Any] = []
-    for grain, start, end, plugin in spans:
-        table, _, clauses = _range(grain, plugin)
-        expr = _COUNTERS[status]
-        if error_type is not None:  # counted per error type, whatever the status
-            expr = "CAST(JSON_EXTRACT(error_types, %s) AS SIGNED)"
-            args.append("$." + json.dumps(text(error_type), ensure_ascii=False))
-        args += _args(start, end, plugin)
-        sums.append(f"(SELECT COALESCE(SUM({expr}), 0) FROM {table} WHERE {clauses})")
-    cur.execute(f"SELECT {' + '.join(sums)}", args)
+    cur.execute(*summed(_counted(span, status, error_type) for span in spans))
     row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def _counted(span: Span, status: Status | None, error_type: str | None) -> tuple[str, list[Any]]:
+    table, _, clauses = _range(span.grain, span.plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "CAST(JSON_EXTRACT(error_types, %s) AS SIGNED)"
+        args.append("$." + json.dumps(text(error_type), ensure_ascii=False))
+    args += _args(span.start, span.end, span.plugin)
+    return f"SELECT COALESCE(SUM({expr}), 0) FROM {table} WHERE {clauses}", args
 
 
 def put_rollups(cur: Any, grain: Grain, items: Iterable[Rollup]) -> None:

@@ -17,7 +17,7 @@ from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.postgresql.records import text
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql, summed
 
 TABLES: dict[str, tuple[str, str]] = {
     "hour": ("execution_metrics", "hour_start"),
@@ -83,18 +83,18 @@ def rollup_count(
     status: Status | None,
     error_type: str | None,
 ) -> int:
-    sums: list[str] = []
-    args: list[Any] = []
-    for grain, start, end, plugin in spans:
-        table, _, clauses = _range(grain, plugin)
-        expr = _COUNTERS[status]
-        if error_type is not None:  # counted per error type, whatever the status
-            expr = "(error_types ->> %s)::bigint"
-            args.append(text(error_type))
-        args += [start, end] + ([plugin] if plugin else [])
-        sums.append(f"(SELECT coalesce(sum({expr}), 0) FROM {table} WHERE {clauses})")
-    row = conn.execute(f"SELECT {' + '.join(sums)}", args).fetchone()
+    row = conn.execute(*summed(_counted(span, status, error_type) for span in spans)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _counted(span: Span, status: Status | None, error_type: str | None) -> tuple[str, list[Any]]:
+    table, _, clauses = _range(span.grain, span.plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "(error_types ->> %s)::bigint"
+        args.append(text(error_type))
+    args += [span.start, span.end] + ([span.plugin] if span.plugin else [])
+    return f"SELECT coalesce(sum({expr}), 0) FROM {table} WHERE {clauses}", args
 
 
 def put_rollups(conn: psycopg.Connection[Any], grain: Grain, items: Iterable[Rollup]) -> None:

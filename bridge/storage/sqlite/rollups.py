@@ -14,7 +14,7 @@ from typing import Any
 from bridge.model import Status
 from bridge.storage.base import ErrorHour, Grain, Rollup, Span
 from bridge.storage.rollups import Aggregate, histogram_of
-from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql
+from bridge.storage.rows import ERROR_HOUR_COLUMNS, error_hours_sql, summed
 from bridge.storage.sqlite.connection import from_us, to_us
 
 TABLES: dict[str, tuple[str, str]] = {
@@ -66,19 +66,20 @@ def rollup_plugins(
 def rollup_count(
     conn: sqlite3.Connection, spans: list[Span], status: Status | None, error_type: str | None
 ) -> int:
-    sums: list[str] = []
-    args: list[Any] = []
-    for grain, start, end, plugin in spans:
-        table, _, clauses = _range(grain, plugin)
-        expr = _COUNTERS[status]
-        if error_type is not None:  # counted per error type, whatever the status
-            expr = "json_extract(error_types, ?)"
-            args.append(f'$."{error_type}"')
-        # The covering index sums hours without reading their histograms.
-        indexed = " INDEXED BY ix_execution_metrics_counts" if grain == "hour" else ""
-        args += [_s(start), _s(end)] + ([plugin] if plugin else [])
-        sums.append(f"(SELECT coalesce(sum({expr}), 0) FROM {table}{indexed} WHERE {clauses})")
-    return int(conn.execute(f"SELECT {' + '.join(sums)}", args).fetchone()[0])
+    sql, args = summed(_counted(span, status, error_type) for span in spans)
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def _counted(span: Span, status: Status | None, error_type: str | None) -> tuple[str, list[Any]]:
+    table, _, clauses = _range(span.grain, span.plugin)
+    expr, args = _COUNTERS[status], []
+    if error_type is not None:  # counted per error type, whatever the status
+        expr = "json_extract(error_types, ?)"
+        args.append(f'$."{error_type}"')
+    # The covering index sums hours without reading their histograms.
+    indexed = " INDEXED BY ix_execution_metrics_counts" if span.grain == "hour" else ""
+    args += [_s(span.start), _s(span.end)] + ([span.plugin] if span.plugin else [])
+    return f"SELECT coalesce(sum({expr}), 0) FROM {table}{indexed} WHERE {clauses}", args
 
 
 def put_rollups(conn: sqlite3.Connection, grain: Grain, items: Iterable[Rollup]) -> None:
