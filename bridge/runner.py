@@ -35,7 +35,7 @@ from bridge.errors import (
 )
 from bridge.model import AttemptRecord, ErrorType, Outcome, Run, Status
 from bridge.registry import LoadedPlugin
-from bridge.tracking.classify import classify
+from bridge.tracking.classify import classify, described
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +428,7 @@ class Runner:
                     start_time=a_start,
                     end_time=a_end,
                     status=status,
-                    error="" if error is None else f"{type(error).__name__}: {error}",
+                    error="" if error is None else described(error),
                     error_type=error_type,
                     duration=time.perf_counter_ns() - a_t0,
                 )
@@ -454,7 +454,7 @@ class Runner:
             status = Status.FAILED
         detail = ""
         if error is not None:
-            detail = f"{type(error).__name__}: {error}"
+            detail = described(error)
             if call.traceback:
                 detail = call.traceback
         if isinstance(error, PluginReportedError):

@@ -67,6 +67,21 @@ def test_raising_plugin_is_500_with_type_and_message(client):
     assert "Traceback" not in body["message"]
 
 
+def test_an_exception_that_cannot_be_printed_still_ends_its_run(client, plugin_dir):
+    """A plugin's exception whose __str__ raises is a failure like any other: the
+    answer names the type, and the run's record ends instead of staying `running`."""
+    (plugin_dir / "mute.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n"
+        "class Mute(Exception):\n"
+        "    def __str__(self):\n        raise RuntimeError('no words')\n"
+        "class Plugin(BasePlugin):\n    def handle(self):\n        raise Mute()\n"
+    )
+    body = _is_error_shape(client.post("/api/v1/webhook/mute", json={}), 500)
+    assert "Mute" in body["message"] and body["error_type"] == "unknown_error"
+    record = client.get(f"/api/v1/executions/{body['execution_id']}").get_json()["execution"]
+    assert record["status"] == "failed" and "Mute" in record["error"]
+
+
 def test_status_error_result_counts_as_failure(client):
     body = _is_error_shape(client.post("/api/v1/webhook/reports_error", json={}), 500)
     assert body["data"]["error"] == "upstream rejected the order"

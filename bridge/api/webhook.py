@@ -22,6 +22,7 @@ from bridge.api.schemas import (
 from bridge.dispatcher import Dispatcher, Result
 from bridge.errors import WebhookFailed
 from bridge.model import Outcome, Replay, Run, Status
+from bridge.tracking.classify import described, message_of
 
 blp = Blueprint(
     "webhook",
@@ -80,12 +81,12 @@ def answer(result: Result) -> tuple[dict[str, Any], int, dict[str, str]]:
     code = _FAILURE_STATUS.get(outcome.status, 500)
     error = outcome.error
     if outcome.status is Status.TIMEOUT:
-        message = str(error)
+        message = message_of(error) if error else "timeout"
     else:
-        text = f"{type(error).__name__}: {error}" if error else "unknown error"
+        text = described(error) if error else "unknown error"
         message = f"Plugin '{run.plugin_name}' failed: {text}"
     fields = _response_fields(run, outcome, code, message)
-    fields.update(error=str(error) if error else "", error_type=outcome.error_type)
+    fields.update(error=message_of(error) if error else "", error_type=outcome.error_type)
     if code == 503:
         headers["Retry-After"] = str(current_app.extensions["bridge.config"].runner.retry_after)
     raise WebhookFailed(code, message, fields, headers)

@@ -95,7 +95,21 @@ def classify(exc: BaseException) -> str:
         for name, kind in _NAME_RULES:
             if cls.__name__ == name:
                 return kind
-    return classify_message(str(exc))
+    return classify_message(message_of(exc))
+
+
+def message_of(exc: BaseException) -> str:
+    """str(exc), or a stand-in when the plugin's exception cannot say what it is (its
+    __str__ raised): the run still ends as a failure with a record."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message could not be read>"
+
+
+def described(exc: BaseException) -> str:
+    """'ValueError: bad input', as a traceback's last line has it."""
+    return f"{type(exc).__name__}: {message_of(exc)}"
 
 
 def classify_message(message: str) -> str:
