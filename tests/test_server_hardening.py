@@ -246,7 +246,8 @@ def _exchange(server, data: bytes, seconds: float = 5) -> bytes:
 
 
 def test_errors_gunicorn_answers_itself_are_the_api_error_shape(gunicorn):
-    """400, 414, 431 and 413 answered before the app runs: JSON, like the app's errors."""
+    """400, 414, 431 and 413 answered before the app runs: JSON, like the app's errors.
+    A malformed chunk is one of them, not an error inside the app."""
     requests_and_codes = [
         (b"NOT A REQUEST\r\n\r\n", 400),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
@@ -262,6 +263,9 @@ def test_errors_gunicorn_answers_itself_are_the_api_error_shape(gunicorn):
             413,
         ),
     ]
+    chunked = b"POST /api/v1/webhook/ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for bad_chunks in (b"zz\r\n{}\r\n0\r\n\r\n", b"-5\r\n{}\r\n0\r\n\r\n", b"2\r\n{}xx0\r\n\r\n"):
+        requests_and_codes.append((chunked + bad_chunks, 400))
     with gunicorn() as server:
         answers = [_exchange(server, data) for data, _ in requests_and_codes]
     for (_, code), answer in zip(requests_and_codes, answers, strict=True):
@@ -269,6 +273,28 @@ def test_errors_gunicorn_answers_itself_are_the_api_error_shape(gunicorn):
         assert status == code, answer[:300]
         assert set(error) == {"code", "status", "message"} and error["code"] == code
         assert error["message"] and "<" not in error["message"]
+
+
+def test_a_plugin_error_quoting_a_long_input_is_answered_and_grouped(gunicorn, plugin_dir):
+    """A plugin that puts its input in its error message: a long input made the error
+    fingerprint's patterns run for minutes (the worker was killed, its run never
+    recorded). The answer is the usual 500, and the run is stored with its group."""
+    (plugin_dir / "quoting.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n"
+        "class Plugin(BasePlugin):\n"
+        "    def handle(self):\n"
+        "        raise ValueError(f\"unsupported event {self.data['event']}\")\n"
+    )
+    with gunicorn() as server:
+        url = f"{server.base}{WEBHOOK}/quoting"
+        answer = requests.post(url, json={"event": "a" * 200_000}, timeout=25)
+        assert answer.status_code == 500, answer.text[:300]
+        body = answer.json()
+        assert body["error_type"] == "validation_error"
+        run = requests.get(
+            f"{server.base}/api/v1/executions/{body['execution_id']}", timeout=10
+        ).json()["execution"]
+    assert run["status"] == "failed" and len(run["error_group"]) == 16
 
 
 def test_the_access_log_redacts_secrets_in_query_strings(gunicorn):

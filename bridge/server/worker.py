@@ -38,8 +38,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from gunicorn import http, util
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
-from gunicorn.http.unreader import SocketUnreader
+from gunicorn.http.unreader import IterUnreader, SocketUnreader
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from bridge.api.webhook import blp as webhook_routes
@@ -251,6 +252,13 @@ class BufferingWorker(ThreadWorker):
         if conn.continued:  # else gunicorn sends a second "100 Continue"
             req._expected_100_continue = False
             conn.continued = False
+        if self.buffering and isinstance(req.body.reader, ChunkedReader):
+            # The request has arrived whole, but gunicorn decodes a chunked body only as
+            # the app reads it: a malformed chunk (a size that is not hex, data without
+            # its CRLF) surfaced inside the app as a 500. Decoded here, it is gunicorn's
+            # 400 in the error shape, as every other framing error.
+            body = req.body.read()
+            req.body = Body(LengthReader(IterUnreader([body]), len(body)))
         return super().handle_request(req, conn)
 
     def murder_pending(self) -> None:

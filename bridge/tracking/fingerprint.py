@@ -16,6 +16,9 @@ from dataclasses import dataclass
 FINGERPRINT_CHARS = 16
 FINGERPRINT_PATTERN = r"^[0-9a-f]{16}$"
 MAX_MESSAGE = 300
+# Only the message's start is normalised: what is cut to MAX_MESSAGE after placeholders
+# replaced ids and paths, with room for many of them. An error may be megabytes long.
+MAX_SCANNED = 4096
 
 # Most specific first: a UUID holds hex and numbers, a URL holds a path.
 # Full (8 groups) or compressed with "::" (so that a time like 12:30:00 is not one).
@@ -30,7 +33,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "<uuid>",
     ),
-    (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+"), "<url>"),
+    # A scheme starts where a run of its characters does: tried at every letter of a long
+    # word, the match took time that grew with the square of the word's length.
+    (re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+"), "<url>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(_IPV6), "<ip>"),
     (
@@ -64,7 +69,7 @@ class ErrorGroupKey:
 def normalise(message: str) -> str:
     """The message with its variable parts (ids, numbers, quoted values, paths, IPs,
     times) replaced by placeholders, whitespace collapsed, cut to MAX_MESSAGE."""
-    text = " ".join(message.split())
+    text = " ".join(message[: 2 * MAX_SCANNED].split())[:MAX_SCANNED]
     for pattern, placeholder in _RULES:
         text = pattern.sub(placeholder, text)
     return text[:MAX_MESSAGE]
