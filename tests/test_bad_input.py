@@ -306,6 +306,11 @@ def test_extreme_but_real_dates_are_accepted(env):
     )
     assert response.status_code == 200
     assert response.get_json()["total"] == snapshot(env[1])[0]
+    for since in ("9999-12-31T23:00:00.000001Z", "9999-12-31T23:59:59.999999Z"):
+        for status in (None, "failed"):
+            query = {"since": since, **({"status": status} if status else {})}
+            response = request_unchanged(env, "GET", "/api/v1/executions", query_string=query)
+            assert (response.status_code, response.get_json()["total"]) == (200, 0), since
 
 
 def test_unknown_and_repeated_parameters(env):

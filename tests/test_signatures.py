@@ -205,6 +205,8 @@ def test_stale_and_future_timestamps_are_rejected(kind):
     stale, future = make(t=NOW - 301), make(t=NOW + 301)
     assert rejected(s, stale) == "timestamp too old: outside the 300s tolerance"
     assert rejected(s, future).startswith("timestamp in the future: outside the 300s tolerance")
+    huge = make(t="9" * 5000)  # more digits than int() takes
+    assert rejected(s, huge).startswith("timestamp in the future: outside the 300s tolerance")
     verify(s, make(t=NOW - 300), BODY, now=NOW)
     wide = spec(type=kind, secret=s.secrets[0], tolerance="10m")
     assert wide.tolerance == 600

@@ -174,5 +174,9 @@ def _rolled_count(reader: Reader, flt: ExecutionFilter, lo: datetime, hi: dateti
 
 
 def _ceil_hour(t: datetime) -> datetime:
+    """The first hour start at or after t (in the last hour of year 9999: that hour's
+    start, which no run can follow)."""
     start = hour_start(t)
-    return start if start == t else start + ONE_HOUR
+    if start == t or start > datetime.max.replace(tzinfo=UTC) - ONE_HOUR:
+        return start
+    return start + ONE_HOUR
