@@ -176,8 +176,10 @@ def test_a_configured_key_with_a_trailing_newline_still_matches(make_app, monkey
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-2.5E400"])
 def test_nan_and_infinity_in_a_body_get_400(client, literal):
+    """Also as a number too large for a float, which Python reads as Infinity; and in
+    a replay's edited input."""
     r = client.post(
         "/api/v1/webhook/ok",
         data=f'{{"x": {literal}}}',
@@ -186,6 +188,15 @@ def test_nan_and_infinity_in_a_body_get_400(client, literal):
     assert r.status_code == 400 and r.get_json()["code"] == 400
     r = client.post("/api/v1/webhook/ok", json={}, headers={"X-Bridge-Tags": f'{{"x": {literal}}}'})
     assert r.status_code == 400
+    first = client.post("/api/v1/webhook/ok", json={"x": 1}).get_json()["execution_id"]
+    r = client.post(
+        f"/api/v1/executions/{first}/replay",
+        data=f'{{"x": {literal}}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.get_json()["code"] == 400
+    listed = client.get("/api/v1/executions?parse_json=true").get_data(as_text=True)
+    assert _strict(listed)["total"] == 1  # nothing but the first run was stored
 
 
 def test_a_plugin_returning_nan_is_answered_and_stored_as_valid_json(make_app, plugin_dir):

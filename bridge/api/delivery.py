@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from typing import Any
 
@@ -137,10 +138,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):  # 1e999: Infinity by another name
+        raise ValueError(f"{literal[:40]} is beyond the range of a number")
+    return number
+
+
 def loads_json(text: str) -> Any:
     """JSON as RFC 8259 has it: NaN and Infinity, which Python's json module accepts
-    and would echo back into answers no JSON parser reads, are refused."""
-    return json.loads(text, parse_constant=_no_constant)
+    and would echo back into answers no JSON parser reads, are refused, and so is a
+    number too large for a float (1e999), which Python reads as Infinity."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
 def _fields(multi: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from bridge import clock
+from bridge.api.delivery import loads_json
 from bridge.api.insight_schemas import (
     AnalysisSchema,
     DaysQuerySchema,
@@ -156,8 +157,12 @@ class Replay(MethodView):
         if record is None:
             raise ExecutionNotFound(execution_id[:100])
         edited = None
-        if request.get_data(cache=True):
-            edited = request.get_json(force=True, silent=True)
+        raw = request.get_data(cache=True)
+        if raw:
+            try:
+                edited = loads_json(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                edited = None
             if not isinstance(edited, dict):
                 raise BadPayload("The edited input must be a JSON object")
         dispatcher = current_app.extensions["bridge.dispatcher"]
