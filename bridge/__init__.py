@@ -62,6 +62,9 @@ def create_app(config: Any = None) -> Flask:
         cfg = load(config if isinstance(config, str | Path) else None)
 
     app = Flask(__name__)
+    # Werkzeug answers a path with "//" by a 308 redirect to the merged one, an HTML
+    # page: unmerged, such a path matches nothing and is the API's JSON 404.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_size
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bridge.config"] = cfg

@@ -176,6 +176,8 @@ NAMES = [
     "%ff%fe",
     "__init__",
     "broken%0d%0aX-Injected:%201",
+    "/ok",  # a doubled slash: no HTML redirect to the merged path
+    "ok//replay",
 ]
 
 
@@ -194,6 +196,11 @@ def test_hostile_names_are_404_in_the_error_shape(env, method, prefix, name):
     assert_error_shape(response, 404)
     assert "X-Injected" not in response.headers
     assert not (env[2] / "escaped").exists(), "a plugin outside the plugin folder ran"
+
+
+@pytest.mark.parametrize("path", ["/api//v1/plugins", "/api/v1//executions", "//health"])
+def test_doubled_slashes_elsewhere_are_404_in_the_error_shape(env, path):
+    assert_error_shape(request_unchanged(env, "GET", path), 404)
 
 
 # -- query parameters of the executions API -----------------------------------------
