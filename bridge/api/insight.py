@@ -93,7 +93,7 @@ class Export(MethodView):
         name = filename(flt, fmt, clock.utcnow())
         return Response(
             chunks(pages(store, flt), fmt, fields),
-            mimetype=FORMATS[fmt],
+            content_type=FORMATS[fmt],
             headers={
                 "Content-Disposition": f'attachment; filename="{name}"',
                 "X-Content-Type-Options": "nosniff",
