@@ -8,6 +8,7 @@ whole matrix; each case hashes every stored row before and after its request.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import shutil
@@ -160,6 +161,20 @@ def test_bad_webhook_body_is_4xx_and_records_nothing(
         assert "UTF-8" in message
     if "brackets" in label or "nested" in label or "objects" in label:
         assert "nested too deeply" in message
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+def test_a_compressed_body_is_415_naming_the_encoding(env, encoding):
+    body = gzip.compress(b'{"a": 1}') if encoding == "gzip" else b'{"a": 1}'
+    response = request_unchanged(
+        env,
+        "POST",
+        "/api/v1/webhook/ok",
+        data=body,
+        content_type=JSON,
+        headers={"Content-Encoding": encoding},
+    )
+    assert encoding in assert_error_shape(response, 415)["message"]
 
 
 # -- names in paths -----------------------------------------------------------------

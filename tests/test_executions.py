@@ -328,12 +328,16 @@ def test_filter_by_tags_in_the_list_and_in_stats(client):
         return r.get_json()["execution_id"]
 
     prod_a = run("env=prod, team=a")
-    prod_b = run("env=prod, team=b")
+    prod_b = run('{"env": "prod", "team": "b", "canary": true, "n": 2, "x": null}')
     run("env=dev, team=a")
     client.post("/api/v1/webhook/ok", json={})
     listed = client.get("/api/v1/executions?tag=env:prod").get_json()
     assert {e["id"] for e in listed["executions"]} == {prod_a, prod_b}
     assert listed["total"] == 2 and listed["filter"]["tag"] == ["env:prod"]
+    typed = client.get("/api/v1/executions?tag=canary:true&tag=n:2&tag=x:null").get_json()
+    assert [e["id"] for e in typed["executions"]] == [prod_b]
+    nested = client.post("/api/v1/webhook/ok", json={}, headers={"X-Bridge-Tags": '{"a": [1]}'})
+    assert nested.status_code == 400
     both = client.get("/api/v1/executions?tag=env:prod&tag=team=a").get_json()
     assert [e["id"] for e in both["executions"]] == [prod_a] and both["total"] == 1
     stats = client.get("/api/v1/executions/stats?tag=team:a").get_json()["stats"]

@@ -85,6 +85,16 @@ def client_ip(
     return addr
 
 
+def _tag_value(value: Any) -> str:
+    """A JSON tag value as a tag's text: a string as it is, a number, true, false or
+    null as JSON writes it (not as Python would: True, None)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        raise BadPayload("X-Bridge-Tags values must be strings, numbers, booleans or null")
+    return json.dumps(value)
+
+
 def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
     """Tags from `X-Bridge-Tags` (JSON object or `k:v, k2=v2`) and `?tag=k:v`."""
     tags: dict[str, str] = {}
@@ -98,7 +108,7 @@ def parse_tags(header: str | None, query_tags: list[str]) -> dict[str, str]:
                 raise BadPayload("X-Bridge-Tags is not a JSON object") from None
             if not isinstance(parsed, dict):
                 raise BadPayload("X-Bridge-Tags is not a JSON object")
-            items += [f"{k}:{v}" for k, v in parsed.items()]
+            items += [f"{k}:{_tag_value(v)}" for k, v in parsed.items()]
         else:
             items += [part for part in header.split(",") if part.strip()]
     items += query_tags
@@ -192,6 +202,11 @@ def parse_payload() -> tuple[dict[str, Any], str | None]:
     `server.max_form_fields`, 413 past it); and the body's JSON text when it can be
     stored as it came (no `\\u` escapes, which could hide a field to redact)."""
     mimetype = request.mimetype
+    encoding = (request.content_encoding or "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Encoding {encoding[:40]!r}: send the body uncompressed"
+        )
     if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         limit = current_app.extensions["bridge.config"].server.max_form_fields
         # Counted before parsing: a million fields cost seconds of CPU to parse.

@@ -81,7 +81,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     message = data.get("message")
     if message is None and errors and code == 422:
         message = f"Invalid request parameters: {', '.join(sorted(errors))}."
-    if message is None and code not in _DEFAULT_MESSAGES and error.description:
+    custom = error.description != type(error).description  # one the bridge wrote
+    if message is None and (custom or code not in _DEFAULT_MESSAGES) and error.description:
         message = error.description
     headers = dict(data.get("headers") or {})
     if code == 405 and getattr(error, "valid_methods", None):
