@@ -242,6 +242,9 @@ def test_sql_metacharacters_in_free_text_filters_match_nothing(env, field, value
 @pytest.mark.parametrize("field", ["status", "error_type", "since", "until", "cursor"])
 def test_sql_metacharacters_in_typed_filters_are_422(env, field, value):
     response = request_unchanged(env, "GET", "/api/v1/executions", query_string={field: value})
+    if field == "error_type" and value == "o_":  # a word: a type a plugin may name
+        assert response.status_code == 200 and response.get_json()["total"] == 0
+        return
     assert field in assert_error_shape(response, 422)["errors"]
 
 

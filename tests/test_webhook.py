@@ -82,6 +82,26 @@ def test_an_exception_that_cannot_be_printed_still_ends_its_run(client, plugin_d
     assert record["status"] == "failed" and "Mute" in record["error"]
 
 
+def test_a_plugin_may_name_its_own_error_type_if_it_is_a_word(client, plugin_dir):
+    """A word is kept and can be filtered on; anything else (a number, a sentence) is
+    classified from the error's message instead."""
+    (plugin_dir / "named.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n"
+        "class Plugin(BasePlugin):\n"
+        "    def handle(self):\n"
+        "        return {'status': 'error', 'error': 'connection refused by upstream',\n"
+        "                'error_type': self.data['type']}\n"
+    )
+    for given, kept in (("upstream_rejected", "upstream_rejected"), (123, "connection_error")):
+        body = _is_error_shape(client.post("/api/v1/webhook/named", json={"type": given}), 500)
+        assert body["error_type"] == kept
+    bad = client.post("/api/v1/webhook/named", json={"type": "Two Words"}).get_json()
+    assert bad["error_type"] == "connection_error"
+    listed = client.get("/api/v1/executions?error_type=upstream_rejected").get_json()
+    assert listed["total"] == 1 and listed["executions"][0]["plugin_name"] == "named"
+    assert client.get("/api/v1/executions?error_type=Two%20Words").status_code == 422
+
+
 def test_status_error_result_counts_as_failure(client):
     body = _is_error_shape(client.post("/api/v1/webhook/reports_error", json={}), 500)
     assert body["data"]["error"] == "upstream rejected the order"

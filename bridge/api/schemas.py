@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 from bridge import clock
 from bridge.model import ERROR_TYPES, Status
 from bridge.storage.series import GRAINS, MAX_BUCKETS, MAX_MINUTE_SPAN
+from bridge.tracking.classify import OWN_ERROR_TYPE
 from bridge.tracking.fingerprint import FINGERPRINT_PATTERN
 
 MAX_LIMIT = 1000
@@ -160,7 +161,12 @@ class ExecutionListQuerySchema(StrictQuery):
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
     plugin = fields.String(validate=validate.Length(1, 100))
     status = fields.Enum(Status, by_value=True)
-    error_type = fields.String(validate=validate.OneOf(ERROR_TYPES))
+    error_type = fields.String(
+        validate=validate.Regexp(
+            OWN_ERROR_TYPE, error="Expected an error type: " + ", ".join(ERROR_TYPES) + "."
+        ),
+        metadata={"description": "One of " + ", ".join(ERROR_TYPES) + ", or a type a plugin named"},
+    )
     trace_id = fields.String(validate=validate.Length(1, 200))
     since = RFC3339(metadata={"description": "Runs that started at or after (RFC 3339)"})
     until = RFC3339(metadata={"description": "Runs that started before (RFC 3339)"})

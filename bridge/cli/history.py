@@ -27,7 +27,9 @@ def filter_options(fn):  # type: ignore[no-untyped-def]
         (
             click.option("--plugin"),
             click.option("--status", type=click.Choice([s.value for s in Status])),
-            click.option("--error-type", type=click.Choice(ERROR_TYPES)),
+            click.option(
+                "--error-type", help=f"One of {', '.join(ERROR_TYPES)}, or a plugin's own."
+            ),
             click.option("--error-group", help="A fingerprint from `flask bridge errors`."),
             click.option("--trace-id"),
             click.option("--replay-of", help="An execution id: only its replays."),

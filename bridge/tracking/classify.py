@@ -66,10 +66,20 @@ def _status_code(exc: BaseException) -> int | None:
     return None
 
 
+# A plugin may name its own error types: words, as the built-in ones are. Anything else
+# (a number, a list, a sentence) would be a stats row, a Prometheus label and a filter
+# value that nobody could type; its message is classified instead.
+OWN_ERROR_TYPE = r"^[a-z][a-z0-9_]{0,63}$"
+_OWN_ERROR_TYPE = re.compile(OWN_ERROR_TYPE)
+
+
 def classify(exc: BaseException) -> str:
     """The error_type for an exception raised by (or on behalf of) a plugin."""
     if isinstance(exc, PluginReportedError) and exc.error_type:
-        return str(exc.error_type)
+        named = exc.error_type
+        if isinstance(named, str) and _OWN_ERROR_TYPE.match(named):
+            return named
+        return classify_message(message_of(exc))
     if isinstance(
         exc, PluginTimeout | TimeoutError | socket.timeout | concurrent.futures.TimeoutError
     ):
