@@ -139,6 +139,11 @@ class StorageError(BridgeError):
     http_status = 503
 
 
+class RecordRefused(StorageError):
+    """The database refused one record (a value it cannot store): the database itself
+    is there, and the records before and after it are written."""
+
+
 class InvalidCursor(BridgeError):
     http_status = 422
 

@@ -390,3 +390,63 @@ def test_a_listed_run_is_field_for_field_its_detail(client, parse_json):
     for entry in listed:
         detail = client.get(f"/api/v1/executions/{entry['id']}?parse_json={parse_json}")
         assert entry == detail.get_json()["execution"]
+
+
+@ON_EVERY_BACKEND
+def test_a_huge_error_and_a_zoned_forwarded_address_are_stored_on_every_backend(
+    make_app, plugin_dir
+):
+    """What a caller controls fits every backend's columns: a plugin error quoting a
+    large input is kept by its start and its end (MySQL's MEDIUMTEXT and packet size
+    refused 17 MB, and the record was lost), and an IPv6 client address loses its zone
+    (MySQL's remote_ip holds 64 characters)."""
+    (plugin_dir / "quoting.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n"
+        "class Plugin(BasePlugin):\n"
+        "    def handle(self):\n"
+        "        raise ValueError('got ' + 'x' * self.data['n'] + ' END')\n"
+    )
+    client = make_app(server={"trusted_proxies": ["127.0.0.1/32"]}).test_client()
+    failed = client.post("/api/v1/webhook/quoting", json={"n": 300_000}).get_json()
+    zoned = client.post(
+        "/api/v1/webhook/ok", json={}, headers={"X-Forwarded-For": "fe80::1%" + "z" * 80}
+    ).get_json()
+    run = client.get(f"/api/v1/executions/{failed['execution_id']}").get_json()
+    error = run["execution"]["error"]
+    assert len(error) < 70_000 and "characters cut" in error
+    assert error.startswith("Traceback") and error.rstrip().endswith("x END")
+    assert (
+        run["attempts"][0]["error"].endswith("x END") and len(run["attempts"][0]["error"]) < 70_000
+    )
+    stored = client.get(f"/api/v1/executions/{zoned['execution_id']}").get_json()
+    assert stored["execution"]["remote_ip"] == "fe80::1"
+    storage = client.get("/health").get_json()["checks"]["storage"]
+    assert storage["status"] == "healthy", storage
+
+
+@pytest.mark.parametrize("make_app", ["postgresql", "mysql"], indirect=True)
+def test_a_record_the_database_refuses_is_not_an_outage(make_app):
+    """A value the server cannot store (here attempts past INT) fails that record alone:
+    it is counted, the next records are written, and the history still answers."""
+    app = make_app()
+    storage, client = app.extensions["bridge.storage"], app.test_client()
+    now = clock.utcnow()
+    refused = ExecutionRecord(
+        id="refused-1",
+        plugin_name="ok",
+        http_method="POST",
+        start_time=now,
+        end_time=now,
+        status=Status.COMPLETED,
+        attempts=2**40,
+    )
+    assert storage.save(refused, insert=False, wait=True, action="record a run") is False
+    assert not storage.outage
+    answered = client.post("/api/v1/webhook/ok", json={"a": 1})
+    assert answered.status_code == 200
+    listed = client.get("/api/v1/executions").get_json()
+    assert [e["id"] for e in listed["executions"]] == [answered.get_json()["execution_id"]]
+    info = client.get("/api/v1/executions/storage/info").get_json()
+    assert (
+        info["write_failures"]["count"] == 1 and "refused" in info["write_failures"]["last_error"]
+    )

@@ -78,9 +78,12 @@ def client_ip(
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
         if not is_trusted(hop):
             try:
-                return str(ipaddress.ip_address(hop))
+                ip = ipaddress.ip_address(hop)
             except ValueError:
                 return addr
+            # Without an IPv6 zone ("%eth0"): the sender's zone names an interface of
+            # the sender's, and it may be any length.
+            return str(ip if getattr(ip, "scope_id", None) is None else type(ip)(int(ip)))
         addr = hop
     return addr
 

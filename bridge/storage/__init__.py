@@ -25,7 +25,7 @@ from flask import Flask
 
 from bridge import clock
 from bridge.config import Config
-from bridge.errors import StorageError, StorageUnavailable
+from bridge.errors import RecordRefused, StorageError, StorageUnavailable
 from bridge.model import ExecutionRecord
 from bridge.storage.base import ExecutionStore
 from bridge.storage.spool import Spool
@@ -119,6 +119,9 @@ class Storage:
                 store.insert(record, wait=wait)
             else:
                 store.update(record, wait=wait)
+        except RecordRefused as exc:  # the server is there: the spool would not help
+            self.write_failed(action, exc)
+            return False
         except Exception as exc:
             self.write_failed(action, exc)
             if self.spool is None:

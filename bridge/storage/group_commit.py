@@ -36,6 +36,11 @@ class WriteFailed(Exception):
     """A queued write failed; carries the database's error."""
 
 
+class WriteRefused(WriteFailed):
+    """The database refused the write's own values; the connection and the other
+    writes of the batch are fine."""
+
+
 class GroupCommitWriter:
     """Commits the writes of many threads in one transaction (group commit).
 
@@ -160,7 +165,8 @@ class GroupCommitWriter:
             self._gather()
             self._lead(lambda: self._take(ticket))
         if ticket.error is not None:
-            raise WriteFailed(str(ticket.error)) from ticket.error
+            failed = WriteRefused if ticket.refused else WriteFailed
+            raise failed(str(ticket.error)) from ticket.error
         return ticket.result
 
     def _gather(self) -> None:

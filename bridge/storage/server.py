@@ -16,9 +16,9 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any, ClassVar
 
-from bridge.errors import StorageError
+from bridge.errors import RecordRefused, StorageError
 from bridge.model import ExecutionRecord
-from bridge.storage.group_commit import GroupCommitWriter, WriteFailed
+from bridge.storage.group_commit import GroupCommitWriter, WriteFailed, WriteRefused
 from bridge.storage.tickets import Ticket
 
 
@@ -62,6 +62,10 @@ class ServerStore:
         committed and flushed; linger: see GroupCommitWriter)."""
         try:
             self._writer().submit(op, wait=wait, key=key, linger=linger)
+        except WriteRefused as exc:
+            raise RecordRefused(
+                f"the database refused the record: {self._describe(exc.__cause__ or exc)}"
+            ) from None
         except WriteFailed as exc:
             raise StorageError(
                 f"database write failed: {self._describe(exc.__cause__ or exc)}"

@@ -24,6 +24,7 @@ class Ticket:
         "lead",
         "linger",
         "op",
+        "refused",
         "result",
         "wait",
         "woken",
@@ -41,6 +42,7 @@ class Ticket:
         self.finished = False
         self.lead = False  # handed the next commit to lead
         self.error: BaseException | None = None
+        self.refused = False  # the error is the database refusing this write's values
         self.result: Any = None
         # Its waiter sleeps on this lock, released when the write is committed or the
         # waiter is to lead: a commit wakes only the threads it concerns.

@@ -66,6 +66,18 @@ def truncate_json(text: str, limit: int) -> str:
     )
 
 
+# A run's error is a traceback of a few KB, but a plugin's message may quote anything it
+# was sent: a record keeps its start and its end (the exception's line).
+MAX_ERROR_CHARS = 64 * 1024
+
+
+def cut_error(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    half = MAX_ERROR_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half:,} characters cut ...]\n{text[-half:]}"
+
+
 # ExecutionRecord's text fields; storable() checks these on every write.
 _TEXT_FIELDS = tuple(f.name for f in fields(ExecutionRecord) if f.type in ("str", str))
 
@@ -277,7 +289,9 @@ class Tracker:
             else ""
         )
         if self.settings.track_errors:
-            record.error = outcome.error_detail
+            record.error = cut_error(outcome.error_detail)
+            for attempt in record.attempt_records:
+                attempt.error = cut_error(attempt.error)
         else:
             record.error = ""
             for attempt in record.attempt_records:

@@ -50,7 +50,7 @@ class MySQLGroupWriter(GroupCommitWriter):
                 except _LOST:
                     raise
                 except pymysql.MySQLError as exc:
-                    ticket.error = exc
+                    ticket.error, ticket.refused = exc, True
 
     @staticmethod
     def _transaction(conn: Any, batch: list[Ticket]) -> None:

@@ -114,4 +114,4 @@ class PostgreSQLGroupWriter(GroupCommitWriter):
                 except psycopg.OperationalError:
                     raise
                 except psycopg.Error as exc:
-                    ticket.error = exc
+                    ticket.error, ticket.refused = exc, True
