@@ -450,3 +450,24 @@ def test_a_record_the_database_refuses_is_not_an_outage(make_app):
     assert (
         info["write_failures"]["count"] == 1 and "refused" in info["write_failures"]["last_error"]
     )
+
+
+@ON_EVERY_BACKEND
+def test_a_nul_in_a_lookup_value_matches_nothing_on_every_backend(client):
+    """PostgreSQL's text cannot hold NUL: a query with one failed (503) there, while the
+    other backends answered 404 or an empty result."""
+    client.post("/api/v1/webhook/ok", json={})
+    assert client.get("/api/v1/executions/%00").status_code == 404
+    for path in (
+        "/api/v1/executions?plugin=%00",
+        "/api/v1/executions?plugin=ok%00&status=completed",
+        "/api/v1/executions/stats?days=7&plugin=%00",
+        "/api/v1/executions/analysis?days=7&plugin=%00",
+        "/api/v1/executions/timeseries?plugin=%00",
+        "/api/v1/executions/errors?plugin=%00",
+        "/api/v1/executions/stats/%00",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.get_json())
+    listed = client.get("/api/v1/executions?plugin=%00").get_json()
+    assert listed["total"] == 0 and listed["executions"] == []

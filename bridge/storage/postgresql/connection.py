@@ -15,7 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool
 
 from bridge.config import PostgreSQLConfig, redact_url, resolve_env
@@ -87,6 +89,19 @@ def connect(
     return psycopg.connect(info, autocommit=True)
 
 
+class _NulFreeText(StrDumperUnknown):
+    """PostgreSQL's text cannot hold NUL, and a parameter holding one failed its query
+    (503 for `?plugin=%00`, an id with %00). Sent with U+FFFD in its place, as stored
+    text has it (records.text), a lookup matches what was stored, or nothing."""
+
+    def dump(self, obj: str) -> Buffer:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_dumper(str, _NulFreeText)
+
+
 def open_pool(info: str, size: int, timeout: float) -> ConnectionPool:
     """At most `size` connections in this process, autocommit (a transaction is begun
     where one is needed); opened at once so that a server that does not answer, or
@@ -96,6 +111,7 @@ def open_pool(info: str, size: int, timeout: float) -> ConnectionPool:
         min_size=1,
         max_size=max(1, size),
         kwargs={"autocommit": True},
+        configure=_configure,
         open=False,
         name="bridge-storage",
         timeout=timeout,
