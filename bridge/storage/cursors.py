@@ -38,7 +38,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     ):
         raise InvalidCursor(cursor)
     start_us, seq = int(start_text), int(seq_text)
-    if not (-(2**63) <= start_us < 2**63 and seq < 2**63):
+    if not (_FIRST_US <= start_us <= _LAST_US and seq < 2**63):  # a start no run can have
         raise InvalidCursor(cursor)
     return start_us, seq
 
@@ -46,6 +46,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch, exactly (no float on the way)."""
     return (value - EPOCH) // ONE_US
+
+
+_FIRST_US = to_us(datetime.min.replace(tzinfo=UTC))
+_LAST_US = to_us(datetime.max.replace(tzinfo=UTC))
 
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, int]:
