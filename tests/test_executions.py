@@ -471,3 +471,15 @@ def test_a_nul_in_a_lookup_value_matches_nothing_on_every_backend(client):
         assert answer.status_code == 200, (path, answer.get_json())
     listed = client.get("/api/v1/executions?plugin=%00").get_json()
     assert listed["total"] == 0 and listed["executions"] == []
+
+
+@ON_EVERY_BACKEND
+def test_a_tag_with_a_lone_surrogate_is_filtered_as_u_fffd_on_every_backend(client):
+    """JSON can escape a lone surrogate, UTF-8 cannot hold one: every backend indexes
+    it as U+FFFD, which is what a URL's %EF%BF%BD names (SQLite made it '?')."""
+    tagged = client.post(
+        "/api/v1/webhook/ok", json={}, headers={"X-Bridge-Tags": '{"sur": "a\\udc80"}'}
+    ).get_json()["execution_id"]
+    listed = client.get("/api/v1/executions?tag=sur:a%EF%BF%BD").get_json()
+    assert [e["id"] for e in listed["executions"]] == [tagged]
+    assert client.get("/api/v1/executions?tag=sur:a%3F").get_json()["total"] == 0

@@ -75,8 +75,16 @@ def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
 
 
 def _storable(text: str) -> str:
-    """Text SQLite can store: a lone surrogate (valid in JSON, not in UTF-8) becomes '?'."""
-    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+    """Text SQLite can store: a lone surrogate (valid in JSON, not in UTF-8) becomes
+    U+FFFD, as on the server backends, and as a URL's invalid UTF-8 is decoded: a filter
+    can name it."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 def write_tags(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
