@@ -97,6 +97,15 @@ def test_insight_commands(setup):
     )
     assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [ids["failed"]]
     assert flask("export", "--fields", "id,nope", "-o", "-").returncode == 2  # usage
+    # The bridge's own errors, a file it cannot write, bad numbers: one line each.
+    for args, code in (
+        (("export", "--error-group", "0123456789abcdef", "-o", "-"), 1),
+        (("list", "--error-group", "0123456789abcdef"), 1),
+        (("export", "-o", str(tmp_path / "no-such-folder" / "x.csv")), 1),
+        (("alerts", "--events", "-1"), 2),
+    ):
+        r = flask(*args)
+        assert r.returncode == code and "Traceback" not in r.stderr, (args, r.stderr)
 
     r = flask("replay", ids["ok"], "--json")
     assert r.returncode == 0, r.stderr
@@ -104,6 +113,8 @@ def test_insight_commands(setup):
     assert replay["replay_of"] == ids["ok"] and replay["data"]["echo"] == {"n": 1}
     r = flask("replay", ids["ok"], "--input", "-", stdin='{"n": 2}')
     assert r.returncode == 0 and "'n': 2" in r.stdout
+    for edited in ('{"n": NaN}', '{"n": 1e999}'):  # as the API: not JSON numbers
+        assert flask("replay", ids["ok"], "--input", "-", stdin=edited).returncode == 2
     r = flask("list", "--replay-of", ids["ok"], "--json")
     assert r.returncode == 0, r.stderr
     listed = json.loads(r.stdout)
@@ -133,6 +144,18 @@ def test_cleanup_and_check_config(setup, monkeypatch):
     r = flask("check-config", str(good))
     assert r.returncode == 0, r.stderr
     assert "k" * 32 not in r.stdout and "hunter2" not in r.stdout and "***" in r.stdout
+    headers = tmp_path / "headers.yaml"
+    options = {"headers": {"Authorization": "Bearer abcdef123456"}, "passwd": "plainpw"}
+    headers.write_text(yaml.safe_dump({"plugins": {"settings": {"ok": {"options": options}}}}))
+    r = flask("check-config", str(headers))
+    assert r.returncode == 0 and "abcdef123456" not in r.stdout and "plainpw" not in r.stdout
+    for path, reason in ((tmp_path, "directory"), (tmp_path / "latin.yaml", "not UTF-8")):
+        if path.name == "latin.yaml":
+            path.write_bytes(b"\xff\xfe garbage")
+        r = flask("check-config", str(path))
+        assert r.returncode in (1, 2) and "Traceback" not in r.stderr and reason in r.stderr
+    r = flask("stats", config=tmp_path)  # the server's own config a folder
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Invalid configuration" in r.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("server:\n  port: 99999\n")
     r = flask("check-config", str(bad))

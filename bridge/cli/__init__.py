@@ -6,6 +6,8 @@ it serves."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -14,9 +16,21 @@ from bridge.cli import config, history, insight, maintenance
 from bridge.cli.alerts import alerts
 from bridge.cli.copy import copy_history
 from bridge.cli.output import logs_to_stderr
+from bridge.errors import BridgeError
 
 
-@click.group(cls=AppGroup)
+class BridgeGroup(AppGroup):
+    """A command that meets one of the bridge's errors (no such error group, the
+    database away) ends with its message on one line and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BridgeError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@click.group(cls=BridgeGroup)
 def bridge() -> None:
     """Webhook Bridge commands: history, error groups, analysis, export, replay,
     cleanup, config checks, alerts, copy-history.

@@ -12,7 +12,9 @@ from bridge.storage.alerts import AlertStore
 
 
 @click.command("alerts")
-@click.option("--events", "events", type=int, default=0, help="Also show the latest N events.")
+@click.option(
+    "--events", type=click.IntRange(0, 1000), default=0, help="Also show the latest N events."
+)
 @with_appcontext
 def alerts(events: int) -> None:
     """Show the alert rules, each plugin's state, and the firing alerts."""

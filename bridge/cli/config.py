@@ -15,7 +15,12 @@ from bridge.cli.output import JSON_OPTION, OK, PROBLEM, emit_json
 from bridge.config import load
 from bridge.errors import ConfigError
 
-SECRET = re.compile(r"password|secret|key|token|sha256|dsn|url", re.IGNORECASE)
+# Keys whose values are secrets: those the bridge's own redact_fields names, and where
+# its settings keep them (a URL may hold a token in its path: an alert webhook's).
+SECRET = re.compile(
+    r"passw(or)?d|secret|key|token|sha256|dsn|url|authorization|cookie|credential",
+    re.IGNORECASE,
+)
 HIDDEN = "***"
 
 

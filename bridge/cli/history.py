@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 
 from bridge import clock
 from bridge.cli.output import JSON_OPTION, PROBLEM, emit_json, ms, store, table
+from bridge.insight.errors import require_group
 from bridge.model import ERROR_TYPES, ExecutionFilter, Status
 from bridge.storage.stats import list_page, window_stats
 
@@ -93,7 +94,10 @@ def register(group: AppGroup) -> None:
     @JSON_OPTION
     def list_(limit: int, as_json: bool, **options: object) -> None:
         """The latest runs, newest first, filtered as the list API does."""
-        page = list_page(store(), list_filter(options), limit, 0, None)
+        flt = list_filter(options)
+        if flt.error_group:
+            require_group(store(), flt.error_group)
+        page = list_page(store(), flt, limit, 0, None)
         if as_json:
             emit_json({"executions": [asdict(r) for r in page.records], "total": page.total})
             return

@@ -3,7 +3,6 @@ services, called as the API calls them."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO, Any
 
@@ -12,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bridge import clock
+from bridge.api.delivery import loads_json
 from bridge.cli.history import filter_options, list_filter
 from bridge.cli.output import JSON_OPTION, OK, PROBLEM, emit_json, ms, store, table
 from bridge.errors import BridgeError
@@ -133,10 +133,13 @@ def register(group: AppGroup) -> None:
         total = list_page(source, flt, 1, 0, None).total
         show = sys.stderr.isatty() and path != "-"
         written = [0]
-        with click.open_file(path, "wb") as out:
-            counted = _counted(pages(source, flt), total, show, written)
-            for chunk in chunks(counted, fmt, columns):
-                out.write(chunk)
+        try:
+            with click.open_file(path, "wb") as out:
+                counted = _counted(pages(source, flt), total, show, written)
+                for chunk in chunks(counted, fmt, columns):
+                    out.write(chunk)
+        except OSError as exc:
+            raise click.FileError(path, exc.strerror or str(exc)) from None
         if path != "-":
             click.echo(f"Exported {written[0]} runs to {path}", err=True)
 
@@ -158,8 +161,8 @@ def register(group: AppGroup) -> None:
         edited = None
         if input_file is not None:
             try:
-                edited = json.load(input_file)
-            except ValueError as exc:
+                edited = loads_json(input_file.read())
+            except (ValueError, RecursionError) as exc:
                 raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
             if not isinstance(edited, dict):
                 raise click.BadParameter("expected a JSON object", param_hint="--input")

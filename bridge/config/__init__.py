@@ -160,7 +160,12 @@ def load(
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError("config", str(path), f"not valid YAML ({exc})") from None
+        reason = " ".join(str(exc).split())  # PyYAML's text spans lines: one line here
+        raise ConfigError("config", str(path), f"not valid YAML ({reason})") from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", str(path), "not UTF-8 text") from None
+    except OSError as exc:  # a folder, a file it may not read
+        raise ConfigError("config", str(path), exc.strerror or type(exc).__name__) from None
     if not isinstance(raw, dict):
         raise ConfigError("config", str(path), "expected a mapping at the top level")
     return from_dict(
