@@ -1,6 +1,10 @@
 """`flask --app app bridge copy-history --from URL --to URL`: the run history (runs,
-their attempts, hourly and daily rollups, and the rollup watermarks) copied from one
-store to another, of any backend, in batches.
+their attempts, hourly and daily rollups, the error groups' hours, and the rollup
+watermarks) copied from one store to another, of any backend, in batches.
+
+The target is empty, or one this command was filling from the same source (its
+`copied_from` state says which): rollups are copied whole, replacing the target's of
+the same plugin and hour, so a target with a history of its own would lose it.
 
 Run it again after a stop and it goes on without duplicating a row: a batch goes in
 whole with `insert_many`, and a batch the target already holds some of is written run
@@ -13,11 +17,12 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 
-from bridge.config import from_dict
+from bridge.config import from_dict, redact_url
 from bridge.config.environment import database_url
 from bridge.errors import ConfigError, StorageError
 from bridge.model import ExecutionFilter, ExecutionRecord
@@ -26,19 +31,24 @@ from bridge.storage.base import DAILY_WATERMARK, ROLLUP_WATERMARK, ExecutionStor
 from bridge.storage.rows import HISTORY_TABLES
 
 ROLLUP_WINDOW = timedelta(days=366)
+COPIED_FROM = "copied_from"  # the target's state: the source it is being filled from
 # At the end, the target's tables are vacuumed and analyzed within this budget: without
 # statistics PostgreSQL's planner misjudges a freshly loaded million rows (a list call
 # took ~400 ms until autovacuum came by).
 COMPACT_BUDGET_S = 300.0
 
 
-def open_url(url: str, option: str) -> ExecutionStore:
-    """The store a database URL names (as BRIDGE_DATABASE_URL takes it), migrated."""
+def open_url(url: str, option: str, must_exist: bool = False) -> ExecutionStore:
+    """The store a database URL names (as BRIDGE_DATABASE_URL takes it), migrated. With
+    `must_exist`, an SQLite file that is not there is an error, not a new database."""
     try:
         raw = database_url({"scheduler": {"enabled": False}}, {"BRIDGE_DATABASE_URL": url})
         config = from_dict(raw, base_dir=os.getcwd())
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
+    path = Path(config.storage.sqlite.database_path)
+    if must_exist and config.storage.type == "sqlite" and not path.is_file():
+        raise click.BadParameter(f"no database file at {path}", param_hint=option)
     try:
         return open_store(config, lambda action, exc: None)
     except StorageError as exc:
@@ -73,9 +83,28 @@ def _put(target: ExecutionStore, records: list[ExecutionRecord]) -> None:
             target.update(record, wait=True)
 
 
+def claim_target(source: ExecutionStore, target: ExecutionStore, source_url: str) -> None:
+    """Mark an empty target as being filled from `source`; refuse one that holds runs
+    of its own (or from another source)."""
+    name = redact_url(source_url)
+    with target.snapshot() as reader:
+        holds = reader.count(ExecutionFilter(), cap=1) > 0
+        copied_from = reader.state(COPIED_FROM)
+    if holds and copied_from != name:
+        raise click.ClickException(
+            "the target already holds runs"
+            + (f" copied from {copied_from}" if copied_from else " of its own")
+            + ": copy-history fills an empty database (or goes on with a copy it began "
+            "from the same --from); their rollups would replace the target's"
+        )
+    if copied_from != name:
+        target.write(lambda w: w.set_state(COPIED_FROM, name))
+
+
 def copy_rollups(source: ExecutionStore, target: ExecutionStore) -> int:
-    """Hourly and daily rollups (replacing the target's of the same plugin and start),
-    then the watermarks, so the target does not roll up again what it was given."""
+    """Hourly and daily rollups and the error groups' hours (replacing the target's of
+    the same plugin and start), then the watermarks, so the target does not roll up
+    again what it was given."""
     copied = 0
     end = datetime.now(UTC) + timedelta(days=2)
     for grain in ("hour", "day"):
@@ -88,6 +117,15 @@ def copy_rollups(source: ExecutionStore, target: ExecutionStore) -> int:
                 target.write(lambda w, g=grain, i=items: w.put_rollups(g, i))
                 copied += len(items)
             start = stop
+    start = datetime(1970, 1, 1, tzinfo=UTC)
+    while start < end:  # the error groups' hours, kept as long as the rollups
+        stop = min(start + ROLLUP_WINDOW, end)
+        with source.snapshot() as reader:
+            hours = reader.error_hours(start, stop)
+        if hours:
+            target.write(lambda w, h=hours: w.put_error_hours(h))
+            copied += len(hours)
+        start = stop
     with source.snapshot() as reader:
         marks = {key: reader.state(key) for key in (ROLLUP_WATERMARK, DAILY_WATERMARK)}
 
@@ -109,10 +147,11 @@ def copy_history(source_url: str, target_url: str, batch_size: int) -> None:
     postgresql://..., mysql://...). Safe to run again: no row is duplicated."""
     if source_url == target_url:
         raise click.BadParameter("--from and --to name the same database", param_hint="--to")
-    source = open_url(source_url, "--from")
+    source = open_url(source_url, "--from", must_exist=True)
     try:
         target = open_url(target_url, "--to")
         try:
+            claim_target(source, target, source_url)
             runs = copy_runs(source, target, batch_size)
             rollups = copy_rollups(source, target)
             click.echo("Vacuuming and analyzing the target...", err=True)

@@ -122,6 +122,7 @@ HISTORY_TABLES = (
     "execution_attempts",
     "execution_metrics",
     "execution_metrics_daily",
+    "error_group_hours",
 )
 COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from bridge.config import from_dict
+from bridge.model import Status
 from bridge.storage import open_store
 from bridge.storage.rollup import rollup
 
@@ -85,6 +86,9 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
         )
         stack.callback(source.close)
         runs = sixty_runs()
+        for run in runs:  # failures of one error group, rolled up into its hours
+            if run.status is not Status.COMPLETED:
+                run.error_group = "0123456789abcdef"
         assert source.insert_many(runs) == 60
         # As tracking writes a run that succeeded at once: no attempt row of its own.
         tracked = finished("tracked", NOW)
@@ -123,6 +127,30 @@ def test_copy_history_between_backends(tmp_path, source_kind, target_kind):
         again = _copy(tmp_path, source_url, target_url)
         assert again.returncode == 0, again.stderr
         assert target.table_counts() == expected
+        with target.snapshot() as reader:  # the error group is known on the target
+            assert {h.fingerprint for h in reader.error_hours(NOW - timedelta(days=10), NOW)} == {
+                "0123456789abcdef"
+            }
+
+
+def test_copy_history_fills_only_an_empty_target_and_reads_only_an_existing_file(tmp_path):
+    """Rollups are copied whole: into a database with runs of its own they would replace
+    its rollups of the same hours. And a --from file that is not there is a mistake, not
+    an empty history to copy."""
+    mine, theirs = tmp_path / "mine.db", tmp_path / "theirs.db"
+    for path, prefix in ((mine, "m"), (theirs, "t")):
+        store = open_store(
+            from_dict({"storage": {"sqlite": {"database_path": str(path)}}}), lambda *a: None
+        )
+        store.insert_many([finished(f"{prefix}{i}", NOW - timedelta(hours=i)) for i in range(3)])
+        rollup(store, NOW + timedelta(days=1))
+        store.close()
+    refused = _copy(tmp_path, f"sqlite:///{theirs}", f"sqlite:///{mine}")
+    assert refused.returncode == 1 and "already holds runs of its own" in refused.stderr
+    missing = tmp_path / "typo.db"
+    result = _copy(tmp_path, f"sqlite:///{missing}", f"sqlite:///{tmp_path / 'new.db'}")
+    assert result.returncode == 2 and "no database file" in result.stderr
+    assert not missing.exists()
 
 
 def test_copy_history_refuses_a_bad_url(tmp_path):
