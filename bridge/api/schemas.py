@@ -165,7 +165,10 @@ class ExecutionListQuerySchema(StrictQuery):
         validate=validate.Regexp(
             OWN_ERROR_TYPE, error="Expected an error type: " + ", ".join(ERROR_TYPES) + "."
         ),
-        metadata={"description": "One of " + ", ".join(ERROR_TYPES) + ", or a type a plugin named"},
+        metadata={
+            "description": "One of " + ", ".join(ERROR_TYPES) + ", or a type a plugin named",
+            "x-known-values": list(ERROR_TYPES),
+        },
     )
     trace_id = fields.String(validate=validate.Length(1, 200))
     since = RFC3339(metadata={"description": "Runs that started at or after (RFC 3339)"})

@@ -118,9 +118,12 @@ def test_every_panel_shows_the_numbers_the_api_gives(page, served):
         [count(p["summary"]["total_executions"]) for p in by_runs]
     )
 
-    expect(page.locator("#errors-source")).to_have_text(
-        "by fingerprint" if has_path(served, "/api/v1/executions/errors") else "by error type"
-    )
+    if has_path(served, "/api/v1/executions/errors"):  # whole UTC days: the panel says so
+        day = requests.get(f"{served.base}/api/v1/executions/errors?days=1", timeout=10).json()
+        expected = f"by fingerprint, since {day['window_start']} 00:00 UTC"
+    else:
+        expected = "by error type"
+    expect(page.locator("#errors-source")).to_have_text(expected)
     if not has_path(served, "/api/v1/executions/errors"):
         errors = page.locator("#errors-table tbody tr")
         expect(errors).to_have_count(len(s["error_types"]))
@@ -376,3 +379,33 @@ def test_a_dark_system_theme_gets_a_dark_page(page, served):
     open_dashboard(page, served)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(18, 21, 27)"
+
+
+def test_filters_replays_history_and_odd_urls(page, served):
+    """The error-type filter offers the bridge's types and keeps a plugin's own from the
+    URL; a run's dialog lists its replays; Back after a shared run link leaves it; a
+    window or a time the page cannot read does not blank the page."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_dashboard(page, served, "?error_type=upstream_rejected")
+    options = page.locator("#runs-filter [name=error_type] option")
+    values = options.evaluate_all("(os) => os.map((o) => o.value)")
+    assert {"timeout", "validation_error", "upstream_rejected"} <= set(values), values
+    expect(page.locator("#runs-filter [name=error_type]")).to_have_value("upstream_rejected")
+
+    original = requests.get(f"{served.base}/api/v1/executions?plugin=ok&limit=1", timeout=10)
+    first = original.json()["executions"][0]["id"]
+    replay = requests.post(f"{served.base}/api/v1/executions/{first}/replay", timeout=30)
+    assert replay.status_code == 200, replay.text
+    page.goto(f"{served.base}/dashboard")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "1")
+    page.goto(f"{served.base}/dashboard?run={first}")
+    expect(page.locator("#run-facts dd[data-fact=replays]")).to_contain_text(
+        replay.json()["execution_id"]
+    )
+    page.go_back()
+    expect(page).to_have_url(f"{served.base}/dashboard")
+
+    open_dashboard(page, served, "?window=constructor&since=yesterday")
+    expect(page.locator("#page-error")).to_be_hidden()
+    assert errors == []

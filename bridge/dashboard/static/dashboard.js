@@ -27,8 +27,9 @@ const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 // -- state: the URL holds it, so a view can be bookmarked and shared ----------
 function readState() {
   const q = new URLSearchParams(location.search);
-  const state = { window: WINDOWS[q.get("window")] ? q.get("window") : "24h" };
+  const state = { window: Object.hasOwn(WINDOWS, q.get("window") || "") ? q.get("window") : "24h" };
   for (const k of ["plugin", "group", "run", "sort", ...FILTERS]) state[k] = q.get(k) || "";
+  // A time the page cannot read is left to the API, which names it; the form shows none.
   return state;
 }
 
@@ -101,7 +102,8 @@ async function detectFeatures() {
     features.replay = "/api/v1/executions/{execution_id}/replay" in paths;
     const list = (paths["/api/v1/executions"] || {}).get || {};
     const param = (list.parameters || []).find((p) => p.name === "error_type");
-    const types = (param && param.schema && param.schema.enum) || [];
+    const schema = (param && param.schema) || {};
+    const types = schema.enum || schema["x-known-values"] || [];
     const select = $("#runs-filter [name=error_type]");
     for (const t of types) select.append(new Option(t, t));
   } catch {
@@ -209,7 +211,7 @@ async function loadErrorGroups(r) {
     try {
       const body = await get("/api/v1/executions/errors", { days: r.days, plugin: state.plugin });
       features.errorsApi = true;
-      return { source: "error groups", groups: groupsFromApi(body) };
+      return { source: "error groups", groups: groupsFromApi(body), since: body.window_start };
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 404) throw e;
       features.errorsApi = false;
@@ -246,7 +248,9 @@ function groupsByErrorType(cur) {
 
 function drawErrors(result, cur) {
   const groups = result ? result.groups : groupsByErrorType(cur);
-  $("#errors-source").textContent = result ? "by fingerprint" : "by error type";
+  // The error groups' API counts whole UTC days: its window starts at a midnight.
+  const since = result && result.since ? `, since ${result.since} 00:00 UTC` : "";
+  $("#errors-source").textContent = result ? `by fingerprint${since}` : "by error type";
   const body = $("#errors-table tbody");
   body.replaceChildren();
   for (const g of groups) {
@@ -282,8 +286,8 @@ function drawErrors(result, cur) {
 
 // -- recent runs --------------------------------------------------------------
 function toLocalInput(value) {
-  if (!value) return "";
-  const t = new Date(value);
+  const t = new Date(value || NaN);
+  if (Number.isNaN(t.getTime())) return "";
   return new Date(t.getTime() - t.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 }
 
@@ -294,6 +298,10 @@ function fromLocalInput(value) {
 function syncForm() {
   const form = $("#runs-filter");
   form.plugin.value = state.plugin;
+  const types = form.error_type;
+  if (state.error_type && ![...types.options].some((o) => o.value === state.error_type)) {
+    types.append(new Option(state.error_type, state.error_type)); // a plugin's own type
+  }
   for (const k of FILTERS) {
     form[k].value = k === "since" || k === "until" ? toLocalInput(state[k]) : state[k];
   }
@@ -457,10 +465,10 @@ function jsonBlock(value, id) {
   return box;
 }
 
-async function openRun(id) {
+async function openRun(id, fromUrl = false) {
   const dialog = $("#run-dialog");
   state.run = id;
-  writeState(state);
+  if (!fromUrl) writeState(state);
   $("#run-replay-result").hidden = true;
   let detail;
   try {
@@ -505,13 +513,13 @@ async function openRun(id) {
   });
   fact("trace id", trace);
   if (run.replay_of) fact("replay of", runLink(run.replay_of));
-  if (Array.isArray(run.replays)) {
+  const replays = detail.replayed_by || [];
+  if (replays.length) {
     const list = document.createElement("span");
-    run.replays.forEach((r) => list.append(runLink(typeof r === "string" ? r : r.id), " "));
+    replays.forEach((r) => list.append(runLink(typeof r === "string" ? r : r.id), " "));
     fact("replays", list);
-  } else if (run.replays) {
-    fact("repeated deliveries", `${run.replays} answered with this run's result`);
   }
+  if (run.replays) fact("repeated deliveries", `${run.replays} answered with this run's result`);
   const attempts = document.createElement("table");
   attempts.id = "run-attempts";
   attempts.innerHTML = "<thead><tr><th>#</th><th>Status</th><th>Started</th><th class=num>Duration</th><th>Error</th></tr></thead>";
@@ -665,7 +673,7 @@ async function loadAll() {
     await others;
     if (state.run) {
       await Promise.all([featuresKnown, accessKnown]);
-      await openRun(state.run);
+      await openRun(state.run, true);
     }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) askForKey(`The key was not accepted: ${e.message}`);
