@@ -150,7 +150,8 @@ def test_a_hanging_or_down_receiver_delays_nothing_else(gunicorn, hook, tmp_path
     try:
         rule = {**RULE, "min_runs": 1, "channels": ["hook", "down", "chat"]}
         channels = {
-            "down": {"type": "slack", "url": "http://127.0.0.1:9/hook"},  # nothing listens
+            # Nothing listens; the path is a Slack URL's token, which no error may show.
+            "down": {"type": "slack", "url": "http://127.0.0.1:9/services/T0/B0/SECRETTOKEN"},
             "chat": {"type": "slack", "url": chat.url},
         }
         with gunicorn(alerts=_alerts(hook.url, rule, **channels)) as server:
@@ -174,6 +175,8 @@ def test_a_hanging_or_down_receiver_delays_nothing_else(gunicorn, hook, tmp_path
             assert sorted(e["channel"] for e in failed) == ["down", "hook"]
             by_channel = {e["channel"]: e["detail"] for e in failed}
             assert by_channel["down"]["attempts"] == 2 and "refused" in by_channel["down"]["error"]
+            assert "SECRETTOKEN" not in by_channel["down"]["error"]
+            assert "SECRETTOKEN" not in server.log.read_text()
             assert "timed out" in by_channel["hook"]["error"]
             assert len(hook.received) == 2  # the hanging receiver was tried twice
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -38,8 +39,18 @@ def post_body(
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read(65536)
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"{url} answered {exc.code} {exc.reason}") from None
+        raise DeliveryError(f"{_where(url)} answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"{url} could not be reached: {reason}") from None
+        raise DeliveryError(f"{_where(url)} could not be reached: {reason}") from None
     return body
+
+
+def _where(url: str) -> str:
+    """The receiver as an error names it: its scheme, host and port. A URL's path and
+    query may be its secret (a Slack webhook's token), and errors are logged and kept
+    in the alert events that a read-only key may list."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/..."
