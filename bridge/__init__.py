@@ -90,6 +90,12 @@ def create_app(config: Any = None) -> Flask:
     tracker = Tracker(cfg, storage, events)
     tracker.init_app(app)
     runner = Runner(cfg, tracker, counters)
+    # A plugin's class may set a longer timeout than the config's: a run of it is not
+    # stale before its own longest time (every plugin in the folders, as the leader
+    # closing stale rows may never have loaded the plugin another worker runs).
+    tracker.longest_run = lambda: max(
+        [cfg.longest_run, *(runner.longest_run(p) for p in registry.all() if p.is_available)]
+    )
     runner.init_app(app)
     deliveries = Deliveries(cfg, storage)
     deliveries.init_app(app)

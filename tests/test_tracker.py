@@ -156,6 +156,26 @@ def test_shutdown_cancels_a_run_whose_running_row_is_not_written_yet(make_app, m
     thread.join(10)
 
 
+def test_a_plugin_whose_class_allows_longer_runs_is_not_stale_sooner(make_app, plugin_dir):
+    """A plugin's class may set a timeout longer than the config's: a run of it, still
+    going in a live process, is not closed as stale at the config's longest time."""
+    (plugin_dir / "patient.py").write_text(
+        "from webhook_bridge.plugin import BasePlugin\n"
+        "class Plugin(BasePlugin):\n"
+        "    timeout = '10m'\n"
+        "    def handle(self):\n        return {}\n"
+    )
+    app = make_app()
+    store = app.extensions["bridge.storage"].store
+    tracker = app.extensions["bridge.tracker"]
+    config_longest = app.extensions["bridge.config"].longest_run
+    assert tracker.max_run_seconds >= 600 > config_longest
+    started = clock.utcnow() - timedelta(seconds=config_longest + 301)
+    _open_row(store, "patient-run", f"{os.uname().nodename}:{os.getpid()}", started=started)
+    assert tracker.recover_stale() == 0
+    assert store.get("patient-run").status is Status.RUNNING
+
+
 def test_a_live_run_of_another_host_is_left_open_until_too_old(app, heard):
     store = app.extensions["bridge.storage"].store
     tracker = app.extensions["bridge.tracker"]

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 from flask import Flask
@@ -126,7 +127,8 @@ class Tracker:
         self.events = events
         self.redact = Redactor(self.settings.redact_fields)
         # Longest a run can legitimately stay open: beyond it another host's row is stale.
-        self.max_run_seconds = config.longest_run
+        # The app tells it each plugin's, whose class attributes may allow more.
+        self.longest_run: Callable[[], float] = lambda: config.longest_run
         self.unsaved = UnsavedRecords(self._write_final)
         self.leases = Leases(storage, float(config.scheduler.takeover_interval), worker_id)
         self.starts = Starts(self._write_running)
@@ -315,6 +317,10 @@ class Tracker:
         )
 
     # -- runs left open ----------------------------------------------------
+    @property
+    def max_run_seconds(self) -> float:
+        return self.longest_run()
+
     def recover_stale(self) -> int:
         """Close rows left `running` or `pending` by processes that are gone: on this
         host, a process that no longer exists; on another, one whose lease ran out (or,
