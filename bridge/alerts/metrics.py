@@ -69,11 +69,15 @@ def aggregate_value(rule: Rule, agg: Aggregate) -> float | None:
     raise ValueError(rule.metric)
 
 
-def consecutive_failures(reader: Reader, plugin: str, rule: Rule) -> float | None:
-    """Failed or timed-out runs in a row, the newest first (open runs and canceled ones
-    skipped), counted up to the threshold; None below `min_runs` finished runs."""
+def consecutive_failures(
+    reader: Reader, plugin: str, rule: Rule, now: datetime
+) -> float | None:
+    """Failed or timed-out runs in a row among the window's, the newest first (open runs
+    and canceled ones skipped), counted up to the threshold; None below `min_runs`
+    finished runs. A burst of failures older than the window no longer counts."""
     limit = int(rule.threshold) + 20
-    records, _ = reader.page(ExecutionFilter(plugin=plugin), limit, 0, None)
+    since = now - timedelta(seconds=rule.window)
+    records, _ = reader.page(ExecutionFilter(plugin=plugin, since=since), limit, 0, None)
     final = [r for r in records if r.status.is_final and r.status != Status.CANCELED]
     if len(final) < min(rule.min_runs, int(rule.threshold)):
         return None
@@ -112,7 +116,7 @@ def values(
         return {p: aggregate_value(rule, aggs.get(p, Aggregate())) for p in names}
     names = [rule.plugin] if rule.plugin != "*" else sorted(set(known_plugins))
     if rule.metric == "consecutive_failures":
-        return {p: consecutive_failures(reader, p, rule) for p in names}
+        return {p: consecutive_failures(reader, p, rule, now) for p in names}
     if rule.metric == "no_runs":
         return {p: last_run_age(reader, p, now) for p in names}
     if rule.metric == "new_error_group":

@@ -191,6 +191,8 @@ def test_consecutive_failures_counts_the_newest_in_a_row(bridge, frozen_clock):
     frozen_clock.advance(1)
     b.runs(1, Status.TIMEOUT)
     assert b.evaluate() == [("fired", "github")]
+    frozen_clock.advance(11 * 60)  # past the 10 min window: old failures count no more
+    assert b.evaluate() == [("resolved", "github")]
 
 
 def test_a_restart_while_firing_sends_nothing_again(bridge, frozen_clock):
