@@ -104,8 +104,8 @@ def runs_link(base: str, rule: Rule, plugin: str, now: datetime) -> str:
     query: dict[str, str] = {"since": rfc3339(now - timedelta(seconds=rule.window))}
     if plugin and plugin != "*":
         query["plugin"] = plugin
-    if rule.metric in ("failure_rate", "error_count", "consecutive_failures"):
-        query["status"] = "failed"
-    if rule.error_type:
+    if rule.error_type:  # its runs, whatever their status (a timeout's is `timeout`)
         query["error_type"] = rule.error_type
+    elif rule.metric in ("failure_rate", "error_count", "consecutive_failures"):
+        query["status"] = "failed"
     return f"{base.rstrip('/')}/api/v1/executions?{urlencode(query)}"

@@ -69,9 +69,7 @@ def aggregate_value(rule: Rule, agg: Aggregate) -> float | None:
     raise ValueError(rule.metric)
 
 
-def consecutive_failures(
-    reader: Reader, plugin: str, rule: Rule, now: datetime
-) -> float | None:
+def consecutive_failures(reader: Reader, plugin: str, rule: Rule, now: datetime) -> float | None:
     """Failed or timed-out runs in a row among the window's, the newest first (open runs
     and canceled ones skipped), counted up to the threshold; None below `min_runs`
     finished runs. A burst of failures older than the window no longer counts."""

@@ -169,7 +169,12 @@ def test_error_count_of_one_error_type(bridge, frozen_clock):
     b.store.insert_many(
         [finished(f"t{i}", frozen_clock.now, "github", Status.TIMEOUT, "timeout") for i in (1, 2)]
     )
-    assert b.evaluate() == [("fired", "github")]
+    (note,) = b.alerts.evaluator(frozen_clock).evaluate()
+    assert (note.kind, note.plugin) == ("fired", "github")
+    # The link lists the runs that made it fire: timed out, not 'failed'.
+    path = note.link[note.link.index("/api/") :]
+    listed = b.app.test_client().get(path).get_json()
+    assert sorted(e["id"] for e in listed["executions"]) == ["t1", "t2"]
 
 
 def test_p95_duration_against_a_duration_threshold(bridge, frozen_clock):
