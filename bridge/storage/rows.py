@@ -127,6 +127,18 @@ HISTORY_TABLES = (
 COUNT_HISTORY = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in HISTORY_TABLES)
 
 
+def utf8_text(value: str) -> str:
+    """Text UTF-8 can hold: a lone surrogate (valid in JSON, not in UTF-8) becomes
+    U+FFFD, on every backend alike, as a URL's invalid UTF-8 is decoded."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
 def summed(parts: Iterable[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     """One query adding up the single-value queries `parts` (SQL and its arguments)."""
     sums: list[str] = []

@@ -19,7 +19,14 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, json_value, written_attempts
+from bridge.storage.rows import (
+    COLUMNS,
+    LIFECYCLE,
+    implied_attempts,
+    json_value,
+    utf8_text,
+    written_attempts,
+)
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
@@ -56,15 +63,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def text(value: str) -> str:
-    """Text UTF-8 can hold: a lone surrogate becomes U+FFFD."""
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
+text = utf8_text  # MySQL's utf8mb4 holds any other text
 
 
 def json_text(value: str) -> str | None:

@@ -21,7 +21,14 @@ from psycopg.types.json import Jsonb
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
-from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, json_value, written_attempts
+from bridge.storage.rows import (
+    COLUMNS,
+    LIFECYCLE,
+    implied_attempts,
+    json_value,
+    utf8_text,
+    written_attempts,
+)
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -48,14 +55,7 @@ TAG = (
 
 def text(value: str) -> str:
     """Text PostgreSQL can store: NUL and lone surrogates become U+FFFD."""
-    if value.isascii():
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    value = value.replace("\x00", "\ufffd")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
+    return utf8_text(value.replace("\x00", "\ufffd") if "\x00" in value else value)
 
 
 def jsonb(value: str) -> Jsonb | None:

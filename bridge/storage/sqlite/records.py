@@ -12,7 +12,7 @@ from typing import Any
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
 from bridge.storage.cursors import decode_cursor, encode_cursor
-from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, written_attempts
+from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, utf8_text, written_attempts
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
@@ -74,17 +74,7 @@ def tag_values(r: ExecutionRecord) -> list[tuple[Any, ...]]:
     return [(_storable(str(k)), _storable(str(v)), start, r.id) for k, v in tags.items()]
 
 
-def _storable(text: str) -> str:
-    """Text SQLite can store: a lone surrogate (valid in JSON, not in UTF-8) becomes
-    U+FFFD, as on the server backends, and as a URL's invalid UTF-8 is decoded: a filter
-    can name it."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
+_storable = utf8_text  # a tag's text, as the server backends store it
 
 
 def write_tags(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
