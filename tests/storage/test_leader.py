@@ -55,3 +55,25 @@ def test_one_leader_after_the_database_ends_the_leaders_session(make_app):
         time.sleep(0.1)
         steady = steady + 1 if sum(_leaders(apps)) == 1 else 0
     assert sum(_leaders(apps)) == 1
+
+
+def test_one_leader_after_the_sqlite_lock_file_is_deleted(make_app):
+    """The scheduler's lock on SQLite is a file: deleted while held (a clean-up script,
+    a mistaken rm), a standby locks the new file its open() makes, and the old leader
+    must notice its lock is on a file nobody else sees."""
+    sections = {"scheduler": {"enabled": True, "takeover_interval": "0.2s"}}
+    first = make_app(**sections)
+    start_services(first)
+    second = make_app(**sections)
+    start_services(second)
+    apps = (first, second)
+    assert _leaders(apps) == [True, False]
+
+    first.extensions["bridge.scheduler"]._leader.path.unlink()
+    deadline = time.monotonic() + 10
+    steady = 0
+    while steady < 10:
+        assert time.monotonic() < deadline, _leaders(apps)
+        time.sleep(0.1)
+        steady = steady + 1 if sum(_leaders(apps)) == 1 else 0
+    assert sum(_leaders(apps)) == 1

@@ -74,7 +74,11 @@ class FileLeaderLock:
 
     def try_acquire(self) -> bool:
         if self._file is not None:
-            return True
+            if self._still_ours():
+                return True
+            # The file was deleted or replaced while held: a standby's open() makes a
+            # new one and locks it. Leading on means locking the file now at the path.
+            self.release()
         handle = open(self.path, "a+")  # noqa: SIM115 - held open while leading
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,6 +91,14 @@ class FileLeaderLock:
         handle.flush()
         self._file = handle
         return True
+
+    def _still_ours(self) -> bool:
+        assert self._file is not None
+        try:
+            at_path, held = os.stat(self.path), os.fstat(self._file.fileno())
+        except OSError:
+            return False
+        return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         if self._file is None:
