@@ -329,7 +329,8 @@ class Tracker:
         if self.storage.live_store is None:
             return 0
         now = clock.utcnow()
-        oldest_live = now.timestamp() - (self.max_run_seconds + 300)
+        longest = self.max_run_seconds  # looks at every plugin file: once per turn
+        oldest_live = now.timestamp() - (longest + 300)
         closed = 0
         leases: dict[str, bool | None] = {}
         for record in self.store.open_runs():  # type: ignore[union-attr]
@@ -353,7 +354,7 @@ class Tracker:
                 "Closed %d executions left running by a dead process as interrupted", closed
             )
         try:
-            self.leases.purge(max(LEASE_KEPT_S, self.max_run_seconds + 300))
+            self.leases.purge(max(LEASE_KEPT_S, longest + 300))
         except Exception as exc:  # the next turn tries again
             log.debug("Old leases not purged: %s", exc)
         return closed

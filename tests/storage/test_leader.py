@@ -35,19 +35,19 @@ def _leaders(apps) -> list[bool]:
     return [a.extensions["bridge.scheduler"].is_leader for a in apps]
 
 
-@pytest.mark.parametrize("make_app", ["postgresql", "mysql"], indirect=True)
-def test_one_leader_after_the_database_ends_the_leaders_session(make_app):
-    sections = {"scheduler": {"enabled": True, "takeover_interval": "0.2s"}}
-    first = make_app(**sections)
-    start_services(first)
-    second = make_app(**sections)
-    start_services(second)
-    apps = (first, second)
+def _two_bridges(make_app):
+    """Two bridges on one database, the first leading."""
+    apps = []
+    for _ in range(2):
+        app = make_app(scheduler={"enabled": True, "takeover_interval": "0.2s"})
+        start_services(app)
+        apps.append(app)
     assert _leaders(apps) == [True, False]
+    return tuple(apps)
 
-    _kill_session(first)
-    # The lock is free: someone takes it (the second, or the first again), and the
-    # first, if it did not, stops leading. Asked over a few intervals: one leader.
+
+def _settles_on_one_leader(apps) -> None:
+    """Asked over a few takeover intervals: one leader, steadily, within 10 s."""
     deadline = time.monotonic() + 10
     steady = 0
     while steady < 10:
@@ -55,25 +55,25 @@ def test_one_leader_after_the_database_ends_the_leaders_session(make_app):
         time.sleep(0.1)
         steady = steady + 1 if sum(_leaders(apps)) == 1 else 0
     assert sum(_leaders(apps)) == 1
+
+
+@pytest.mark.parametrize("make_app", ["postgresql", "mysql"], indirect=True)
+def test_one_leader_after_the_database_ends_the_leaders_session(make_app):
+    apps = _two_bridges(make_app)
+    first = apps[0]
+
+    _kill_session(first)
+    # The lock is free: someone takes it (the second, or the first again), and the
+    # first, if it did not, stops leading. Asked over a few intervals: one leader.
+    _settles_on_one_leader(apps)
 
 
 def test_one_leader_after_the_sqlite_lock_file_is_deleted(make_app):
     """The scheduler's lock on SQLite is a file: deleted while held (a clean-up script,
     a mistaken rm), a standby locks the new file its open() makes, and the old leader
     must notice its lock is on a file nobody else sees."""
-    sections = {"scheduler": {"enabled": True, "takeover_interval": "0.2s"}}
-    first = make_app(**sections)
-    start_services(first)
-    second = make_app(**sections)
-    start_services(second)
-    apps = (first, second)
-    assert _leaders(apps) == [True, False]
+    apps = _two_bridges(make_app)
+    first = apps[0]
 
     first.extensions["bridge.scheduler"]._leader.path.unlink()
-    deadline = time.monotonic() + 10
-    steady = 0
-    while steady < 10:
-        assert time.monotonic() < deadline, _leaders(apps)
-        time.sleep(0.1)
-        steady = steady + 1 if sum(_leaders(apps)) == 1 else 0
-    assert sum(_leaders(apps)) == 1
+    _settles_on_one_leader(apps)
