@@ -18,7 +18,7 @@ from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
 from bridge.storage.base import Failure, FinishedRun
-from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor, to_us
+from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor
 from bridge.storage.rows import (
     COLUMNS,
     LIFECYCLE,
@@ -33,7 +33,13 @@ _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
 BATCH = 5000  # finished runs read per query
 
 _TIMES = ("start_time", "end_time", "created_at", "updated_at")
-SELECT = f"SELECT seq, replays, {', '.join(COLUMNS)} FROM executions"
+# The times as microseconds since the epoch: PyMySQL decodes a DATETIME in Python
+# (~2.5 µs each, four a row), a quarter of reading a list page of 50 runs. Named
+# apart from the columns: ORDER BY would take the name for the expression.
+SELECT = "SELECT seq, replays, " + ", ".join(
+    f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {c}) AS {c}_us" if c in _TIMES else c
+    for c in COLUMNS
+) + " FROM executions"
 INSERT = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
@@ -162,9 +168,10 @@ def _dicts(cur: Any) -> list[dict[str, Any]]:
 
 
 def record_of(row: dict[str, Any]) -> ExecutionRecord:
-    data = {key: row[key] for key in COLUMNS}
+    data = {key: row[key] for key in COLUMNS if key not in _TIMES}
     for key in _TIMES:
-        data[key] = aware(data[key])
+        us = row[f"{key}_us"]
+        data[key] = None if us is None else EPOCH + us * ONE_US
     data["status"] = Status(data["status"])
     data["tags"] = data["tags"] or ""
     data["metadata"] = data["metadata"] or ""
@@ -240,7 +247,7 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
-        encode_cursor(to_us(aware(rows[-1]["start_time"])), rows[-1]["seq"])
+        encode_cursor(rows[-1]["start_time_us"], rows[-1]["seq"])
         if more and rows
         else None
     )
