@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,12 +17,15 @@ from bridge.config import from_dict
 from bridge.errors import StorageError
 from bridge.model import ExecutionFilter
 from bridge.storage import open_store
-from bridge.storage.mysql import MySQLStore
+from bridge.storage.base import HOUR
+from bridge.storage.mysql import MySQLStore, migrations
 from bridge.storage.mysql.maintenance import MySQLInfo
 from bridge.storage.mysql.migrations import MIGRATIONS
+from bridge.storage.rollup import rollup
+from bridge.storage.stats import window_stats
 
 from .databases import mysql_admin, mysql_database
-from .runs import NOW, finished, running
+from .runs import NOW, finished, running, sixty_runs
 
 PASSWORD = "Pw-4f9c1e-not-shown"
 
@@ -74,6 +78,44 @@ def test_bridges_starting_at_once_migrate_exactly_once(database, caplog):
     finally:
         for s in stores:
             s.close()
+
+
+def _figures(store: MySQLStore) -> tuple[object, ...]:
+    """The week's stats, plugin a's, and the hourly rollups, oldest first."""
+    with store.snapshot() as reader:
+        hours = sorted(
+            reader.rollups(HOUR, NOW - timedelta(days=7), NOW), key=lambda r: (r.start, r.plugin)
+        )
+    return window_stats(store, 7, None, NOW), window_stats(store, 7, "a", NOW), hours
+
+
+def test_rollups_made_before_the_hourly_table_was_reordered_are_kept(database, monkeypatch):
+    """A database of the version before `cluster_hourly_rollups_by_hour`, with hourly
+    and daily rollups, is upgraded at start-up: stats read the same figures after it,
+    and its hours are stored in hour order."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:-1])
+    store = _open(database)
+    try:
+        store.insert_many(sixty_runs())
+        rollup(store, NOW)
+        before = _figures(store)
+    finally:
+        store.close()
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+    store = _open(database)
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        assert before[0]["total_executions"] == 60 and len(before[2]) == 60
+        assert _figures(store) == before
+        keys = _query(
+            store,
+            "SELECT column_name FROM information_schema.statistics WHERE table_schema = "
+            "DATABASE() AND table_name = 'execution_metrics' AND index_name = 'PRIMARY' "
+            "ORDER BY seq_in_index",
+        )
+        assert [k for (k,) in keys] == ["hour_start", "plugin_name"]
+    finally:
+        store.close()
 
 
 def test_the_leader_lock_is_freed_when_its_connection_dies(my_store, make_store):

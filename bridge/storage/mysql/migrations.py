@@ -219,6 +219,20 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) {_TABLE}""",
         ],
     ),
+    # InnoDB stores a table in its primary key's order. The hourly rollups are read by
+    # hour range far more than by plugin (the list's estimate, stats, the series): in
+    # hour order a range of hours is one sequential read, where by (plugin, hour) it was
+    # a secondary-index lookup per row (~400 for the day of hours an estimate reads:
+    # 2.4 -> 0.8 ms on the bench's history). A plugin's hours use the new index.
+    (
+        "cluster_hourly_rollups_by_hour",
+        [
+            "ALTER TABLE execution_metrics DROP PRIMARY KEY, "
+            "ADD PRIMARY KEY (hour_start, plugin_name), "
+            "DROP KEY ix_execution_metrics_hour, "
+            "ADD KEY ix_execution_metrics_plugin (plugin_name, hour_start)",
+        ],
+    ),
 ]
 
 
