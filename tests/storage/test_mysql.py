@@ -118,6 +118,19 @@ def test_rollups_made_before_the_hourly_table_was_reordered_are_kept(database, m
         store.close()
 
 
+def test_writes_after_a_snapshot_are_read_committed(my_store):
+    """A snapshot leaves REPEATABLE READ on its pooled connection for the next one; a
+    write on that connection runs at READ COMMITTED again (no gap locks on the
+    history's indexes while webhooks insert)."""
+    level = "SELECT @@SESSION.tx_isolation"
+    with my_store.snapshot() as reader:
+        reader.conn.execute(level)
+        assert reader.conn.fetchone() == ("REPEATABLE-READ",)
+    seen = my_store.write(lambda w: (w.conn.execute(level), w.conn.fetchone())[1])
+    assert seen == ("READ-COMMITTED",)
+    assert my_store._write(lambda cur: (cur.execute(level), cur.fetchone())[1]) == seen
+
+
 def test_the_leader_lock_is_freed_when_its_connection_dies(my_store, make_store):
     leader, standby = my_store.leader_lock("scheduler"), make_store("mysql")
     other = standby.leader_lock("scheduler")

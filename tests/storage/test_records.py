@@ -226,12 +226,17 @@ def test_finished_runs_read_in_batches_come_once_each(history, backend, monkeypa
 
 
 def test_a_snapshot_sees_one_state(history):
-    with history.snapshot() as reader:
-        before = reader.count(ExecutionFilter())
-        history.update(finished("meanwhile", NOW))
-        assert reader.count(ExecutionFilter()) == before
-    with history.snapshot() as reader:
-        assert reader.count(ExecutionFilter()) == before + 1
+    # Again and again, with writes of every kind between them: a pooled connection that
+    # served a snapshot or a write serves the next snapshot as well.
+    for n in range(3):
+        with history.snapshot() as reader:
+            before = reader.count(ExecutionFilter())
+            history.update(finished(f"meanwhile{n}", NOW))
+            assert reader.count(ExecutionFilter()) == before
+        with history.snapshot() as reader:
+            assert reader.count(ExecutionFilter()) == before + 1
+        history.mark_replayed("r3", NOW)
+        history.write(lambda w, n=n: w.set_state("probe", n))
 
 
 def test_a_replayed_run_counts_its_replays(history):

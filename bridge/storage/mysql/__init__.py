@@ -28,7 +28,16 @@ from bridge.model import DeliveryClaim, ExecutionRecord
 from bridge.storage.base import LAST_CLEANUP, ROLLUP_WATERMARK, StorageInfo
 from bridge.storage.cursors import EPOCH
 from bridge.storage.mysql import deliveries, maintenance, records
-from bridge.storage.mysql.connection import Pool, connect, describe, params, transaction
+from bridge.storage.mysql.connection import (
+    READ_COMMITTED,
+    REPEATABLE_READ,
+    Pool,
+    connect,
+    describe,
+    isolate,
+    params,
+    transaction,
+)
 from bridge.storage.mysql.locks import GetLockLeaderLock
 from bridge.storage.mysql.migrations import lock_name, migrate, schema_version
 from bridge.storage.mysql.reader import MySQLReader, MySQLWriter
@@ -89,16 +98,21 @@ class MySQLStore(ServerStore):
     def _cursor(self, what: str = "read") -> Iterator[Any]:
         """A cursor on a pooled connection; the server's errors become StorageError (503)."""
         try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                yield cur
+            with self._pool.connection() as conn:
+                if what != "read":
+                    isolate(conn, READ_COMMITTED)
+                with conn.cursor() as cur:
+                    yield cur
         except pymysql.Error as exc:
             raise StorageError(f"database {what} failed: {self._describe(exc)}") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
         try:
-            with self._pool.connection() as conn, transaction(conn) as cur:
-                yield cur
+            with self._pool.connection() as conn:
+                isolate(conn, READ_COMMITTED)
+                with transaction(conn) as cur:
+                    yield cur
         except pymysql.Error as exc:
             raise StorageError(f"database write failed: {self._describe(exc)}") from None
 
@@ -136,7 +150,7 @@ class MySQLStore(ServerStore):
         """One REPEATABLE READ transaction with a consistent snapshot taken at once:
         every SELECT inside sees the same rows and the same rollup watermark."""
         with self._cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            isolate(cur.connection, REPEATABLE_READ)
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 yield MySQLReader(cur)

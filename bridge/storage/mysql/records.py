@@ -36,10 +36,14 @@ _TIMES = ("start_time", "end_time", "created_at", "updated_at")
 # The times as microseconds since the epoch: PyMySQL decodes a DATETIME in Python
 # (~2.5 µs each, four a row), a quarter of reading a list page of 50 runs. Named
 # apart from the columns: ORDER BY would take the name for the expression.
-SELECT = "SELECT seq, replays, " + ", ".join(
-    f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {c}) AS {c}_us" if c in _TIMES else c
-    for c in COLUMNS
-) + " FROM executions"
+SELECT = (
+    "SELECT seq, replays, "
+    + ", ".join(
+        f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {c}) AS {c}_us" if c in _TIMES else c
+        for c in COLUMNS
+    )
+    + " FROM executions"
+)
 INSERT = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
@@ -247,9 +251,7 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
-        encode_cursor(rows[-1]["start_time_us"], rows[-1]["seq"])
-        if more and rows
-        else None
+        encode_cursor(rows[-1]["start_time_us"], rows[-1]["seq"]) if more and rows else None
     )
     return [record_of(r) for r in rows], next_cursor
 
