@@ -15,11 +15,13 @@ import pytest
 
 from bridge.config import from_dict
 from bridge.errors import StorageError
-from bridge.model import ExecutionFilter
+from bridge.model import ExecutionFilter, Status
 from bridge.storage import open_store
 from bridge.storage.postgresql import PostgreSQLStore
 from bridge.storage.postgresql.maintenance import PostgreSQLInfo
 from bridge.storage.postgresql.migrations import MIGRATIONS
+from bridge.storage.postgresql.writer import write_runs
+from bridge.storage.server import RunWrite
 
 from .databases import POSTGRESQL_URL, postgresql_schema
 from .runs import NOW, finished, running
@@ -74,6 +76,33 @@ def test_bridges_starting_at_once_migrate_exactly_once(database, caplog):
     finally:
         for s in stores:
             s.close()
+
+
+@pytest.mark.parametrize(
+    ("new_row", "row_again", "tagged"),
+    [(n, a, t) for n in (False, True) for a in (False, True) for t in (False, True) if n or a],
+)
+def test_a_batch_is_one_statement_of_the_parts_it_has(pg_store, new_row, row_again, tagged):
+    """The writer's statement has only the parts a batch needs (new rows, rows written
+    again with their attempts, tags): each shape writes all it is given."""
+    tags = '{"env": "prod"}' if tagged else "{}"
+    batch = []
+    if new_row:
+        batch.append(RunWrite(pg_store, running("new", NOW, tags=tags), upsert=False))
+    if row_again:
+        pg_store.insert(running("again", NOW), wait=True)
+        again = finished("again", NOW, status=Status.FAILED, error_type="timeout", tags=tags)
+        batch.append(RunWrite(pg_store, again, upsert=True))
+    pg_store._write(lambda conn: write_runs(conn, batch))
+    for write in batch:
+        stored = pg_store.get(write.record.id)
+        assert stored is not None and stored.status is write.record.status
+        assert [a.status for a in stored.attempt_records] == [
+            a.status for a in write.record.attempt_records
+        ]
+    with pg_store.snapshot() as reader:
+        found = reader.page(ExecutionFilter(tags=(("env", "prod"),)), 10, 0, None)[0]
+    assert sorted(r.id for r in found) == (sorted(w.record.id for w in batch) if tagged else [])
 
 
 def test_the_leader_lock_is_freed_when_its_session_dies(pg_store, make_store):

