@@ -186,7 +186,7 @@ def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _json(body: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
     text = json.dumps(body, default=str, separators=(",", ":"))
-    return current_app.response_class(text, status, headers, mimetype="application/json")
+    return Response(text, status, headers, mimetype="application/json")
 
 
 @blp.route("/<plugin>")
@@ -196,12 +196,14 @@ class WebhookView(MethodView):
     def _answer(self, plugin_name: str) -> Response:
         """A large body first waits for room in the body budget (503 after the plugin
         timeout); then the delivery, and its answer as JSON."""
-        ext = current_app.extensions
+        # The objects behind Flask's proxies, looked up once (each proxy access is one).
+        req, ext = request._get_current_object(), current_app.extensions
         budget: BodyBudget = ext["bridge.body_budget"]
         dispatcher: Dispatcher = ext["bridge.dispatcher"]
-        g.trace_id = trace_id_from(request.headers)
-        with budget.hold(request.content_length, float(ext["bridge.config"].plugins.timeout)):
-            return _json(*answer(dispatcher.deliver(delivery_from_request(plugin_name))))
+        g.trace_id = trace_id = trace_id_from(req.environ)
+        with budget.hold(req.content_length, float(ext["bridge.config"].plugins.timeout)):
+            delivery = delivery_from_request(req, ext, plugin_name, trace_id)
+            return _json(*answer(dispatcher.deliver(delivery)))
 
     @documented(
         blp.arguments(WebhookQuerySchema, location="query"),
