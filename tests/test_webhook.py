@@ -92,7 +92,11 @@ def test_a_plugin_may_name_its_own_error_type_if_it_is_a_word(client, plugin_dir
         "        return {'status': 'error', 'error': 'connection refused by upstream',\n"
         "                'error_type': self.data['type']}\n"
     )
-    for given, kept in (("upstream_rejected", "upstream_rejected"), (123, "connection_error")):
+    for given, kept in (
+        ("upstream_rejected", "upstream_rejected"),
+        (123, "connection_error"),
+        ("upstream_rejected\n", "connection_error"),  # a word, then a line break
+    ):
         body = _is_error_shape(client.post("/api/v1/webhook/named", json={"type": given}), 500)
         assert body["error_type"] == kept
     bad = client.post("/api/v1/webhook/named", json={"type": "Two Words"}).get_json()
@@ -100,6 +104,7 @@ def test_a_plugin_may_name_its_own_error_type_if_it_is_a_word(client, plugin_dir
     listed = client.get("/api/v1/executions?error_type=upstream_rejected").get_json()
     assert listed["total"] == 1 and listed["executions"][0]["plugin_name"] == "named"
     assert client.get("/api/v1/executions?error_type=Two%20Words").status_code == 422
+    _is_error_shape(client.get("/api/v1/executions?error_type=upstream_rejected%0A"), 422)
 
 
 def test_status_error_result_counts_as_failure(client):

@@ -14,6 +14,7 @@ from typing import Any
 from bridge.config.values import parse_duration, resolve_env
 from bridge.errors import ConfigError
 from bridge.model import ERROR_TYPES
+from bridge.tracking.classify import is_error_type
 
 METRICS = (
     "failure_rate",
@@ -175,11 +176,12 @@ def parse_rule(i: int, raw: Any, channels: Mapping[str, Channel], error_groups: 
             known = ", ".join(sorted(channels)) or "none configured"
             raise ConfigError(key("channels"), n, f"no such channel in alerts.channels ({known})")
     error_type = raw.get("error_type", "")
-    if error_type and (metric != "error_count" or error_type not in ERROR_TYPES):
+    if error_type and (metric != "error_count" or not is_error_type(error_type)):
         why = (
             "only error_count takes an error_type"
             if metric != "error_count"
-            else f"unknown error type (expected one of {', '.join(sorted(ERROR_TYPES))})"
+            else f"expected one of {', '.join(sorted(ERROR_TYPES))}, or a type a plugin "
+            "names (lowercase letters, digits and _, starting with a letter, at most 64)"
         )
         raise ConfigError(key("error_type"), error_type, why)
     for_ = _duration(raw, "for", key("for"), 0.0)

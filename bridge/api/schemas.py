@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 from bridge import clock
 from bridge.model import ERROR_TYPES, Status
 from bridge.storage.series import GRAINS, MAX_BUCKETS, MAX_MINUTE_SPAN
-from bridge.tracking.classify import OWN_ERROR_TYPE
+from bridge.tracking.classify import OWN_ERROR_TYPE, is_error_type
 from bridge.tracking.fingerprint import FINGERPRINT_PATTERN
 
 MAX_LIMIT = 1000
@@ -156,16 +156,20 @@ PARSE_JSON = fields.Boolean(
 )
 
 
+def _an_error_type(value: str) -> None:
+    if not is_error_type(value):
+        raise ma.ValidationError("Expected an error type: " + ", ".join(ERROR_TYPES) + ".")
+
+
 class ExecutionListQuerySchema(StrictQuery):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_LIMIT))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
     plugin = fields.String(validate=validate.Length(1, 100))
     status = fields.Enum(Status, by_value=True)
     error_type = fields.String(
-        validate=validate.Regexp(
-            OWN_ERROR_TYPE, error="Expected an error type: " + ", ".join(ERROR_TYPES) + "."
-        ),
+        validate=_an_error_type,
         metadata={
+            "pattern": OWN_ERROR_TYPE,
             "description": "One of " + ", ".join(ERROR_TYPES) + ", or a type a plugin named",
             "x-known-values": list(ERROR_TYPES),
         },

@@ -69,15 +69,21 @@ def _status_code(exc: BaseException) -> int | None:
 # A plugin may name its own error types: words, as the built-in ones are. Anything else
 # (a number, a list, a sentence) would be a stats row, a Prometheus label and a filter
 # value that nobody could type; its message is classified instead.
-OWN_ERROR_TYPE = r"^[a-z][a-z0-9_]{0,63}$"
-_OWN_ERROR_TYPE = re.compile(OWN_ERROR_TYPE)
+OWN_ERROR_TYPE = r"^[a-z][a-z0-9_]{0,63}$"  # as the API documents it
+_OWN_ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def is_error_type(value: object) -> bool:
+    """Whether `value` is an error type: a built-in one or one a plugin may name. The
+    whole string (with `re.match`, the `$` of OWN_ERROR_TYPE takes "timeout\\n" too)."""
+    return isinstance(value, str) and _OWN_ERROR_TYPE.fullmatch(value) is not None
 
 
 def classify(exc: BaseException) -> str:
     """The error_type for an exception raised by (or on behalf of) a plugin."""
     if isinstance(exc, PluginReportedError) and exc.error_type:
         named = exc.error_type
-        if isinstance(named, str) and _OWN_ERROR_TYPE.match(named):
+        if is_error_type(named):
             return named
         return classify_message(message_of(exc))
     if isinstance(

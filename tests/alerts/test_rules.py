@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.alerts.rules import parse
 from bridge.config import from_dict
 from bridge.errors import ConfigError
 
@@ -39,6 +40,10 @@ def _load(rules, channels=OPS):
         ({"channels": ["pager"]}, "alerts.rules.fail.channels: no such channel"),
         ({"channels": []}, "alerts.rules.fail.channels: expected a list of channel names"),
         ({"error_type": "timeout"}, "alerts.rules.fail.error_type: only error_count takes"),
+        (
+            {"metric": "error_count", "threshold": 3, "error_type": "Card Declined"},
+            "alerts.rules.fail.error_type: expected one of connection_error, forbidden",
+        ),
         ({"treshold": 3}, "alerts.rules.fail.treshold: unknown key"),
         ({"name": "bad name!"}, "alerts.rules.[0].name: expected a name"),
     ],
@@ -48,6 +53,13 @@ def test_a_bad_rule_is_one_line_naming_the_rule_and_key(change, message):
         _load([{**GOOD, **change}])
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("error_type", ["timeout", "card_declined"])
+def test_error_count_takes_a_built_in_error_type_or_one_a_plugin_names(error_type):
+    config = _load([{**GOOD, "metric": "error_count", "threshold": 3, "error_type": error_type}])
+    _, (rule,) = parse(config.alerts.channels, config.alerts.rules)
+    assert rule.metric == "error_count" and rule.error_type == error_type
 
 
 def test_duplicate_rule_names_are_refused():
