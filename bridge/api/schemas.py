@@ -158,7 +158,10 @@ PARSE_JSON = fields.Boolean(
 
 def _an_error_type(value: str) -> None:
     if not is_error_type(value):
-        raise ma.ValidationError("Expected an error type: " + ", ".join(ERROR_TYPES) + ".")
+        raise ma.ValidationError(
+            "Expected an error type: " + ", ".join(ERROR_TYPES) + ", or one a plugin names "
+            "(lowercase letters, digits and _, starting with a letter, at most 64)."
+        )
 
 
 class ExecutionListQuerySchema(StrictQuery):
