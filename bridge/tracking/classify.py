@@ -69,8 +69,9 @@ def _status_code(exc: BaseException) -> int | None:
 # A plugin may name its own error types: words, as the built-in ones are. Anything else
 # (a number, a list, a sentence) would be a stats row, a Prometheus label and a filter
 # value that nobody could type; its message is classified instead.
-OWN_ERROR_TYPE = r"^[a-z][a-z0-9_]{0,63}$"  # as the API documents it
-_OWN_ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_WORD = r"[a-z][a-z0-9_]{0,63}"
+OWN_ERROR_TYPE = f"^{_WORD}$"  # as the API documents it
+_OWN_ERROR_TYPE = re.compile(_WORD)
 
 
 def is_error_type(value: object) -> bool:

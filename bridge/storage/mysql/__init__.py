@@ -98,11 +98,8 @@ class MySQLStore(ServerStore):
     def _cursor(self, what: str = "read") -> Iterator[Any]:
         """A cursor on a pooled connection; the server's errors become StorageError (503)."""
         try:
-            with self._pool.connection() as conn:
-                if what != "read":
-                    isolate(conn, READ_COMMITTED)
-                with conn.cursor() as cur:
-                    yield cur
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
         except pymysql.Error as exc:
             raise StorageError(f"database {what} failed: {self._describe(exc)}") from None
 
@@ -123,6 +120,7 @@ class MySQLStore(ServerStore):
     def _write(self, fn: Callable[[Any], T]) -> T:
         """One statement, autocommit."""
         with self._cursor("write") as cur:
+            isolate(cur.connection, READ_COMMITTED)
             return fn(cur)
 
     def _make_writer(self, report: Callable[[str, BaseException], None]) -> MySQLGroupWriter:
