@@ -106,6 +106,12 @@ def test_insight_commands(setup):
     ):
         r = flask(*args)
         assert r.returncode == code and "Traceback" not in r.stderr, (args, r.stderr)
+    # An error type no run can have is refused, as the API refuses it, not listed as none.
+    for args in (("list", "--error-type", "Timeout"), ("export", "--error-type", "x y", "-o", "-")):
+        r = flask(*args)
+        assert r.returncode == 2 and "a type a plugin names" in r.stderr, (args, r.stderr)
+    r = flask("list", "--error-type", "validation_error", "--json")
+    assert [e["id"] for e in json.loads(r.stdout)["executions"]] == [ids["failed"]]
 
     r = flask("replay", ids["ok"], "--json")
     assert r.returncode == 0, r.stderr

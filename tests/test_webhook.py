@@ -105,7 +105,7 @@ def test_a_plugin_may_name_its_own_error_type_if_it_is_a_word(client, plugin_dir
     assert listed["total"] == 1 and listed["executions"][0]["plugin_name"] == "named"
     assert client.get("/api/v1/executions?error_type=Two%20Words").status_code == 422
     refused = _is_error_shape(client.get("/api/v1/executions?error_type=upstream_rejected%0A"), 422)
-    assert "or one a plugin names" in refused["errors"]["error_type"][0]
+    assert "or a type a plugin names" in refused["errors"]["error_type"][0]
 
 
 def test_status_error_result_counts_as_failure(client):

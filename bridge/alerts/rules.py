@@ -13,8 +13,7 @@ from typing import Any
 
 from bridge.config.values import parse_duration, resolve_env
 from bridge.errors import ConfigError
-from bridge.model import ERROR_TYPES
-from bridge.tracking.classify import is_error_type
+from bridge.tracking.classify import ERROR_TYPE_RULE, is_error_type
 
 METRICS = (
     "failure_rate",
@@ -180,8 +179,7 @@ def parse_rule(i: int, raw: Any, channels: Mapping[str, Channel], error_groups: 
         why = (
             "only error_count takes an error_type"
             if metric != "error_count"
-            else f"expected one of {', '.join(sorted(ERROR_TYPES))}, or a type a plugin "
-            "names (lowercase letters, digits and _, starting with a letter, at most 64)"
+            else f"expected {ERROR_TYPE_RULE}"
         )
         raise ConfigError(key("error_type"), error_type, why)
     for_ = _duration(raw, "for", key("for"), 0.0)

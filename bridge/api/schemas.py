@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 from bridge import clock
 from bridge.model import ERROR_TYPES, Status
 from bridge.storage.series import GRAINS, MAX_BUCKETS, MAX_MINUTE_SPAN
-from bridge.tracking.classify import OWN_ERROR_TYPE, is_error_type
+from bridge.tracking.classify import ERROR_TYPE_RULE, OWN_ERROR_TYPE, is_error_type
 from bridge.tracking.fingerprint import FINGERPRINT_PATTERN
 
 MAX_LIMIT = 1000
@@ -158,10 +158,7 @@ PARSE_JSON = fields.Boolean(
 
 def _an_error_type(value: str) -> None:
     if not is_error_type(value):
-        raise ma.ValidationError(
-            "Expected an error type: " + ", ".join(ERROR_TYPES) + ", or one a plugin names "
-            "(lowercase letters, digits and _, starting with a letter, at most 64)."
-        )
+        raise ma.ValidationError(f"Expected an error type: {ERROR_TYPE_RULE}.")
 
 
 class ExecutionListQuerySchema(StrictQuery):

@@ -12,14 +12,23 @@ from flask.cli import AppGroup
 from bridge import clock
 from bridge.cli.output import JSON_OPTION, PROBLEM, emit_json, ms, store, table
 from bridge.insight.errors import require_group
-from bridge.model import ERROR_TYPES, ExecutionFilter, Status
+from bridge.model import ExecutionFilter, Status
 from bridge.storage.stats import list_page, window_stats
+from bridge.tracking.classify import ERROR_TYPE_RULE, is_error_type
 
 TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
 
 
 def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _error_type(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """As the list's error_type: a value no run can have is a usage error, not an empty
+    list."""
+    if value is not None and not is_error_type(value):
+        raise click.BadParameter(f"{value!r}: expected {ERROR_TYPE_RULE}")
+    return value
 
 
 def filter_options(fn):  # type: ignore[no-untyped-def]
@@ -29,7 +38,9 @@ def filter_options(fn):  # type: ignore[no-untyped-def]
             click.option("--plugin"),
             click.option("--status", type=click.Choice([s.value for s in Status])),
             click.option(
-                "--error-type", help=f"One of {', '.join(ERROR_TYPES)}, or a plugin's own."
+                "--error-type",
+                callback=_error_type,
+                help=f"{ERROR_TYPE_RULE[0].upper()}{ERROR_TYPE_RULE[1:]}.",
             ),
             click.option("--error-group", help="A fingerprint from `flask bridge errors`."),
             click.option("--trace-id"),

@@ -14,6 +14,7 @@ import ssl
 import urllib.error
 
 from bridge.errors import PluginReportedError, PluginTimeout
+from bridge.model import ERROR_TYPES
 
 # Class names of popular HTTP clients' errors, matched along the MRO so the bridge
 # need not import requests, httpx or urllib3 to recognise them.
@@ -72,6 +73,11 @@ def _status_code(exc: BaseException) -> int | None:
 _WORD = r"[a-z][a-z0-9_]{0,63}"
 OWN_ERROR_TYPE = f"^{_WORD}$"  # as the API documents it
 _OWN_ERROR_TYPE = re.compile(_WORD)
+# What an error type may be, as the API, the CLI and the alert rules say it.
+ERROR_TYPE_RULE = (
+    f"one of {', '.join(ERROR_TYPES)}, or a type a plugin names (lowercase letters, "
+    "digits and _, starting with a letter, at most 64)"
+)
 
 
 def is_error_type(value: object) -> bool:

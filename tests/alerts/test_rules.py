@@ -42,7 +42,7 @@ def _load(rules, channels=OPS):
         ({"error_type": "timeout"}, "alerts.rules.fail.error_type: only error_count takes"),
         (
             {"metric": "error_count", "threshold": 3, "error_type": "Card Declined"},
-            "alerts.rules.fail.error_type: expected one of connection_error, forbidden",
+            "alerts.rules.fail.error_type: expected one of timeout, connection_error",
         ),
         ({"treshold": 3}, "alerts.rules.fail.treshold: unknown key"),
         ({"name": "bad name!"}, "alerts.rules.[0].name: expected a name"),
