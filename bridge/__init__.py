@@ -13,11 +13,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
 __version__ = "0.1.0"
 
 log = logging.getLogger(__name__)
+
+
+class BridgeFlask(Flask):
+    def make_default_options_response(self) -> Response:
+        """OPTIONS: 204 with the Allow header, where Flask answers 200 with an empty
+        text/html page."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        response.headers.pop("Content-Type", None)
+        return response
 
 
 def configure_logging(settings: Any) -> None:
@@ -61,7 +71,7 @@ def create_app(config: Any = None) -> Flask:
     else:
         cfg = load(config if isinstance(config, str | Path) else None)
 
-    app = Flask(__name__)
+    app = BridgeFlask(__name__)
     # Werkzeug answers a path with "//" by a 308 redirect to the merged one, an HTML
     # page: unmerged, such a path matches nothing and is the API's JSON 404.
     app.url_map.merge_slashes = False

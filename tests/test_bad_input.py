@@ -461,3 +461,18 @@ def test_hostile_trace_id_header_is_replaced(env):
     assert trace_id != "' OR 1=1 --" and trace_id == response.get_json()["trace_id"]
     listed = client.get("/api/v1/executions", query_string={"trace_id": trace_id}).get_json()
     assert listed["total"] == 1
+
+
+@pytest.mark.parametrize(
+    "url,allowed",
+    [
+        ("/api/v1/executions", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/v1/webhook/ok", {"GET", "POST", "PUT", "OPTIONS"}),
+        ("/health", {"GET", "HEAD", "OPTIONS"}),
+    ],
+)
+def test_options_is_204_with_allow_and_no_page(env, url, allowed):
+    response = request_unchanged(env, "OPTIONS", url)
+    assert response.status_code == 204
+    assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert "Content-Type" not in response.headers and response.get_data() == b""
