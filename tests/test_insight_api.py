@@ -206,6 +206,10 @@ def test_replay_bad_requests(client):
     first = _post(client, "ok").get_json()["execution_id"]
     _error_shape(client.post(f"/api/v1/executions/{first}/replay", data="[1]"), 400)
     _error_shape(client.post(f"/api/v1/executions/{first}/replay", data="{"), 400)
+    # It takes no query parameters: `?async=true`, as a webhook takes, is not ignored.
+    body = _error_shape(client.post(f"/api/v1/executions/{first}/replay?async=true"), 422)
+    assert "async" in body["errors"]
+    assert client.get("/api/v1/executions").get_json()["total"] == 1  # nothing ran
 
 
 def test_replay_needs_the_write_scope(make_app):

@@ -21,7 +21,7 @@ from bridge.api.insight_schemas import (
     ErrorsQuerySchema,
     ExportQuerySchema,
 )
-from bridge.api.schemas import ErrorSchema
+from bridge.api.schemas import ErrorSchema, StrictQuery
 from bridge.api.webhook import (
     REQUEST_BODY,
     WebhookErrorSchema,
@@ -141,16 +141,18 @@ class Replay(MethodView):
             "description": "Edited input (a JSON object); without a body, the stored input is used",
         }
     )
+    @blp.arguments(StrictQuery, location="query", unknown=RAISE)  # it takes none
     @blp.response(200, WebhookResponseSchema)
     @blp.alt_response(400, schema=ErrorSchema, description="Edited input not a JSON object")
     @blp.alt_response(404, schema=ErrorSchema, description="No execution (or plugin) by that id")
     @blp.alt_response(405, schema=ErrorSchema, description="The plugin no longer takes the method")
     @blp.alt_response(409, schema=ErrorSchema, description="Stored input truncated or redacted")
+    @blp.alt_response(422, schema=ErrorSchema, description="A query parameter (it takes none)")
     @blp.alt_response(429, schema=ErrorSchema, description="The plugin is at max_concurrency")
     @blp.alt_response(500, schema=WebhookErrorSchema, description="The plugin failed")
     @blp.alt_response(503, schema=WebhookErrorSchema, description="Runner saturated, or no store")
     @blp.alt_response(504, schema=WebhookErrorSchema, description="The plugin timed out")
-    def post(self, execution_id: str) -> Response:
+    def post(self, _args: dict[str, Any], execution_id: str) -> Response:
         """Run the plugin again with the stored input (or the body's), answered like a
         webhook; the new run's `replay_of` names this one."""
         record = _store().get(execution_id) if len(execution_id) <= 100 else None
