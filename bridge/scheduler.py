@@ -4,6 +4,9 @@ Under gunicorn every worker builds the app, but exactly one runs the jobs: the o
 holding the store's leader lock (for SQLite, a file lock beside the database). The
 others stand by and try the lock again every few seconds, so if the leader's process
 dies (its lock is freed) another worker takes over.
+
+Each job's latest run is kept in the database too (state `job:<name>`), so that
+`/health` answered by any worker, or any host, says when a job failed.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from bridge.storage.alerts import AlertStore
 from bridge.storage.base import LeaderLock
 from bridge.storage.cleanup import cleanup
 from bridge.storage.rollup import rollup
-from bridge.tracking.tracker import Tracker
+from bridge.tracking.tracker import Tracker, worker_id
 
 log = logging.getLogger(__name__)
+
+JOB_STATE = "job:"  # + the job's name: its latest run, whichever process ran it
+MAX_ERROR_CHARS = 500
 
 
 class Scheduler:
@@ -94,42 +100,96 @@ class Scheduler:
             with contextlib.suppress(Exception):
                 scheduler.shutdown(wait=False)
 
-    def _start_jobs(self) -> None:
+    def _jobs(self) -> tuple[tuple[str, Any, Any, bool], ...]:
+        """The jobs the leader runs: name, function, interval, and whether it also runs
+        a second after start-up."""
         tracking = self.config.execution_tracking
+        jobs = (
+            ("cleanup", self.run_cleanup, tracking.cleanup_interval, True),
+            ("rollup", self.run_rollup, tracking.metrics_aggregation_interval, True),
+            ("stale", self.tracker.recover_stale, tracking.stale_check_interval, False),
+        )
+        if self.alerts is not None and self.alerts.enabled:
+            jobs += (("alerts", self.alerts.evaluate, self.alerts.interval, True),)
+        return jobs
+
+    def _start_jobs(self) -> None:
         scheduler = BackgroundScheduler(
             timezone="UTC",
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         soon = clock.utcnow() + timedelta(seconds=1)
-        jobs = (  # cleanup and rollup also run a second after start-up
-            ("cleanup", self.run_cleanup, tracking.cleanup_interval, soon),
-            ("rollup", self.run_rollup, tracking.metrics_aggregation_interval, soon),
-            ("stale", self.tracker.recover_stale, tracking.stale_check_interval, None),
-        )
-        if self.alerts is not None and self.alerts.enabled:
-            jobs += (("alerts", self.alerts.evaluate, self.alerts.interval, soon),)
-        for name, fn, interval, first in jobs:
+        for name, fn, interval, at_start in self._jobs():
             scheduler.add_job(
                 self._job,
                 "interval",
                 args=[name, fn],
                 id=name,
                 seconds=float(interval),
-                **({"next_run_time": first} if first else {}),
+                **({"next_run_time": soon} if at_start else {}),
             )
         scheduler.start()
         self._scheduler = scheduler
         log.info("✅ Execution cleanup worker started")
 
     def _job(self, name: str, fn: Any) -> None:
-        started = clock.utcnow()
+        run: dict[str, Any] = {"at": clock.utcnow().isoformat(), "worker": worker_id()}
         try:
-            result = fn()
-            self.last_runs[name] = {"at": started.isoformat(), "ok": True, "result": result}
+            run.update(ok=True, result=fn())
         except Exception as exc:
-            self.last_runs[name] = {"at": started.isoformat(), "ok": False, "error": str(exc)}
+            run.update(ok=False, error=str(exc)[:MAX_ERROR_CHARS])
             log.exception("Background job %s failed", name)
-        self.tracker.events.emit(JobFinished(name, self.last_runs[name]["ok"]))
+        self.last_runs[name] = run
+        store = self.storage.live_store
+        if store is not None:
+            try:
+                store.write(lambda w: w.set_state(f"{JOB_STATE}{name}", run))
+            except Exception as exc:  # /health of this process still has it
+                log.debug("The outcome of job %s was not stored: %s", name, exc)
+        self.tracker.events.emit(JobFinished(name, run["ok"]))
+
+    def latest_runs(self) -> dict[str, dict[str, Any]]:
+        """Each job's latest run, whichever process ran it: the database's, or this
+        process's where it is later (or the database cannot be read)."""
+        runs: dict[str, dict[str, Any]] = {}
+        store = self.storage.live_store
+        if self.enabled and store is not None:
+            try:
+                with store.snapshot() as reader:
+                    kept = reader.states(JOB_STATE)
+                runs = {key[len(JOB_STATE) :]: run for key, run in kept.items()}
+            except Exception as exc:  # the storage check says why
+                log.debug("The jobs' latest runs were not read: %s", exc)
+        for name, run in self.last_runs.items():
+            if name not in runs or str(runs[name].get("at")) < run["at"]:
+                runs[name] = run
+        return {name: runs[name] for name, *_ in self._jobs() if name in runs}
+
+    def health(self) -> dict[str, Any]:
+        """/health's scheduler check: degraded while a job's latest run failed."""
+        runs = self.latest_runs()
+        failed = [
+            f"job {name} failed at {run.get('at')} ({run.get('worker')}): {run.get('error')}"
+            for name, run in runs.items()
+            if not run.get("ok")
+        ]
+        return {
+            "status": "degraded" if failed else "healthy",
+            "message": "; ".join(failed),
+            **self.status(),
+            "last_runs": runs,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """This process's part: whether it leads, and its jobs' next runs."""
+        jobs = [
+            {
+                "id": job.id,
+                "next_run_time": job.next_run_time.isoformat() if job.next_run_time else None,
+            }
+            for job in (self._scheduler.get_jobs() if self._scheduler is not None else ())
+        ]
+        return {"enabled": self.enabled, "leader": self.is_leader, "pid": os.getpid(), "jobs": jobs}
 
     def run_cleanup(self) -> int:
         store = self.storage.require()
@@ -144,26 +204,6 @@ class Scheduler:
 
     def run_rollup(self) -> int:
         return rollup(self.storage.require(), clock.utcnow())
-
-    def status(self) -> dict[str, Any]:
-        jobs = []
-        if self._scheduler is not None:
-            for job in self._scheduler.get_jobs():
-                jobs.append(
-                    {
-                        "id": job.id,
-                        "next_run_time": job.next_run_time.isoformat()
-                        if job.next_run_time
-                        else None,
-                    }
-                )
-        return {
-            "enabled": self.enabled,
-            "leader": self.is_leader,
-            "pid": os.getpid(),
-            "jobs": jobs,
-            "last_runs": dict(self.last_runs),
-        }
 
     def shutdown(self) -> None:
         self._stop.set()

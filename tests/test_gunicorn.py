@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -297,3 +298,50 @@ def test_a_sync_delivery_and_an_async_duplicate_run_the_plugin_once(server):
     time.sleep(0.3)  # a second run of a key, if there were one, would show by now
     assert len(runs.read_text().splitlines()) == len(keys)
     assert all(sorted(codes) in ([200, 200], [200, 202]) for codes in answers.values())
+
+
+def test_a_failing_job_shows_in_health_from_every_worker(gunicorn):
+    """The leader's cleanup fails (a table it writes is gone): /health says so whichever
+    worker answers, and says healthy again once a run succeeds."""
+    with gunicorn(execution_tracking={"cleanup_interval": "1s"}) as server:
+
+        def schedulers(seconds: float = 10) -> dict[int, dict]:
+            seen: dict[int, dict] = {}
+            deadline = time.monotonic() + seconds
+            while len(seen) < 2 and time.monotonic() < deadline:
+                health = requests.get(f"{server.base}/health", timeout=5)
+                assert health.status_code == 200  # degraded, not unhealthy
+                check = health.json()["checks"]["scheduler"]
+                seen[check["pid"]] = {
+                    **check,
+                    "checks": {k: c["status"] for k, c in health.json()["checks"].items()},
+                }
+            assert len(seen) == 2, seen
+            return seen
+
+        def until(cleanup_ok: bool) -> dict[int, dict]:
+            deadline = time.monotonic() + 20
+            while True:
+                seen = schedulers()
+                runs = [s["last_runs"].get("cleanup") for s in seen.values()]
+                if all(r is not None and r["ok"] is cleanup_ok for r in runs):
+                    return seen
+                assert time.monotonic() < deadline, seen
+                time.sleep(0.2)
+
+        for check in until(cleanup_ok=True).values():
+            assert check["status"] == "healthy" and check["message"] == "", check
+        conn = sqlite3.connect(server.db, timeout=10)
+        conn.execute("ALTER TABLE alert_events RENAME TO alert_events_away")
+        conn.commit()
+        seen = until(cleanup_ok=False)
+        assert sorted(s["leader"] for s in seen.values()) == [False, True]
+        for check in seen.values():
+            assert check["status"] == "degraded" and check["checks"]["storage"] == "healthy", check
+            assert "job cleanup failed at" in check["message"], check
+            assert "no such table: alert_events" in check["message"], check
+        conn.execute("ALTER TABLE alert_events_away RENAME TO alert_events")
+        conn.commit()
+        conn.close()
+        for check in until(cleanup_ok=True).values():
+            assert check["status"] == "healthy", check["checks"]

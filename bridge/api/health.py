@@ -68,7 +68,7 @@ def health_report() -> tuple[dict[str, Any], int]:
         }
     scheduler = ext.get("bridge.scheduler")
     if scheduler is not None:
-        checks["scheduler"] = {"status": "healthy", **scheduler.status()}
+        checks["scheduler"] = scheduler.health()
     states = [c["status"] for c in checks.values()]
     overall = (
         "unhealthy" if "unhealthy" in states else "degraded" if "degraded" in states else "healthy"

@@ -149,13 +149,19 @@ def test_two_hosts_on_one_database(shared, tmp_path, plugin_dir):
                 assert (dead.status, dead.error_type) == (Status.FAILED, "interrupted")
                 assert store.get(f"live-host:1-{n}").status is Status.RUNNING
 
-            # Cleanup (every second here) runs in the leader only.
+            # Cleanup (every second here) runs in the leader only; both hosts' /health
+            # show its latest run, from the database.
+            leader_worker = f":{_health(leader.base)['checks']['scheduler']['pid']}"
             _until(
-                lambda: "cleanup" in _health(leader.base)["checks"]["scheduler"]["last_runs"],
+                lambda: "cleanup" in _health(other.base)["checks"]["scheduler"]["last_runs"],
                 "cleaned up",
                 20,
             )
-            assert "cleanup" not in _health(other.base)["checks"]["scheduler"]["last_runs"]
+            for _ in range(20):  # two seconds: two runs at least
+                for host in (leader, other):
+                    run = _health(host.base)["checks"]["scheduler"]["last_runs"]["cleanup"]
+                    assert run["ok"] and run["worker"].endswith(leader_worker), run
+                time.sleep(0.1)
 
             # One delivery sent to both hosts at once runs its plugin once.
             key = f"dup-{uuid.uuid4().hex}"
