@@ -71,7 +71,9 @@ class Evaluator:
                     value,
                     new.since,
                     now,
-                    runs_link(self.public_url, rule, plugin, now),
+                    runs_link(
+                        self.public_url, rule, plugin, now, windows.get(rule.window, {}).get(plugin)
+                    ),
                 )
                 events.append(
                     AlertEvent(

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from bridge.alerts.rules import DURATION_METRICS, Rule
 from bridge.clock import rfc3339
 from bridge.storage.alerts import FIRED, REMINDED, RESOLVED, TEST
+from bridge.storage.rollups import Aggregate
 
 _VERB = {
     FIRED: "FIRING",
@@ -98,14 +99,22 @@ class Notification:
         }
 
 
-def runs_link(base: str, rule: Rule, plugin: str, now: datetime) -> str:
-    """The executions API filtered to the plugin's runs of the window (failed ones,
-    where failures made the rule fire)."""
+def runs_link(
+    base: str, rule: Rule, plugin: str, now: datetime, window: Aggregate | None = None
+) -> str:
+    """The executions API filtered to the plugin's runs of the window. Where failures
+    made the rule fire, those of their status: `failed`, or `timeout` when the window's
+    (`window`, if known) are all timeouts; when they are both, every run of the window
+    (the list has no filter for two statuses), as for a streak of consecutive failures,
+    which is the newest runs."""
     query: dict[str, str] = {"since": rfc3339(now - timedelta(seconds=rule.window))}
     if plugin and plugin != "*":
         query["plugin"] = plugin
     if rule.error_type:  # its runs, whatever their status (a timeout's is `timeout`)
         query["error_type"] = rule.error_type
-    elif rule.metric in ("failure_rate", "error_count", "consecutive_failures"):
-        query["status"] = "failed"
+    elif rule.metric in ("failure_rate", "error_count"):
+        if window is None or not window.timeout:
+            query["status"] = "failed"
+        elif not window.failed:
+            query["status"] = "timeout"
     return f"{base.rstrip('/')}/api/v1/executions?{urlencode(query)}"

@@ -259,3 +259,25 @@ def test_new_error_group_fires_for_a_fingerprint_never_seen_before(bridge, froze
     frozen_clock.advance(300)
     b.runs(1, Status.FAILED, error_group="fp-new")
     assert b.evaluate() == [("fired", "github")]
+
+
+def test_a_failure_rate_link_lists_the_failures_of_the_window_timeouts_included(
+    bridge, frozen_clock
+):
+    """A run that timed out is a failure: the link shows it beside the failed ones."""
+    b = bridge(_rule(plugin="*", **{"for": "0s"}))
+    b.runs(1)  # r1: github, every failure of it timed out
+    b.runs(3, Status.TIMEOUT)
+    b.runs(1, plugin="gitlab")  # r5: gitlab, failed and timed out
+    b.runs(1, Status.FAILED, plugin="gitlab")
+    b.runs(2, Status.TIMEOUT, plugin="gitlab")
+    notes = {n.plugin: n for n in b.alerts.evaluator(frozen_clock).evaluate()}
+    assert sorted(notes) == ["github", "gitlab"]
+
+    def listed(plugin):
+        link = notes[plugin].link
+        answer = b.app.test_client().get(link[link.index("/api/") :]).get_json()
+        return sorted(e["id"] for e in answer["executions"])
+
+    assert listed("github") == ["r2", "r3", "r4"]
+    assert listed("gitlab") == ["r5", "r6", "r7", "r8"]  # the window's runs
