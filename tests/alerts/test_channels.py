@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -154,6 +155,27 @@ def test_a_receiver_that_fails_is_retried_then_recorded_as_failed(receiver):
     assert len(receiver.received) == 3  # tried three times
     assert outcome == failures[0] and not outcome.ok and outcome.attempts == 3
     assert "503" in outcome.error
+
+
+def test_deliveries_queued_at_shutdown_are_recorded_as_failed_and_it_returns(receiver):
+    receiver.hang = threading.Event()
+    chans, note = _setup({"slow": {"type": "webhook", "url": receiver.url}})
+    failures: list[Outcome] = []
+    delivery = Delivery(chans, 1.0, 1, 0.05, lambda n, o: failures.append(o))
+    first, *queued = (delivery.submit(note, ["slow"])[0] for _ in range(3))
+    deadline = time.monotonic() + 5
+    while not first.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopping = threading.Thread(target=delivery.shutdown, daemon=True)
+    stopping.start()
+    stopping.join(5)
+    assert not stopping.is_alive(), "shutdown hung with deliveries queued"
+    assert all(f.cancelled() for f in queued)
+    assert "timed out" in first.result(5).error  # the one under way ends on its own
+    dropped = [o for o in failures if o.attempts == 0]
+    assert dropped == 2 * [Outcome("slow", False, 0, "not sent: the bridge shut down first")]
+    assert len(failures) == 3
 
 
 def test_a_hanging_receiver_times_out_and_delays_no_other_channel(receiver):
