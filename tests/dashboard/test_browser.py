@@ -27,7 +27,11 @@ def count(n: int) -> str:
 
 
 def percent(p: float) -> str:
-    return f"{p:.0f}%" if p >= 99.95 or p == 0 else f"{p:.1f}%"
+    if 99.9 < p < 100:
+        return ">99.9%"
+    if 0 < p < 0.1:
+        return "<0.1%"
+    return f"{p:.0f}%" if p in (0, 100) else f"{p:.1f}%"
 
 
 def duration(ns: int) -> str:
@@ -409,3 +413,65 @@ def test_filters_replays_history_and_odd_urls(page, served):
     open_dashboard(page, served, "?window=constructor&since=yesterday")
     expect(page.locator("#page-error")).to_be_hidden()
     assert errors == []
+
+
+def test_a_slow_answer_for_an_older_window_never_overwrites_the_newer_one(page, served):
+    """30d is asked for and its series answer late; meanwhile 24h is asked for and drawn:
+    the late 30d answers change nothing."""
+    open_dashboard(page, served)
+    held: list[Any] = []
+
+    def hold_30d(route: Any) -> None:
+        query = parse_qs(urlparse(route.request.url).query)
+        if query.get("grain") == ["day"] and "plugin_buckets" not in query:
+            held.append(route)  # let through below, once the newer window is drawn
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/executions/timeseries*", hold_30d)
+    page.locator("[data-window='30d']").click()
+    page.wait_for_function("() => document.body.dataset.loading === 'true'")
+    assert len(held) == 2  # the window and the one before it
+    page.locator("[data-window='24h']").click()
+    wait_reloaded(page, 2)
+    points = page.locator("#runs-chart g.point")
+    expect(points).to_have_count(24)
+    for route in held:
+        with page.expect_response(route.request.url):
+            route.continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 500))")  # let them land
+    expect(points).to_have_count(24)
+    expect(page.locator("[data-window='24h']")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "2")
+    expect(page.locator("body")).to_have_attribute("data-loading", "false")
+
+
+def test_a_rate_near_100_or_0_percent_is_never_rounded_to_it(page, served):
+    open_dashboard(page, served)
+    shown = page.evaluate(
+        """async () => {
+            const fmt = await import(document.querySelector("link[href$='format.js']").href);
+            return [99.96, 99.94, 99.9, 100, 0.04, 0, 50].map(fmt.percent);
+        }"""
+    )
+    assert shown == [">99.9%", ">99.9%", "99.9%", "100%", "<0.1%", "0%", "50.0%"]
+
+
+def test_bucket_labels_name_utc_days_and_the_weekday_of_hours(browser, served):
+    """West of UTC, a day bucket (a UTC day) keeps its UTC date; a 7-day chart of hours
+    names each one's weekday, a 24-hour one only the time."""
+    context = browser.new_context(timezone_id="America/Los_Angeles", locale="en-US")
+    try:
+        page = context.new_page()
+        open_dashboard(page, served)
+        labels = page.evaluate(
+            """async () => {
+                const fmt = await import(document.querySelector("link[href$='format.js']").href);
+                const start = "2026-03-10T02:00:00Z";  // 7 pm on March 9 in Los Angeles
+                return [fmt.bucketLabel(start.replace("02:", "00:"), "day"),
+                        fmt.bucketLabel(start, "hour", true), fmt.bucketLabel(start, "hour")];
+            }"""
+        )
+        assert labels == ["Mar 10", "Mon 07:00 PM", "07:00 PM"]
+    finally:
+        context.close()

@@ -21,6 +21,16 @@ const PAGE_SIZE = 25;
 const LIVE_EVERY_MS = 5000;
 
 const $ = (sel) => document.querySelector(sel);
+
+// Each panel draws only the answer to its latest request: a slow answer to an older one
+// (another window, an earlier page) never overwrites a newer one. `latest("runs")`
+// returns whether that request is still the panel's latest.
+const asked = new Map();
+function latest(panel) {
+  const n = (asked.get(panel) || 0) + 1;
+  asked.set(panel, n);
+  return () => asked.get(panel) === n;
+}
 const tooltip = () => $("#tooltip");
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -146,7 +156,9 @@ function drawKpis(cur, prev) {
 }
 
 function drawCharts(cur) {
-  const label = (b) => fmt.bucketLabel(b.start, cur.grain);
+  const starts = cur.buckets.map((b) => Date.parse(b.start));
+  const days = starts.length > 1 && starts[starts.length - 1] - starts[0] >= 86400000;
+  const label = (b) => fmt.bucketLabel(b.start, cur.grain, days);
   const buckets = cur.buckets.map((b) => ({
     ...b,
     failed_only: b.failed_executions - b.timeout_executions - b.canceled_executions,
@@ -328,12 +340,14 @@ function resetPages() {
 }
 
 async function loadRuns() {
+  const current = latest("runs");
   const shown = $("#runs-error");
   shown.hidden = true;
   let page;
   try {
     page = await get("/api/v1/executions", { ...runFilter(), limit: PAGE_SIZE, cursor: pages.cursors[pages.index] });
   } catch (e) {
+    if (!current()) return;
     if (!(e instanceof ApiError) || e.status >= 500 || e.status === 401) throw e;
     const fields = e.body && e.body.errors ? Object.entries(e.body.errors).map(([k, v]) => `${k}: ${messages(v).join(" ")}`).join("; ") : "";
     shown.textContent = `${e.message}${fields ? ` (${fields})` : ""}`;
@@ -341,6 +355,7 @@ async function loadRuns() {
     $("#runs-table tbody").replaceChildren();
     return;
   }
+  if (!current()) return;
   pages.cursors[pages.index + 1] = page.next_cursor;
   $("#runs-total").textContent = `${fmt.count(page.total)}${page.total_is_estimate ? " (about)" : ""} matching`;
   $("#runs-page").textContent = `page ${pages.index + 1}`;
@@ -612,11 +627,13 @@ async function loadStorage() {
 }
 
 async function loadLive() {
+  const current = latest("live");
   const now = Date.now();
   const [running, lastMinute] = await Promise.all([
     get("/api/v1/executions", { status: "running", plugin: state.plugin, limit: 1 }),
     get("/api/v1/executions", { since: iso(now - 60000), plugin: state.plugin, limit: 1 }),
   ]);
+  if (!current()) return;
   $("#live-inflight").textContent = fmt.count(running.total);
   $("#live-rate").textContent = fmt.count(lastMinute.total);
   $("#live-state").textContent = `updated ${new Date(now).toLocaleTimeString()}`;
@@ -644,6 +661,7 @@ function setPlugin(plugin) {
 }
 
 async function loadAll() {
+  const current = latest("page");
   const r = range();
   document.body.dataset.loading = "true";
   $("#page-error").hidden = true;
@@ -664,23 +682,29 @@ async function loadAll() {
   const others = Promise.all([loadRuns(), loadLive()]);
   try {
     const [cur, prev, week] = await series;
+    if (!current()) return;
     drawKpis(cur, prev);
     drawCharts(cur);
     Object.assign(last, { cur, week });
     drawPlugins(cur, week);
     $("#plugin-names").replaceChildren(...cur.plugins.map((p) => new Option(p.plugin)));
-    drawErrors(await groups, cur);
+    const errors = await groups;
+    if (!current()) return;
+    drawErrors(errors, cur);
     await others;
-    if (state.run) {
+    if (state.run && current()) {
       await Promise.all([featuresKnown, accessKnown]);
       await openRun(state.run, true);
     }
   } catch (e) {
+    if (!current()) return;
     if (e instanceof ApiError && e.status === 401) askForKey(`The key was not accepted: ${e.message}`);
     else showError(e);
   } finally {
     // Settled, so that a failed panel leaves no unhandled rejection behind.
     await Promise.allSettled([series, groups, others]);
+    // A newer load draws the rest, and says when the page is loaded.
+    if (!current()) return;
     if (!performance.getEntriesByName("dashboard-drawn").length) performance.mark("dashboard-drawn");
     // Storage last, at the foot of the page: its record count reads every row's index
     // entry, so it would slow the panels above if asked at the same time.

@@ -26,7 +26,10 @@ export function duration(ns) {
 
 export function percent(p) {
   if (p === null || p === undefined) return "–";
-  return `${p >= 99.95 || p === 0 ? p.toFixed(0) : p.toFixed(1)}%`;
+  // Never 100% while a run failed, nor 0% while one did: rounding would say so.
+  if (p > 99.9 && p < 100) return ">99.9%";
+  if (p > 0 && p < 0.1) return "<0.1%";
+  return `${p === 100 || p === 0 ? p.toFixed(0) : p.toFixed(1)}%`;
 }
 
 export function bytes(n) {
@@ -54,8 +57,14 @@ export function ago(iso, now = Date.now()) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
-export function bucketLabel(iso, grain) {
+// A bucket's label: a day bucket is a UTC day, named by its UTC date (a browser west of
+// UTC would name the day before); hours and minutes in local time, with the weekday
+// when the buckets span days.
+export function bucketLabel(iso, grain, days = false) {
   const t = new Date(iso);
-  if (grain === "day") return t.toLocaleDateString(undefined, { month: "short", day: "numeric" });
-  return t.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (grain === "day") {
+    return t.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+  }
+  const time = { hour: "2-digit", minute: "2-digit" };
+  return t.toLocaleString(undefined, days ? { weekday: "short", ...time } : time);
 }
