@@ -505,8 +505,8 @@ class PluginSeriesSchema(ma.Schema):
     last_seen = RFC3339(
         allow_none=True,
         metadata={
-            "description": "Its latest run in the range (the end of the hour or day "
-            "where only rollups tell)"
+            "description": "Its latest run in the range (for a run cleanup deleted, the "
+            "end of its hour or day, which the rollups keep)"
         },
     )
     summary = fields.Nested(SeriesFiguresSchema)

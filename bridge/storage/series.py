@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bridge.model import ExecutionFilter
 from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore
 from bridge.storage.rollup import ALL_PLUGINS, EPOCH, watermark
 from bridge.storage.rollups import Aggregate
@@ -45,6 +46,8 @@ class _Buckets:
         default_factory=lambda: defaultdict(lambda: defaultdict(Aggregate))
     )
     last_seen: dict[str, datetime] = field(default_factory=dict)
+    # Plugins whose last_seen is a rollup bucket's end: no raw run of theirs was read.
+    rolled_only: set[str] = field(default_factory=set)
 
     def index(self, t: datetime) -> int | None:
         i = int((t - self.start).total_seconds()) // self.step
@@ -60,7 +63,9 @@ class _Buckets:
             self.plugins[plugin][i].merge(agg)
         if agg.total:
             seen = t + timedelta(seconds=span)
-            self.last_seen[plugin] = max(self.last_seen.get(plugin, seen), seen)
+            if seen >= self.last_seen.get(plugin, seen):
+                self.last_seen[plugin] = seen
+                self.rolled_only.add(plugin)
 
     def add(self, plugin: str, t: datetime, status: str, error_type: str, duration: int) -> None:
         i = self.index(t)
@@ -70,7 +75,9 @@ class _Buckets:
         self.summaries[plugin].add(status, error_type, duration)
         if self.per_plugin:
             self.plugins[plugin][i].add(status, error_type, duration)
-        self.last_seen[plugin] = max(self.last_seen.get(plugin, t), t)
+        if t >= self.last_seen.get(plugin, t):
+            self.last_seen[plugin] = t
+            self.rolled_only.discard(plugin)
 
 
 def series(
@@ -83,7 +90,8 @@ def series(
 ) -> dict[str, Any]:
     """Buckets of `grain` from the one holding `since` up to `until`, oldest first, each
     with its counts and percentiles; the range's summary; each plugin's summary and when
-    it last ran in the range (to the hour where rollups answer), and with
+    it last ran in the range (the end of a rollup's hour or day for a run no longer
+    stored), and with
     `plugin_buckets` its buckets too."""
     start = floor_to(since, grain)
     step = GRAINS[grain]
@@ -107,6 +115,12 @@ def series(
             raw_from = hourly_upto
         for run in reader.finished_runs(raw_from, until, plugin):
             b.add(run.plugin, run.start, run.status, run.error_type, run.duration)
+        for name in b.rolled_only:  # the run itself, while it is stored: one index probe
+            newest, _ = reader.page(
+                ExecutionFilter(plugin=name, since=start, until=until), 1, 0, None
+            )
+            if newest:
+                b.last_seen[name] = newest[0].start_time
     return {
         "grain": grain,
         "since": start,

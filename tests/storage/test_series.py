@@ -98,3 +98,20 @@ def test_days_stay_after_cleanup_deletes_their_runs(history):
     cleanup(history, 1, NOW)  # rolls up, then deletes every run older than a day
     after = series(history, NOW - timedelta(days=4), NOW, "day", plugin_buckets=True)
     assert _shape(after) == _shape(before)
+
+
+def test_a_plugins_last_run_is_exact_while_it_is_stored(history):
+    """Read from rollups, a plugin's last run is still its run's start; once cleanup has
+    deleted the run, the end of the hour the rollups keep."""
+
+    def last_seen() -> dict[str, object]:
+        doc = series(history, NOW - timedelta(days=3), NOW, "hour")
+        return {p["plugin"]: p["last_seen"] for p in doc["plugins"]}
+
+    raw = last_seen()
+    assert raw["a"] == NOW - timedelta(hours=1)
+    rollup(history, NOW + timedelta(hours=2))  # every run's hour rolled up
+    assert last_seen() == raw
+    cleanup(history, 0, NOW + timedelta(hours=2))
+    hour = timedelta(hours=1)
+    assert last_seen() == {p: floor_to(t, "hour") + hour for p, t in raw.items()}
