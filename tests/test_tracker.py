@@ -14,6 +14,7 @@ from storage.databases import ON_EVERY_BACKEND
 from bridge import clock
 from bridge.events import RunFinished
 from bridge.model import ExecutionRecord, Run, Status
+from bridge.tracking import starts
 from bridge.tracking.ids import uuid7
 from bridge.tracking.tracker import worker_id
 
@@ -136,6 +137,24 @@ def test_a_run_shows_as_running_once_it_lasts_and_a_quick_one_is_written_at_its_
     record = store.get(r.get_json()["execution_id"])
     assert (record.status, record.input, record.attempts) == (Status.COMPLETED, '{"n": 1}', 1)
     assert len(tracker.starts) == 0
+
+
+def test_a_run_that_lasts_after_a_quiet_spell_still_shows_as_running(make_app, monkeypatch):
+    """The thread that writes `running` rows looks every few milliseconds while runs
+    come, and sleeps once none came for a while: the first run after such a spell
+    wakes it, and shows in the history while it runs."""
+    monkeypatch.setattr(starts, "QUIET_S", 0.05)
+    app = make_app()
+    store = app.extensions["bridge.storage"].store
+    assert app.test_client().post("/api/v1/webhook/ok", json={}).status_code == 200
+    time.sleep(0.3)  # no run for six quiet spells: the thread sleeps
+    run, thread = _run_in_thread(app, "sleepy", {"seconds": 1.5})
+    deadline = time.monotonic() + 1.2
+    while (record := store.get(run.execution_id)) is None:
+        assert time.monotonic() < deadline, "the run never showed as running"
+        time.sleep(0.01)
+    assert record.status is Status.RUNNING
+    thread.join(10)
 
 
 @ON_EVERY_BACKEND

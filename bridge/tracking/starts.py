@@ -23,7 +23,8 @@ from bridge.storage.group_commit import LINGER_S
 
 log = logging.getLogger(__name__)
 
-DELAY_S = LINGER_S  # how long a run goes without a row of its own
+DELAY_S = LINGER_S  # how long a run goes without a row of its own, at least
+QUIET_S = 1.0  # how long without a run before the thread waits to be woken
 
 
 class Starts:
@@ -36,15 +37,18 @@ class Starts:
         self._due = threading.Condition(self._lock)
         self._runs: dict[str, tuple[Run, float]] = {}
         self._thread: threading.Thread | None = None
+        self._added = False  # a run was added since the thread last looked
+        self._asleep = False  # the thread waits for a notify, not for a time
 
     def add(self, run: Run) -> None:
         with self._lock:
-            idle = not self._runs
             self._runs[run.execution_id] = (run, time.monotonic())
+            self._added = True
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(target=self._loop, name="run-starts", daemon=True)
                 self._thread.start()
-            elif idle:  # else it wakes for an older run first anyway
+            elif self._asleep:  # else it looks within DELAY_S anyway
+                self._asleep = False
                 self._due.notify()
 
     def take(self, execution_id: str) -> None:
@@ -66,10 +70,22 @@ class Starts:
         return len(self._runs)
 
     def _loop(self) -> None:
+        quiet = 0.0  # seconds in a row the thread looked and found no run added
         with self._lock:
             while True:
                 if not self._runs:
-                    self._due.wait()
+                    # A run added while runs keep coming is seen at the next look,
+                    # within DELAY_S: no wake-up for each one (a run that ends at once,
+                    # most of them, costs no thread switch). After a quiet second the
+                    # thread sleeps until a run comes.
+                    quiet = 0.0 if self._added else quiet + self._delay
+                    self._added = False
+                    if quiet < QUIET_S:
+                        self._due.wait(self._delay)
+                    else:
+                        self._asleep = True
+                        while self._asleep:
+                            self._due.wait()
                     continue
                 run, started = next(iter(self._runs.values()))
                 wait = started + self._delay - time.monotonic()
