@@ -43,14 +43,14 @@ def window_aggregates(reader: Reader, start: datetime) -> dict[str, Aggregate]:
     if start < rolled:
         first_hour = hour_start(start)
         edge = min(first_hour if first_hour == start else first_hour + ONE_HOUR, rolled)
-        for run in reader.finished_runs(start, edge):
-            out[run.plugin].add(run.status, run.error_type, run.duration)
+        for g in reader.run_groups(start, edge, 3600):
+            out[g.plugin].add_group(g)
         if edge < rolled:
             for r in reader.rollups(HOUR, edge, rolled):
                 out[r.plugin].merge(r.aggregate)
         raw_from = rolled
-    for run in reader.finished_runs(raw_from, None):
-        out[run.plugin].add(run.status, run.error_type, run.duration)
+    for g in reader.run_groups(raw_from, None, 3600):
+        out[g.plugin].add_group(g)
     return out
 
 

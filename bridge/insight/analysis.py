@@ -48,10 +48,8 @@ def aggregates(
         for r in reader.rollups(HOUR, lo, hi, plugin):
             per[r.plugin].merge(r.aggregate)
     if max(start, rolled) < end:
-        for run in reader.finished_runs(max(start, rolled), end, plugin):
-            per[run.plugin].add(
-                run.status, run.error_type, run.duration, run.retry_count, run.retry_time
-            )
+        for g in reader.run_groups(max(start, rolled), end, 86400, plugin):
+            per[g.plugin].add_group(g)
     return per
 
 

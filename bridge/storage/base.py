@@ -41,16 +41,23 @@ class Span(NamedTuple):
     plugin: str | None = None
 
 
-class FinishedRun(NamedTuple):
-    """What a rollup keeps of a finished run."""
+class RunGroup(NamedTuple):
+    """Finished runs alike in plugin, time slot, status, error type and duration bucket,
+    summed by the database: what an Aggregate needs of them (Aggregate.add_group). A
+    busy hour's million runs come as a few hundred of these."""
 
     plugin: str
-    start: datetime
+    slot: int  # the runs' start in whole seconds since the epoch, // the step asked for
     status: str
     error_type: str
-    duration: int  # nanoseconds
-    retry_count: int = 0
-    retry_time: int = 0  # nanoseconds
+    bucket: int  # rollups.bucket_of of each run's duration
+    runs: int
+    duration_sum: int  # nanoseconds
+    duration_min: int
+    duration_max: int
+    retried: int  # runs that needed more than one attempt
+    retry_time: int  # nanoseconds after their first attempts, summed
+    last_start: datetime  # the latest start among them
 
 
 class Failure(NamedTuple):
@@ -126,15 +133,17 @@ class Reader(Protocol):
         """The start of the oldest run (of the oldest open run), if any."""
         ...
 
-    def finished_runs(
+    def run_groups(
         self,
         start: datetime,
         end: datetime | None,
+        step: int,
         plugin: str | None = None,
         tags: tuple[tuple[str, str], ...] = (),
-    ) -> Iterator[FinishedRun]:
-        """Finished runs that started in [start, end) (end None: no bound), of one plugin
-        or all, carrying every tag in `tags`; consumed inside the snapshot."""
+    ) -> list[RunGroup]:
+        """The finished runs that started in [start, end) (end None: no bound), of one
+        plugin or all, carrying every tag in `tags`, grouped by plugin, slot of `step`
+        seconds from the epoch, status, error type and duration bucket, in any order."""
         ...
 
     def rollups(

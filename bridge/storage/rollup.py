@@ -19,9 +19,9 @@ from bridge.storage.base import (
     ErrorHour,
     ExecutionStore,
     Failure,
-    FinishedRun,
     Reader,
     Rollup,
+    RunGroup,
     Writer,
 )
 from bridge.storage.rollups import Aggregate
@@ -61,7 +61,7 @@ def rollup(store: ExecutionStore, now: datetime) -> int:
     while chunk < upto:  # a day at a time: one read never holds a month of runs
         end = min(upto, chunk + ONE_DAY)
         with store.snapshot() as reader:
-            rows = hourly(reader.finished_runs(chunk, end))
+            rows = hourly(reader.run_groups(chunk, end, 3600))
             errors = error_hours(reader.failures(chunk, end))
         if rows or errors:
 
@@ -92,15 +92,13 @@ def _plan(store: ExecutionStore, now: datetime) -> tuple[datetime, datetime]:
     return max(EPOCH, min(mark, upto) - ONE_HOUR), upto
 
 
-def hourly(runs: Iterable[FinishedRun]) -> list[Rollup]:
-    """Each plugin's runs per hour, as rollups."""
-    groups: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
-    for run in runs:  # keyed by the hour's number: cheaper than a datetime per run
-        hour = int(run.start.timestamp()) // 3600
-        groups[(run.plugin, hour)].add(
-            run.status, run.error_type, run.duration, run.retry_count, run.retry_time
-        )
-    return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in groups.items()]
+def hourly(groups: Iterable[RunGroup]) -> list[Rollup]:
+    """Each plugin's runs per hour (groups of runs by the hour, `run_groups(..., 3600)`),
+    as rollups."""
+    hours: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    for g in groups:
+        hours[(g.plugin, g.slot)].add_group(g)
+    return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in hours.items()]
 
 
 def error_hours(failures: Iterable[Failure]) -> list[ErrorHour]:

@@ -11,16 +11,20 @@ from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.model import Status
 
+if TYPE_CHECKING:
+    from bridge.storage.base import RunGroup
+
 BUCKETS_PER_DOUBLING = 8
-_BASE_NS = 1_000  # 1 µs: shorter durations share the first bucket
+BASE_NS = 1_000  # 1 µs: shorter durations share the first bucket
 
 
 def bucket_of(duration_ns: int) -> int:
-    return max(0, int(math.log2(max(duration_ns, _BASE_NS) / _BASE_NS) * BUCKETS_PER_DOUBLING))
+    """A duration's bucket; each backend's SQL works it out the same way (run_groups)."""
+    return max(0, int(math.log2(max(duration_ns, BASE_NS) / BASE_NS) * BUCKETS_PER_DOUBLING))
 
 
 def histogram_of(stored: dict[str, int]) -> Counter[int]:
@@ -43,7 +47,7 @@ def _add(into: Counter[Any], other: Counter[Any]) -> None:
 
 def bucket_value(bucket: int) -> int:
     """The geometric middle of a bucket, in nanoseconds."""
-    return int(_BASE_NS * 2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING))
+    return int(BASE_NS * 2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING))
 
 
 @dataclass
@@ -102,6 +106,29 @@ class Aggregate:
         self.histogram[bucket_of(duration)] += 1
         if error_type:
             self.error_types[error_type] += 1
+
+    def add_group(self, group: RunGroup) -> None:
+        """Add a base.RunGroup: runs summed by the database."""
+        n = group.runs
+        self.total += n
+        self.retried += group.retried
+        self.retry_time += group.retry_time
+        status = group.status
+        if status == Status.COMPLETED.value:
+            self.completed += n
+        elif status == Status.TIMEOUT.value:
+            self.timeout += n
+        elif status == Status.CANCELED.value:
+            self.canceled += n
+        else:
+            self.failed += n
+        self.duration_sum += group.duration_sum
+        if self.duration_min is None or group.duration_min < self.duration_min:
+            self.duration_min = group.duration_min
+        self.duration_max = max(self.duration_max, group.duration_max)
+        self.histogram[group.bucket] += n
+        if group.error_type:
+            self.error_types[group.error_type] += n
 
     def merge(self, other: Aggregate) -> None:
         self.total += other.total

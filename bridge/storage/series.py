@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.model import ExecutionFilter
-from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, RunGroup
 from bridge.storage.rollup import ALL_PLUGINS, EPOCH, watermark
 from bridge.storage.rollups import Aggregate
 
@@ -67,16 +67,19 @@ class _Buckets:
                 self.last_seen[plugin] = seen
                 self.rolled_only.add(plugin)
 
-    def add(self, plugin: str, t: datetime, status: str, error_type: str, duration: int) -> None:
+    def add(self, group: RunGroup) -> None:
+        """Runs grouped by this series' step (`run_groups`)."""
+        plugin, t = group.plugin, EPOCH + timedelta(seconds=group.slot * self.step)
         i = self.index(t)
         if i is None:
             return
-        self.total[i].add(status, error_type, duration)
-        self.summaries[plugin].add(status, error_type, duration)
+        self.total[i].add_group(group)
+        self.summaries[plugin].add_group(group)
         if self.per_plugin:
-            self.plugins[plugin][i].add(status, error_type, duration)
-        if t >= self.last_seen.get(plugin, t):
-            self.last_seen[plugin] = t
+            self.plugins[plugin][i].add_group(group)
+        seen = group.last_start
+        if seen >= self.last_seen.get(plugin, seen):
+            self.last_seen[plugin] = seen
             self.rolled_only.discard(plugin)
 
 
@@ -113,8 +116,8 @@ def series(
             for hour in reader.rollups(HOUR, hourly_from, hourly_upto, plugin):
                 b.merge(hour.plugin, hour.start, hour.aggregate, 3600)
             raw_from = hourly_upto
-        for run in reader.finished_runs(raw_from, until, plugin):
-            b.add(run.plugin, run.start, run.status, run.error_type, run.duration)
+        for group in reader.run_groups(raw_from, until, step, plugin):
+            b.add(group)
         for name in b.rolled_only:  # the run itself, while it is stored: one index probe
             newest, _ = reader.page(
                 ExecutionFilter(plugin=name, since=start, until=until), 1, 0, None

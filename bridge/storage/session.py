@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from bridge.model import ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import KEPT_STATES, ErrorHour, Failure, FinishedRun, Grain, Rollup, Span
+from bridge.storage.base import KEPT_STATES, ErrorHour, Failure, Grain, Rollup, RunGroup, Span
 
 
 class Session:
@@ -35,14 +35,15 @@ class Session:
     def oldest_start(self, open_only: bool = False) -> datetime | None:
         return self.records_sql.oldest_start(self.conn, open_only)
 
-    def finished_runs(
+    def run_groups(
         self,
         start: datetime,
         end: datetime | None,
+        step: int,
         plugin: str | None = None,
         tags: tuple[tuple[str, str], ...] = (),
-    ) -> Iterator[FinishedRun]:
-        return self.records_sql.finished_runs(self.conn, start, end, plugin, tags)
+    ) -> list[RunGroup]:
+        return self.records_sql.run_groups(self.conn, start, end, step, plugin, tags)
 
     def rollups(
         self, grain: Grain, start: datetime, end: datetime, plugin: str | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict
-from datetime import timedelta
 
 import psycopg
 import pytest
@@ -223,21 +222,6 @@ def test_run_records_wait_for_the_wal_flush_only_when_asked(database):
     store = _open(database, dsn=dsn)  # the DSN's own options win
     try:
         assert _writer_setting(store, "synchronous_commit") == "local"
-    finally:
-        store.close()
-
-
-def test_a_finished_runs_iterator_left_half_read_does_not_outlive_its_snapshot(database):
-    store = _open(database, max_connections=1)  # the next snapshot gets the same connection
-    try:
-        store.insert_many([finished(f"r{i}", NOW - timedelta(minutes=i)) for i in range(5)])
-        for _ in range(3):
-            with store.snapshot() as reader:
-                runs = reader.finished_runs(NOW - timedelta(hours=1), None)
-                assert next(runs).plugin == "a"
-        with store.snapshot() as reader:
-            assert len(list(reader.finished_runs(NOW - timedelta(hours=1), None))) == 5
-        assert store.health() == (True, "ok")
     finally:
         store.close()
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
+import math
 import time
+from collections import defaultdict
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from bridge.errors import InvalidCursor
 from bridge.model import AttemptRecord, ExecutionFilter, Status
+from bridge.storage.rollup import EPOCH
+from bridge.storage.rollups import Aggregate
 
 from .runs import NOW, finished, running, sixty_runs
 
@@ -191,38 +194,71 @@ def test_oldest_start_of_all_runs_or_of_open_ones(store):
         assert reader.oldest_start(open_only=True) == NOW - timedelta(hours=1)
 
 
-def test_finished_runs_of_a_time_range(history):
+def _aggregates(groups, step: int) -> dict[tuple[str, datetime], Aggregate]:
+    out: dict[tuple[str, datetime], Aggregate] = defaultdict(Aggregate)
+    for g in groups:
+        out[(g.plugin, EPOCH + timedelta(seconds=g.slot * step))].add_group(g)
+    return dict(out)
+
+
+def test_run_groups_sum_what_each_run_would_add(store):
+    """The database sums the runs of each plugin and slot: the same counts, durations,
+    histogram buckets, error types and retries as adding the runs one by one, for
+    durations on a bucket's edge too (an exact power of two, 1 µs and below)."""
+    edges = [math.ceil(1_000 * 2 ** (b / 8)) for b in range(1, 240, 7)]  # 1 µs .. 1 h
+    durations = [0, 999, 1_000, 1_024_000, 1_048_576_000, 7**13] + edges + [e - 1 for e in edges]
+    statuses = [Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELED]
+    runs = []
+    for i, ns in enumerate(durations * 3):
+        status = statuses[i % 4]
+        run = finished(
+            f"g{i}",
+            NOW - timedelta(minutes=7 * i, microseconds=i * 101),
+            plugin="ab"[i % 2],
+            status=status,
+            error_type="" if status is Status.COMPLETED else ["timeout", "http_error"][i % 2],
+            retry_count=i % 3,
+            retry_time=(i % 3) * 5_000,
+        )
+        runs.append(replace(run, duration=ns))
+    store.insert_many(runs)
+    store.insert(running("open", NOW - timedelta(minutes=1)), wait=True)
+    lo = NOW - timedelta(hours=20)
+    expected: dict[tuple[str, datetime], Aggregate] = defaultdict(Aggregate)
+    for r in runs:
+        if r.start_time >= lo:
+            hour = r.start_time.replace(minute=0, second=0, microsecond=0)
+            expected[(r.plugin_name, hour)].add(
+                r.status.value, r.error_type, r.duration, r.retry_count, r.retry_time
+            )
+    with store.snapshot() as reader:
+        got = _aggregates(reader.run_groups(lo, None, 3600), 3600)
+        assert got == dict(expected)
+        newest = max(r.start_time for r in runs if r.plugin_name == "a")
+        last = max(g.last_start for g in reader.run_groups(lo, None, 86400, "a"))
+        assert last == newest and last.tzinfo is not None  # to the microsecond
+        assert {g.plugin for g in reader.run_groups(lo, None, 3600, "b")} == {"b"}
+        assert reader.run_groups(NOW + timedelta(hours=1), None, 3600) == []
+
+
+def test_run_groups_of_a_time_range(history):
     history.insert(running("open", NOW - timedelta(minutes=30)), wait=True)
     lo, hi = NOW - timedelta(hours=8), NOW - timedelta(hours=2)
     with history.snapshot() as reader:
-        runs = list(reader.finished_runs(lo, hi))
-        assert sorted((r.plugin, r.start) for r in runs) == sorted(
-            (r.plugin_name, r.start_time) for r in sixty_runs() if lo <= r.start_time < hi
+        groups = reader.run_groups(lo, hi, 86400)
+        assert sorted((g.plugin, g.runs, g.duration_sum) for g in groups) == sorted(
+            (r.plugin_name, 1, r.duration) for r in sixty_runs() if lo <= r.start_time < hi
         )
-        r0 = next(r for r in reader.finished_runs(NOW - timedelta(hours=1), None))
-        assert (r0.plugin, r0.status, r0.error_type, r0.duration) == (
+        (g0,) = reader.run_groups(NOW - timedelta(hours=1), None, 3600)
+        assert (g0.plugin, g0.status, g0.error_type, g0.duration_min, g0.runs) == (
             "a",
             "failed",
             "timeout",
             1_000_000,
+            1,
         )
-        assert {r.plugin for r in reader.finished_runs(lo, None, "b")} == {"b"}
-        assert len(list(reader.finished_runs(NOW - timedelta(days=30), None))) == 60
-
-
-def test_finished_runs_read_in_batches_come_once_each(history, backend, monkeypatch):
-    """Read a few at a time (as a long window is), every run comes once, with its start
-    to the microsecond."""
-    records = importlib.import_module(f"bridge.storage.{backend}.records")
-    if hasattr(records, "BATCH"):
-        monkeypatch.setattr(records, "BATCH", 7)
-    odd = NOW - timedelta(minutes=1, seconds=1, microseconds=123_457)
-    history.update(finished("odd", odd), wait=True)
-    with history.snapshot() as reader:
-        runs = list(reader.finished_runs(NOW - timedelta(days=30), None))
-    expected = [r.start_time for r in sixty_runs()] + [odd]
-    assert sorted(r.start for r in runs) == sorted(expected)
-    assert all(r.start.tzinfo is not None for r in runs)
+        month = reader.run_groups(NOW - timedelta(days=30), None, 86400)
+        assert sum(g.runs for g in month) == 60
 
 
 def test_a_snapshot_sees_one_state(history):
@@ -260,8 +296,8 @@ def test_runs_are_found_by_every_tag_they_carry_until_deleted(store):
     with store.snapshot() as reader:
         assert [r.id for r in reader.page(prod, 10, 0, None)[0]] == ["prod-b", "prod-a"]
         assert reader.count(prod) == 2 and reader.count(both) == 1
-        runs = list(reader.finished_runs(NOW, None, None, (("team", "a"),)))
-        assert sorted(r.plugin for r in runs) == ["a", "a"] and len(runs) == 2
+        groups = reader.run_groups(NOW, None, 60, None, (("team", "a"),))
+        assert [g.plugin for g in groups] == ["a"] and groups[0].runs == 2
     assert store.delete_batch(NOW + timedelta(seconds=1), 10) == 1  # prod-a goes
     with store.snapshot() as reader:
         assert [r.id for r in reader.page(prod, 10, 0, None)[0]] == ["prod-b"]

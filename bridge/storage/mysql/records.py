@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import Failure, FinishedRun
+from bridge.storage.base import Failure, RunGroup
 from bridge.storage.cursors import EPOCH, ONE_US, decode_time_cursor, encode_cursor
+from bridge.storage.rollups import BASE_NS, BUCKETS_PER_DOUBLING
 from bridge.storage.rows import (
     COLUMNS,
     LIFECYCLE,
@@ -30,7 +31,6 @@ from bridge.storage.rows import (
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _OPEN_IN = ", ".join(f"'{s}'" for s in OPEN)
-BATCH = 5000  # finished runs read per query
 
 _TIMES = ("start_time", "end_time", "created_at", "updated_at")
 # The times as microseconds since the epoch: PyMySQL decodes a DATETIME in Python
@@ -276,15 +276,21 @@ def oldest_start(cur: Any, open_only: bool = False) -> datetime | None:
     return aware(row[0]) if row else None
 
 
-def finished_runs(
+# A run's duration bucket (rollups.bucket_of), in DOUBLE as Python works it out.
+BUCKET = (
+    f"CASE WHEN duration <= {BASE_NS} THEN 0 ELSE FLOOR(LOG2(duration / {BASE_NS}e0) "
+    f"* {BUCKETS_PER_DOUBLING}) END"
+)
+
+
+def run_groups(
     cur: Any,
     start: datetime,
     end: datetime | None,
+    step: int,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
-) -> Iterator[FinishedRun]:
-    """The runs a few thousand at a time, each batch one query on the keyset
-    (start_time, seq): a half-read iterator holds nothing open on the connection."""
+) -> list[RunGroup]:
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses += ["start_time >= %s", f"status NOT IN ({_OPEN_IN})"]
     args += [utc(start)]
@@ -294,31 +300,21 @@ def finished_runs(
     if plugin is not None:
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
-    # The start as microseconds since the epoch: PyMySQL decodes a DATETIME in Python,
-    # ~2.5 µs a row, a third of the whole read (stats reads the hour's runs each call).
-    sql = (
-        "SELECT plugin_name, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', start_time), status, "
-        "error_type, duration, retry_count, retry_time, seq "
-        "FROM executions "
-        f"WHERE {' AND '.join(clauses)}"
+    since_epoch = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', start_time)"
+    cur.execute(
+        f"SELECT plugin_name, {since_epoch} DIV {step * 1_000_000}, status, error_type, "
+        f"{BUCKET}, COUNT(*), SUM(duration), MIN(duration), MAX(duration), "
+        "SUM(retry_count > 0), SUM(IF(retry_count > 0, retry_time, 0)), "
+        f"MAX({since_epoch}) FROM executions WHERE {' AND '.join(clauses)} "
+        "GROUP BY 1, 2, 3, 4, 5",
+        args,
     )
-    after: tuple[datetime, int] | None = None
-    while True:
-        if after is None:
-            cur.execute(f"{sql} ORDER BY start_time, seq LIMIT {BATCH}", args)
-        else:
-            cur.execute(
-                f"{sql} AND (start_time > %s OR (start_time = %s AND seq > %s)) "
-                f"ORDER BY start_time, seq LIMIT {BATCH}",
-                [*args, after[0], after[0], after[1]],
-            )
-        rows = cur.fetchall()
-        for name, us, status, error_type, duration, retries, retry_time, _ in rows:
-            started = EPOCH + us * ONE_US
-            yield FinishedRun(name, started, status, error_type, duration, retries, retry_time)
-        if len(rows) < BATCH:
-            return
-        after = (utc(EPOCH + rows[-1][1] * ONE_US), rows[-1][7])
+    return [  # sums are DECIMAL
+        RunGroup(p, slot, st, et, int(b), n, int(total), lo, hi, int(retried), int(retry), last)
+        for p, slot, st, et, b, n, total, lo, hi, retried, retry, last in (
+            (*row[:11], EPOCH + row[11] * ONE_US) for row in cur.fetchall()
+        )
+    ]
 
 
 def open_runs(cur: Any, worker: str | None) -> list[ExecutionRecord]:

@@ -168,22 +168,16 @@ class PostgreSQLStore(ServerStore):
         the same rollup watermark."""
         with self._connection() as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            reader = PostgreSQLReader(conn)
             try:
-                yield reader
+                yield PostgreSQLReader(conn)
             finally:
-                reader.close()
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")  # it only read: nothing to commit
 
     def write(self, fn: Callable[[PostgreSQLWriter], T]) -> T:
         try:
             with self._connection("write") as conn, transaction(conn):
-                writer = PostgreSQLWriter(conn)
-                try:
-                    return fn(writer)
-                finally:
-                    writer.close()
+                return fn(PostgreSQLWriter(conn))
         except StorageError:
             raise
         except Exception as exc:  # nothing `fn` wrote is kept, whatever it raised

@@ -19,8 +19,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import Failure, FinishedRun
+from bridge.storage.base import Failure, RunGroup
 from bridge.storage.cursors import decode_time_cursor, encode_cursor, to_us
+from bridge.storage.rollups import BASE_NS, BUCKETS_PER_DOUBLING
 from bridge.storage.rows import (
     COLUMNS,
     LIFECYCLE,
@@ -243,21 +244,22 @@ def oldest_start(conn: psycopg.Connection[Any], open_only: bool = False) -> date
     return row[0] if row else None
 
 
-def _finished_run(cursor: Any) -> Any:
-    return lambda values: FinishedRun(*values)
+# A run's duration bucket (rollups.bucket_of), in float8 as Python works it out
+# (PostgreSQL has no float log2: ln(x) / ln(2)).
+BUCKET = (
+    f"CASE WHEN duration <= {BASE_NS} THEN 0 ELSE floor(ln(duration::float8 / {BASE_NS}) "
+    f"/ ln(2::float8) * {BUCKETS_PER_DOUBLING})::int END"
+)
 
 
-def finished_runs(
+def run_groups(
     conn: psycopg.Connection[Any],
-    name: str,
     start: datetime,
     end: datetime | None,
+    step: int,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
-) -> psycopg.ServerCursor[FinishedRun]:
-    """A server-side cursor `name` over the runs (a rollup reads a day at a time, stats
-    with tags a whole window): rows come a few thousand at a time. The caller closes it
-    before its transaction ends."""
+) -> list[RunGroup]:
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses += ["start_time >= %s", "status <> ALL(%s)"]
     args += [start, OPEN]
@@ -268,13 +270,18 @@ def finished_runs(
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
-        "retry_time FROM executions WHERE "
+        f"SELECT plugin_name, floor(extract(epoch FROM start_time) / {step})::bigint, "
+        f"status, error_type, {BUCKET}, count(*), sum(duration), min(duration), "
+        "max(duration), count(*) FILTER (WHERE retry_count > 0), "
+        "coalesce(sum(retry_time) FILTER (WHERE retry_count > 0), 0), "
+        f"max(start_time) FROM executions WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3, 4, 5"
     )
-    cur = conn.cursor(name, row_factory=_finished_run)
-    cur.itersize = 5000
-    cur.execute(sql + " AND ".join(clauses), args)
-    return cur
+    return [  # sums are numeric (Decimal): a bigint could overflow
+        RunGroup(p, slot, st, et, b, n, int(total), lo, hi, retried, int(retry_time), last)
+        for p, slot, st, et, b, n, total, lo, hi, retried, retry_time, last in conn.execute(
+            sql, args
+        )
+    ]
 
 
 def open_runs(conn: psycopg.Connection[Any], worker: str | None) -> list[ExecutionRecord]:

@@ -7,6 +7,7 @@ for the indexes.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import sqlite3
@@ -51,6 +52,10 @@ def connect(path: str | Path, config: Config, create: bool = False) -> sqlite3.C
         uri=not create,
     )
     conn.row_factory = sqlite3.Row
+    try:  # SQLite's math functions are a build option; Python's is the same C log2
+        conn.execute("SELECT log2(2)")
+    except sqlite3.OperationalError:
+        conn.create_function("log2", 1, math.log2, deterministic=True)
     conn.execute(f"PRAGMA busy_timeout = {int(float(sq.busy_timeout) * 1000)}")
     # Takes effect only on a new, empty file, and only before WAL is switched on: lets
     # cleanup hand freed pages back to the OS. Not set on an existing database, where it

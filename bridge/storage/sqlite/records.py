@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
-from bridge.storage.base import Failure, FinishedRun
+from bridge.storage.base import Failure, RunGroup
 from bridge.storage.cursors import decode_cursor, encode_cursor
+from bridge.storage.rollups import BASE_NS, BUCKETS_PER_DOUBLING
 from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, utf8_text, written_attempts
 from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
 
@@ -207,13 +208,21 @@ def oldest_start(conn: sqlite3.Connection, open_only: bool = False) -> datetime 
     return from_us(conn.execute("SELECT min(start_time) FROM executions").fetchone()[0])
 
 
-def finished_runs(
+# A run's duration bucket (rollups.bucket_of), in floating point as Python works it out.
+BUCKET = (
+    f"CASE WHEN duration <= {BASE_NS} THEN 0 ELSE CAST(log2(duration / {BASE_NS}e0) "
+    f"* {BUCKETS_PER_DOUBLING} AS INTEGER) END"
+)
+
+
+def run_groups(
     conn: sqlite3.Connection,
     start: datetime,
     end: datetime | None,
+    step: int,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
-) -> Iterator[FinishedRun]:
+) -> list[RunGroup]:
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses.append("start_time >= ?")
     args.append(to_us(start))
@@ -226,19 +235,15 @@ def finished_runs(
         clauses.append("plugin_name = ?")
         args.append(plugin)
     sql = (
-        "SELECT plugin_name, start_time, status, error_type, duration, retry_count, "
-        "retry_time FROM executions WHERE "
+        f"SELECT plugin_name, start_time / {step * 1_000_000}, status, error_type, "
+        f"{BUCKET}, count(*), sum(duration), min(duration), max(duration), "
+        "sum(retry_count > 0), sum(CASE WHEN retry_count > 0 THEN retry_time ELSE 0 END), "
+        f"max(start_time) FROM executions WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3, 4, 5"
     )
-    cursor = conn.cursor()
-    cursor.row_factory = _finished_run  # type: ignore[assignment]
-    return cursor.execute(sql + " AND ".join(clauses), args)
-
-
-def _finished_run(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> FinishedRun:
-    # Built straight from the row: a rollup reads a day of runs at a time.
-    return FinishedRun(
-        row[0], EPOCH + timedelta(microseconds=row[1]), row[2], row[3], row[4], row[5], row[6]
-    )
+    return [
+        RunGroup(*row[:11], EPOCH + timedelta(microseconds=row[11]))
+        for row in conn.execute(sql, args)
+    ]
 
 
 def open_runs(conn: sqlite3.Connection, worker: str | None) -> list[ExecutionRecord]:
