@@ -86,34 +86,29 @@ class Aggregate:
         retry_count: int = 0,
         retry_time: int = 0,
     ) -> None:
-        self.total += 1
+        """One finished run (live metrics add each as it ends)."""
+        self._count(status, error_type, bucket_of(duration), 1)
         if retry_count > 0:
             self.retried += 1
             self.retry_time += retry_time
-        if status == Status.COMPLETED.value:
-            self.completed += 1
-        elif status == Status.TIMEOUT.value:
-            self.timeout += 1
-        elif status == Status.CANCELED.value:
-            self.canceled += 1
-        else:
-            self.failed += 1
         self.duration_sum += duration
-        self.duration_min = (
-            duration if self.duration_min is None else min(self.duration_min, duration)
-        )
+        if self.duration_min is None or duration < self.duration_min:
+            self.duration_min = duration
         self.duration_max = max(self.duration_max, duration)
-        self.histogram[bucket_of(duration)] += 1
-        if error_type:
-            self.error_types[error_type] += 1
 
     def add_group(self, group: RunGroup) -> None:
-        """Add a base.RunGroup: runs summed by the database."""
-        n = group.runs
-        self.total += n
+        """Runs summed by the database (Reader.run_groups)."""
+        self._count(group.status, group.error_type, group.bucket, group.runs)
         self.retried += group.retried
         self.retry_time += group.retry_time
-        status = group.status
+        self.duration_sum += group.duration_sum
+        if self.duration_min is None or group.duration_min < self.duration_min:
+            self.duration_min = group.duration_min
+        self.duration_max = max(self.duration_max, group.duration_max)
+
+    def _count(self, status: str, error_type: str, bucket: int, n: int) -> None:
+        """`n` runs of one status, error type and duration bucket."""
+        self.total += n
         if status == Status.COMPLETED.value:
             self.completed += n
         elif status == Status.TIMEOUT.value:
@@ -122,13 +117,9 @@ class Aggregate:
             self.canceled += n
         else:
             self.failed += n
-        self.duration_sum += group.duration_sum
-        if self.duration_min is None or group.duration_min < self.duration_min:
-            self.duration_min = group.duration_min
-        self.duration_max = max(self.duration_max, group.duration_max)
-        self.histogram[group.bucket] += n
-        if group.error_type:
-            self.error_types[group.error_type] += n
+        self.histogram[bucket] += n
+        if error_type:
+            self.error_types[error_type] += n
 
     def merge(self, other: Aggregate) -> None:
         self.total += other.total
