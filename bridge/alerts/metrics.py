@@ -43,13 +43,13 @@ def window_aggregates(reader: Reader, start: datetime) -> dict[str, Aggregate]:
     if start < rolled:
         first_hour = hour_start(start)
         edge = min(first_hour if first_hour == start else first_hour + ONE_HOUR, rolled)
-        for g in reader.run_groups(start, edge, 3600):
+        for g in reader.run_groups(start, edge, ONE_HOUR):
             out[g.plugin].add_group(g)
         if edge < rolled:
             for r in reader.rollups(HOUR, edge, rolled):
                 out[r.plugin].merge(r.aggregate)
         raw_from = rolled
-    for g in reader.run_groups(raw_from, None, 3600):
+    for g in reader.run_groups(raw_from, None, ONE_HOUR):
         out[g.plugin].add_group(g)
     return out
 

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.config.sections import AnalysisConfig
 from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader, Rollup
 from bridge.storage.closed_days import copied_each, merged
-from bridge.storage.rollup import ALL_PLUGINS, day_start, watermark
+from bridge.storage.rollup import ALL_PLUGINS, ONE_DAY, day_start, watermark
 from bridge.storage.rollups import Aggregate, day_range
 
 
@@ -48,7 +48,7 @@ def aggregates(
         for r in reader.rollups(HOUR, lo, hi, plugin):
             per[r.plugin].merge(r.aggregate)
     if max(start, rolled) < end:
-        for g in reader.run_groups(max(start, rolled), end, 86400, plugin):
+        for g in reader.run_groups(max(start, rolled), end, ONE_DAY, plugin):
             per[g.plugin].add_group(g)
     return per
 

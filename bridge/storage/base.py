@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from bridge.model import DeliveryClaim, ExecutionFilter, ExecutionRecord, Status
@@ -47,7 +47,7 @@ class RunGroup(NamedTuple):
     busy hour's million runs come as a few hundred of these."""
 
     plugin: str
-    slot: int  # the runs' start in whole seconds since the epoch, // the step asked for
+    slot: datetime  # the start of their slot: slots of `step` follow each other from the epoch
     status: str
     error_type: str
     bucket: int  # rollups.bucket_of of each run's duration
@@ -137,13 +137,14 @@ class Reader(Protocol):
         self,
         start: datetime,
         end: datetime | None,
-        step: int,
+        step: timedelta,
         plugin: str | None = None,
         tags: tuple[tuple[str, str], ...] = (),
     ) -> list[RunGroup]:
         """The finished runs that started in [start, end) (end None: no bound), of one
-        plugin or all, carrying every tag in `tags`, grouped by plugin, slot of `step`
-        seconds from the epoch, status, error type and duration bucket, in any order."""
+        plugin or all, carrying every tag in `tags`, grouped by plugin, slot (`step` long,
+        whole seconds, from the epoch), status, error type and duration bucket, in any
+        order."""
         ...
 
     def rollups(

@@ -61,7 +61,7 @@ def rollup(store: ExecutionStore, now: datetime) -> int:
     while chunk < upto:  # a day at a time: one read never holds a month of runs
         end = min(upto, chunk + ONE_DAY)
         with store.snapshot() as reader:
-            rows = hourly(reader.run_groups(chunk, end, 3600))
+            rows = hourly(reader.run_groups(chunk, end, ONE_HOUR))
             errors = error_hours(reader.failures(chunk, end))
         if rows or errors:
 
@@ -93,12 +93,12 @@ def _plan(store: ExecutionStore, now: datetime) -> tuple[datetime, datetime]:
 
 
 def hourly(groups: Iterable[RunGroup]) -> list[Rollup]:
-    """Each plugin's runs per hour (groups of runs by the hour, `run_groups(..., 3600)`),
-    as rollups."""
-    hours: dict[tuple[str, int], Aggregate] = defaultdict(Aggregate)
+    """Each plugin's runs per hour (grouped by the hour, `run_groups(..., ONE_HOUR)`), as
+    rollups."""
+    hours: dict[tuple[str, datetime], Aggregate] = defaultdict(Aggregate)
     for g in groups:
         hours[(g.plugin, g.slot)].add_group(g)
-    return [Rollup(plugin, EPOCH + hour * ONE_HOUR, agg) for (plugin, hour), agg in hours.items()]
+    return [Rollup(plugin, hour, agg) for (plugin, hour), agg in hours.items()]
 
 
 def error_hours(failures: Iterable[Failure]) -> list[ErrorHour]:

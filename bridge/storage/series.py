@@ -69,8 +69,8 @@ class _Buckets:
 
     def add(self, group: RunGroup) -> None:
         """Runs grouped by this series' step (`run_groups`)."""
-        plugin, t = group.plugin, EPOCH + timedelta(seconds=group.slot * self.step)
-        i = self.index(t)
+        plugin = group.plugin
+        i = self.index(group.slot)
         if i is None:
             return
         self.total[i].add_group(group)
@@ -116,7 +116,7 @@ def series(
             for hour in reader.rollups(HOUR, hourly_from, hourly_upto, plugin):
                 b.merge(hour.plugin, hour.start, hour.aggregate, 3600)
             raw_from = hourly_upto
-        for group in reader.run_groups(raw_from, until, step, plugin):
+        for group in reader.run_groups(raw_from, until, timedelta(seconds=step), plugin):
             b.add(group)
         for name in b.rolled_only:  # the run itself, while it is stored: one index probe
             newest, _ = reader.page(

@@ -6,7 +6,7 @@ subclass and overrides what it does differently."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -39,7 +39,7 @@ class Session:
         self,
         start: datetime,
         end: datetime | None,
-        step: int,
+        step: timedelta,
         plugin: str | None = None,
         tags: tuple[tuple[str, str], ...] = (),
     ) -> list[RunGroup]:

@@ -10,23 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bridge.model import ExecutionFilter, Page
-from bridge.storage.base import (
-    DAILY_WATERMARK,
-    DAY,
-    HOUR,
-    ExecutionStore,
-    Reader,
-    RunGroup,
-    Span,
-)
+from bridge.storage.base import DAILY_WATERMARK, DAY, HOUR, ExecutionStore, Reader, Span
 from bridge.storage.closed_days import copied, merged
 from bridge.storage.rollup import (
     ALL_PLUGINS,
-    EPOCH,
     ONE_DAY,
     ONE_HOUR,
     day_start,
@@ -55,8 +46,8 @@ def window_stats(
     overall, counted = None, frozenset[date]()
     with store.snapshot() as reader:
         if tags:
-            for g in reader.run_groups(start, None, DAY_S, plugin, tags):
-                per_day[_day(g)].add_group(g)
+            for g in reader.run_groups(start, None, ONE_DAY, plugin, tags):
+                per_day[g.slot.date()].add_group(g)
                 plugins.add(g.plugin)
             return build_stats(per_day, window, len(plugins))
         rolled_upto = watermark(reader)
@@ -80,19 +71,13 @@ def window_stats(
         for hour in reader.rollups(HOUR, max(start, daily_upto), rolled_upto, plugin):
             _merge(per_day, hour.start.date(), hour.aggregate)
             plugins.add(hour.plugin)
-        for g in reader.run_groups(max(start, rolled_upto), None, DAY_S, plugin):
-            per_day[_day(g)].add_group(g)
+        for g in reader.run_groups(max(start, rolled_upto), None, ONE_DAY, plugin):
+            per_day[g.slot.date()].add_group(g)
             plugins.add(g.plugin)
     return build_stats(per_day, window, len(plugins), overall, counted)
 
 
 ClosedDays = tuple[dict[date, Aggregate], Aggregate]
-DAY_S = 86400
-
-
-def _day(group: RunGroup) -> date:
-    """The UTC day of a group of runs by the day."""
-    return (EPOCH + timedelta(seconds=group.slot * DAY_S)).date()
 
 
 def _days(start: datetime, end: datetime, name: str) -> Callable[[Reader], ClosedDays]:

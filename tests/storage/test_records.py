@@ -12,7 +12,7 @@ import pytest
 
 from bridge.errors import InvalidCursor
 from bridge.model import AttemptRecord, ExecutionFilter, Status
-from bridge.storage.rollup import EPOCH
+from bridge.storage.rollup import ONE_DAY, ONE_HOUR
 from bridge.storage.rollups import Aggregate
 
 from .runs import NOW, finished, running, sixty_runs
@@ -194,10 +194,10 @@ def test_oldest_start_of_all_runs_or_of_open_ones(store):
         assert reader.oldest_start(open_only=True) == NOW - timedelta(hours=1)
 
 
-def _aggregates(groups, step: int) -> dict[tuple[str, datetime], Aggregate]:
+def _aggregates(groups) -> dict[tuple[str, datetime], Aggregate]:
     out: dict[tuple[str, datetime], Aggregate] = defaultdict(Aggregate)
     for g in groups:
-        out[(g.plugin, EPOCH + timedelta(seconds=g.slot * step))].add_group(g)
+        out[(g.plugin, g.slot)].add_group(g)
     return dict(out)
 
 
@@ -232,24 +232,24 @@ def test_run_groups_sum_what_each_run_would_add(store):
                 r.status.value, r.error_type, r.duration, r.retry_count, r.retry_time
             )
     with store.snapshot() as reader:
-        got = _aggregates(reader.run_groups(lo, None, 3600), 3600)
+        got = _aggregates(reader.run_groups(lo, None, ONE_HOUR))
         assert got == dict(expected)
         newest = max(r.start_time for r in runs if r.plugin_name == "a")
-        last = max(g.last_start for g in reader.run_groups(lo, None, 86400, "a"))
+        last = max(g.last_start for g in reader.run_groups(lo, None, ONE_DAY, "a"))
         assert last == newest and last.tzinfo is not None  # to the microsecond
-        assert {g.plugin for g in reader.run_groups(lo, None, 3600, "b")} == {"b"}
-        assert reader.run_groups(NOW + timedelta(hours=1), None, 3600) == []
+        assert {g.plugin for g in reader.run_groups(lo, None, ONE_HOUR, "b")} == {"b"}
+        assert reader.run_groups(NOW + timedelta(hours=1), None, ONE_HOUR) == []
 
 
 def test_run_groups_of_a_time_range(history):
     history.insert(running("open", NOW - timedelta(minutes=30)), wait=True)
     lo, hi = NOW - timedelta(hours=8), NOW - timedelta(hours=2)
     with history.snapshot() as reader:
-        groups = reader.run_groups(lo, hi, 86400)
+        groups = reader.run_groups(lo, hi, ONE_DAY)
         assert sorted((g.plugin, g.runs, g.duration_sum) for g in groups) == sorted(
             (r.plugin_name, 1, r.duration) for r in sixty_runs() if lo <= r.start_time < hi
         )
-        (g0,) = reader.run_groups(NOW - timedelta(hours=1), None, 3600)
+        (g0,) = reader.run_groups(NOW - timedelta(hours=1), None, ONE_HOUR)
         assert (g0.plugin, g0.status, g0.error_type, g0.duration_min, g0.runs) == (
             "a",
             "failed",
@@ -257,7 +257,7 @@ def test_run_groups_of_a_time_range(history):
             1_000_000,
             1,
         )
-        month = reader.run_groups(NOW - timedelta(days=30), None, 86400)
+        month = reader.run_groups(NOW - timedelta(days=30), None, ONE_DAY)
         assert sum(g.runs for g in month) == 60
 
 
@@ -296,7 +296,7 @@ def test_runs_are_found_by_every_tag_they_carry_until_deleted(store):
     with store.snapshot() as reader:
         assert [r.id for r in reader.page(prod, 10, 0, None)[0]] == ["prod-b", "prod-a"]
         assert reader.count(prod) == 2 and reader.count(both) == 1
-        groups = reader.run_groups(NOW, None, 60, None, (("team", "a"),))
+        groups = reader.run_groups(NOW, None, timedelta(minutes=1), None, (("team", "a"),))
         assert [g.plugin for g in groups] == ["a"] and groups[0].runs == 2
     assert store.delete_batch(NOW + timedelta(seconds=1), 10) == 1  # prod-a goes
     with store.snapshot() as reader:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.model import OPEN_STATUSES, AttemptRecord, ExecutionFilter, ExecutionRecord, Status
@@ -287,10 +287,11 @@ def run_groups(
     cur: Any,
     start: datetime,
     end: datetime | None,
-    step: int,
+    step: timedelta,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
 ) -> list[RunGroup]:
+    slot_us = int(step.total_seconds()) * 1_000_000
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses += ["start_time >= %s", f"status NOT IN ({_OPEN_IN})"]
     args += [utc(start)]
@@ -302,7 +303,7 @@ def run_groups(
         args.append(text(plugin))
     since_epoch = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', start_time)"
     cur.execute(
-        f"SELECT plugin_name, {since_epoch} DIV {step * 1_000_000}, status, error_type, "
+        f"SELECT plugin_name, {since_epoch} DIV {slot_us} * {slot_us}, status, error_type, "
         f"{BUCKET}, COUNT(*), SUM(duration), MIN(duration), MAX(duration), "
         "SUM(retry_count > 0), SUM(IF(retry_count > 0, retry_time, 0)), "
         f"MAX({since_epoch}) FROM executions WHERE {' AND '.join(clauses)} "
@@ -312,7 +313,8 @@ def run_groups(
     return [  # sums are DECIMAL
         RunGroup(p, slot, st, et, int(b), n, int(total), lo, hi, int(retried), int(retry), last)
         for p, slot, st, et, b, n, total, lo, hi, retried, retry, last in (
-            (*row[:11], EPOCH + row[11] * ONE_US) for row in cur.fetchall()
+            (row[0], EPOCH + row[1] * ONE_US, *row[2:11], EPOCH + row[11] * ONE_US)
+            for row in cur.fetchall()
         )
     ]
 

@@ -11,7 +11,7 @@ stored as NULL. jsonb also orders an object's keys its own way.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -256,10 +256,11 @@ def run_groups(
     conn: psycopg.Connection[Any],
     start: datetime,
     end: datetime | None,
-    step: int,
+    step: timedelta,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
 ) -> list[RunGroup]:
+    seconds = int(step.total_seconds())
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses += ["start_time >= %s", "status <> ALL(%s)"]
     args += [start, OPEN]
@@ -270,7 +271,8 @@ def run_groups(
         clauses.append("plugin_name = %s")
         args.append(text(plugin))
     sql = (
-        f"SELECT plugin_name, floor(extract(epoch FROM start_time) / {step})::bigint, "
+        "SELECT plugin_name, "
+        f"to_timestamp(floor(extract(epoch FROM start_time) / {seconds}) * {seconds}), "
         f"status, error_type, {BUCKET}, count(*), sum(duration), min(duration), "
         "max(duration), count(*) FILTER (WHERE retry_count > 0), "
         "coalesce(sum(retry_time) FILTER (WHERE retry_count > 0), 0), "

@@ -14,7 +14,7 @@ from bridge.storage.base import Failure, RunGroup
 from bridge.storage.cursors import decode_cursor, encode_cursor
 from bridge.storage.rollups import BASE_NS, BUCKETS_PER_DOUBLING
 from bridge.storage.rows import COLUMNS, LIFECYCLE, implied_attempts, utf8_text, written_attempts
-from bridge.storage.sqlite.connection import EPOCH, from_us, to_us
+from bridge.storage.sqlite.connection import from_us, to_us
 
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 
@@ -219,10 +219,11 @@ def run_groups(
     conn: sqlite3.Connection,
     start: datetime,
     end: datetime | None,
-    step: int,
+    step: timedelta,
     plugin: str | None,
     tags: tuple[tuple[str, str], ...] = (),
 ) -> list[RunGroup]:
+    slot_us = int(step.total_seconds()) * 1_000_000
     clauses, args = where(ExecutionFilter(tags=tags))
     clauses.append("start_time >= ?")
     args.append(to_us(start))
@@ -235,13 +236,13 @@ def run_groups(
         clauses.append("plugin_name = ?")
         args.append(plugin)
     sql = (
-        f"SELECT plugin_name, start_time / {step * 1_000_000}, status, error_type, "
+        f"SELECT plugin_name, start_time / {slot_us} * {slot_us}, status, error_type, "
         f"{BUCKET}, count(*), sum(duration), min(duration), max(duration), "
         "sum(retry_count > 0), sum(CASE WHEN retry_count > 0 THEN retry_time ELSE 0 END), "
         f"max(start_time) FROM executions WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3, 4, 5"
     )
     return [
-        RunGroup(*row[:11], EPOCH + timedelta(microseconds=row[11]))
+        RunGroup(row[0], from_us(row[1]), *row[2:11], from_us(row[11]))  # type: ignore[arg-type]
         for row in conn.execute(sql, args)
     ]
 
