@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,12 @@ def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
         row = next(line for line in text.splitlines() if f"| {label}: CPU ms per request" in line)
         total, user, system = (float(x) for x in re.findall(r"\d+\.\d+", row.split("|")[3]))
         assert total > 0 and abs(total - user - system) < 0.02, row
+    # The durability floor ran and committed a row per answered request
+    for label in ("bare Flask + hand-off", "durability floor"):
+        assert f"| {label}: req/s" in text, label
+    assert "| CPU per request, durability floor / bare Flask" in text
+    with sqlite3.connect(tmp_path / "out" / "floor.db") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] > 100
     for ratio, target in (
         ("tracked / bare Flask", "<= 1.6x"),
         ("tracked / tracking off", "<= 1.15x"),
