@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             "wrk is not installed: load came from the slower Python fallback, so "
             "throughput figures are the fallback's, not the server's."
         )
-    step(f"1/5 webhook throughput: 3 servers x {s['runs']} runs x {s['duration']}s")
+    step(f"1/5 webhook throughput: 5 servers x {s['runs']} runs x {s['duration']}s")
     throughput.measure(report, s["duration"], s["runs"], warmup=min(2, s["duration"]))
 
     step(f"2/5 history: {s['rows']:,} rows")
