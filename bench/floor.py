@@ -30,10 +30,11 @@ _ROW = "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class _Ticket:
-    __slots__ = ("done", "lead", "row")
+    __slots__ = ("done", "error", "lead", "row")
 
     def __init__(self, row: tuple[Any, ...]) -> None:
         self.row, self.lead = row, False
+        self.error: BaseException | None = None
         self.done = threading.Lock()
         self.done.acquire()
 
@@ -41,7 +42,8 @@ class _Ticket:
 class GroupCommit:
     """One connection per process. A writer that finds no commit under way leads: it
     commits what is queued (its own row among it), wakes those writers, and hands the
-    lead to the first writer queued meanwhile, if any; everyone else sleeps on a lock."""
+    lead to the first writer queued meanwhile, if any; everyone else sleeps on a lock.
+    A failed commit fails every request of its batch (500), none waits for ever."""
 
     def __init__(self, path: str) -> None:
         # Used by one thread at a time: the leader's.
@@ -66,22 +68,30 @@ class GroupCommit:
             self._leading = True
         if not ticket.lead:
             ticket.done.acquire()
+            if ticket.error is not None:
+                raise ticket.error
             if not ticket.lead:
                 return  # committed by a leader
         with self._lock:
             batch, self._queue = self._queue, []
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._conn.executemany(_ROW, [t.row for t in batch])
-        self._conn.execute("COMMIT")
-        for t in batch:
-            if t is not ticket:
-                t.done.release()
-        with self._lock:
-            if self._queue:
-                self._queue[0].lead = True
-                self._queue[0].done.release()
-            else:
-                self._leading = False
+        try:
+            with self._conn:  # BEGIN ... COMMIT, or ROLLBACK
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(_ROW, [t.row for t in batch])
+        except BaseException as exc:
+            for t in batch:
+                t.error = exc
+            raise
+        finally:
+            for t in batch:
+                if t is not ticket:
+                    t.done.release()
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.release()
+                else:
+                    self._leading = False
 
 
 def create_app(commit: bool = True) -> Flask:
