@@ -73,6 +73,11 @@ class Contender:
         return median([getattr(r, attr) for r in self.results])
 
 
+def ratio(a: Contender, b: Contender, attr: str) -> float:
+    """`a`'s median `attr` over `b`'s, in this run."""
+    return a.median(attr) / max(b.median(attr), 1e-9)
+
+
 def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
     body = body_file(1024, "body-1k.json")
     servers = [
@@ -131,9 +136,6 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
             f"{s.label}: CPU ms per request (user + system)",
             f"{s.median('cpu_ms'):.2f} ({s.median('user_ms'):.2f} + {s.median('system_ms'):.2f})",
         )
-
-    def ratio(a: Contender, b: Contender, attr: str) -> float:
-        return a.median(attr) / max(b.median(attr), 1e-9)
 
     floor_cpu, floor_rps = ratio(floor, bare, "cpu_ms"), ratio(floor, bare, "rps")
     cpu_bare, cpu_off = ratio(on, bare, "cpu_ms"), ratio(on, off, "cpu_ms")
@@ -218,27 +220,29 @@ def measure(report: Report, seconds: float, runs: int, warmup: float) -> None:
     )
 
 
-def _floor_note(*servers: Contender) -> str:
+def _floor_note(
+    bare: Contender, handoff: Contender, floor: Contender, off: Contender, on: Contender
+) -> str:
     """What the durability floor says of the bridge's targets, from this run's figures."""
-    bare, handoff, floor, off, on = (s.median("cpu_ms") for s in servers)
-    rps = {s.name: s.median("rps") for s in servers}
-    commit = max(floor - handoff, 0.0)  # CPU ms the commit adds per request, at the least
+    cpu = {s.name: s.median("cpu_ms") for s in (bare, handoff, floor, off, on)}
+    commit = max(cpu["floor"] - cpu["handoff"], 0.0)  # CPU ms the commit adds, at the least
     return (
         "The durability floor (bench/floor.py) is bare Flask plus only the two things a "
         "tracked run cannot do without: its call handed to a pool thread and waited for "
         "with a timeout (the request thread must stay free to answer 504), and one row "
         "committed before the answer (SQLite WAL, group commit, seven columns, no index "
         "but the key; kill -9 loses no answered run). CPU ms per request: bare Flask "
-        f"{bare:.2f}, with the hand-off {handoff:.2f}, the floor {floor:.2f} (the commit "
-        f"{commit:.2f} ms: {1 - rps['floor'] / max(rps['handoff'], 1e-9):.0%} of the "
-        f"hand-off server's req/s), the bridge tracking off {off:.2f}, on {on:.2f}. What "
-        "the floor allows a tracked bridge at best, on this run's figures: CPU "
-        f"{floor / max(bare, 1e-9):.2f}x bare Flask's (target <= 1.6x) and "
-        f"{rps['floor'] / max(rps['bare'], 1e-9):.2f}x its req/s (target >= 0.80x); against "
-        f"tracking off, its CPU plus the floor's commit, {(off + commit) / max(off, 1e-9):.2f}x "
-        "(target <= 1.15x), and with the two cores saturated, req/s in the inverse ratio, "
-        f"{off / max(off + commit, 1e-9):.2f}x (target >= 0.92x). A target beyond those "
-        "can be met only by answering before the record is committed."
+        f"{cpu['bare']:.2f}, with the hand-off {cpu['handoff']:.2f}, the floor "
+        f"{cpu['floor']:.2f} (the commit {commit:.2f} ms: "
+        f"{1 - ratio(floor, handoff, 'rps'):.0%} of the hand-off server's req/s), the "
+        f"bridge tracking off {cpu['off']:.2f}, on {cpu['on']:.2f}. What the floor allows a "
+        f"tracked bridge at best, on this run's figures: CPU {ratio(floor, bare, 'cpu_ms'):.2f}x "
+        f"bare Flask's (target <= 1.6x) and {ratio(floor, bare, 'rps'):.2f}x its req/s "
+        "(target >= 0.80x); against tracking off, its CPU plus the floor's commit, "
+        f"{(cpu['off'] + commit) / max(cpu['off'], 1e-9):.2f}x (target <= 1.15x), and with "
+        "the two cores saturated, req/s in the inverse ratio, "
+        f"{cpu['off'] / max(cpu['off'] + commit, 1e-9):.2f}x (target >= 0.92x). A target "
+        "beyond those can be met only by answering before the record is committed."
     )
 
 

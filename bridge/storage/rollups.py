@@ -91,20 +91,20 @@ class Aggregate:
         if retry_count > 0:
             self.retried += 1
             self.retry_time += retry_time
-        self.duration_sum += duration
-        if self.duration_min is None or duration < self.duration_min:
-            self.duration_min = duration
-        self.duration_max = max(self.duration_max, duration)
+        self._durations(duration, duration, duration)
 
     def add_group(self, group: RunGroup) -> None:
         """Runs summed by the database (Reader.run_groups)."""
         self._count(group.status, group.error_type, group.bucket, group.runs)
         self.retried += group.retried
         self.retry_time += group.retry_time
-        self.duration_sum += group.duration_sum
-        if self.duration_min is None or group.duration_min < self.duration_min:
-            self.duration_min = group.duration_min
-        self.duration_max = max(self.duration_max, group.duration_max)
+        self._durations(group.duration_sum, group.duration_min, group.duration_max)
+
+    def _durations(self, total: int, shortest: int, longest: int) -> None:
+        self.duration_sum += total
+        if self.duration_min is None or shortest < self.duration_min:
+            self.duration_min = shortest
+        self.duration_max = max(self.duration_max, longest)
 
     def _count(self, status: str, error_type: str, bucket: int, n: int) -> None:
         """`n` runs of one status, error type and duration bucket."""

@@ -310,12 +310,22 @@ def run_groups(
         "GROUP BY 1, 2, 3, 4, 5",
         args,
     )
-    return [  # sums are DECIMAL
-        RunGroup(p, slot, st, et, int(b), n, int(total), lo, hi, int(retried), int(retry), last)
-        for p, slot, st, et, b, n, total, lo, hi, retried, retry, last in (
-            (row[0], EPOCH + row[1] * ONE_US, *row[2:11], EPOCH + row[11] * ONE_US)
-            for row in cur.fetchall()
+    return [  # sums are DECIMAL; times microseconds since the epoch
+        RunGroup(
+            p,
+            EPOCH + slot * ONE_US,
+            st,
+            et,
+            int(b),
+            n,
+            int(total),
+            lo,
+            hi,
+            int(retried),
+            int(retry),
+            EPOCH + last * ONE_US,
         )
+        for p, slot, st, et, b, n, total, lo, hi, retried, retry, last in cur.fetchall()
     ]
 
 
