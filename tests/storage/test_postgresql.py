@@ -19,8 +19,9 @@ from bridge.storage import open_store
 from bridge.storage.postgresql import PostgreSQLStore
 from bridge.storage.postgresql.maintenance import PostgreSQLInfo
 from bridge.storage.postgresql.migrations import MIGRATIONS
-from bridge.storage.postgresql.writer import write_runs
+from bridge.storage.postgresql.writer import Runs, write_runs
 from bridge.storage.server import RunWrite
+from bridge.storage.tickets import Ticket
 
 from .databases import POSTGRESQL_URL, postgresql_schema
 from .runs import NOW, finished, running
@@ -102,6 +103,74 @@ def test_a_batch_is_one_statement_of_the_parts_it_has(pg_store, new_row, row_aga
     with pg_store.snapshot() as reader:
         found = reader.page(ExecutionFilter(tags=(("env", "prod"),)), 10, 0, None)[0]
     assert sorted(r.id for r in found) == (sorted(w.record.id for w in batch) if tagged else [])
+
+
+METADATA = ('{"ratio": NaN, "big": 1e999, "who": "\\ud800"}', "not json", "", "[]", "0")
+
+
+def _odd(run_id: str, *, done: bool, metadata: str = METADATA[0]):
+    """A run without tags, with what text, jsonb and times make hard."""
+    run = finished(run_id, NOW) if done else running(run_id, NOW)
+    run.input = r'{"s": "\u00e9 \ud83d\ude00 \\ \""}' + " é 😀 漢 nul\x00 lone\ud800"
+    run.output = "é\x01\t\\ 漢 \U0001f600 'quoted' $1"
+    run.metadata = metadata
+    run.user_agent, run.worker, run.trace_id = "curl/8", "host:1", "trace-1"
+    return run
+
+
+def test_the_usual_batch_stores_what_the_json_statement_stores(pg_store):
+    """Runs of one kind without tags or attempt rows go as a multi-row INSERT through
+    libpq: the same rows come back as through WRITE_RUNS, for new rows and rows written
+    again, whatever their text holds."""
+    assert Runs.usual([RunWrite(pg_store, _odd("x", done=True), upsert=True)])
+    for way, write in (("multirow", Runs().write), ("json", write_runs)):
+        for upsert in (False, True):
+            ids = [f"{way}-{upsert}-{i}" for i in range(len(METADATA))]
+            if upsert:
+                for run_id in ids:
+                    pg_store.insert(running(run_id, NOW), wait=True)
+            batch = [
+                RunWrite(pg_store, _odd(i, done=upsert, metadata=m), upsert=upsert)
+                for i, m in zip(ids, METADATA, strict=True)
+            ]
+            pg_store._write(lambda conn, batch=batch, write=write: write(conn, batch))
+    for upsert in (False, True):
+        for i in range(len(METADATA)):
+            via_libpq = asdict(pg_store.get(f"multirow-{upsert}-{i}"))
+            via_json = asdict(pg_store.get(f"json-{upsert}-{i}"))
+            assert via_libpq.pop("id") != via_json.pop("id")
+            assert via_libpq == via_json
+    new, again = pg_store.get("multirow-False-0"), pg_store.get("multirow-True-0")
+    assert "nul\ufffd lone\ufffd" in new.input
+    assert new.metadata == '{"big": "1e999", "who": "\ufffd", "ratio": "NaN"}'
+    assert pg_store.get("multirow-False-1").metadata == '"not json"'
+    assert [pg_store.get(f"multirow-False-{i}").metadata for i in (3, 4)] == ["[]", "0"]
+    assert again.status is Status.COMPLETED and again.end_time is not None
+    assert again.output == _odd("y", done=True).output and again.worker == "host:1"
+
+
+def test_the_usual_batch_survives_its_statements_being_deallocated(pg_store):
+    """A pooler or a DISCARD ALL drops the prepared statements: the next batch prepares
+    its statement again instead of failing."""
+    runs = Runs()
+    with pg_store._connection() as conn:
+        runs.write(conn, [RunWrite(pg_store, finished("one", NOW), upsert=True)])
+        conn.execute("DEALLOCATE ALL")
+        runs.write(conn, [RunWrite(pg_store, finished("two", NOW), upsert=True)])
+    assert pg_store.get("one") is not None and pg_store.get("two") is not None
+
+
+def test_a_refused_run_of_the_usual_batch_loses_only_its_own_write(pg_store, write_errors):
+    """A row the server refuses (here an id already taken) fails that run's write;
+    the others of its batch are stored."""
+    pg_store.insert(running("taken", NOW), wait=True)
+    duplicate = RunWrite(pg_store, running("taken", NOW), upsert=False)
+    fine = [RunWrite(pg_store, running(f"fine-{i}", NOW), upsert=False) for i in range(2)]
+    writer = pg_store._writer()
+    tickets = [Ticket(w, wait=True) for w in (fine[0], duplicate, fine[1])]
+    writer._commit(writer._conn or writer._connect(), tickets)
+    assert [t.refused for t in tickets] == [False, True, False]
+    assert pg_store.get("fine-0") is not None and pg_store.get("fine-1") is not None
 
 
 def test_the_leader_lock_is_freed_when_its_session_dies(pg_store, make_store):
