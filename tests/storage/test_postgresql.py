@@ -160,7 +160,7 @@ def test_the_usual_batch_survives_its_statements_being_deallocated(pg_store):
     assert pg_store.get("one") is not None and pg_store.get("two") is not None
 
 
-def test_a_refused_run_of_the_usual_batch_loses_only_its_own_write(pg_store, write_errors):
+def test_a_refused_run_of_the_usual_batch_loses_only_its_own_write(pg_store):
     """A row the server refuses (here an id already taken) fails that run's write;
     the others of its batch are stored."""
     pg_store.insert(running("taken", NOW), wait=True)
