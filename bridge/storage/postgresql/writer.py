@@ -122,9 +122,8 @@ def _jsonb(value: Jsonb | None) -> bytes | None:
 
 
 # How each value of records.values goes as a text parameter, which its column reads
-# (the columns not named here are text, encoded by str.encode itself). text() left no
-# lone surrogate in them; one in a value of the bridge's own making fails the encoding,
-# and the batch goes as JSON instead.
+# (the columns not named here are text, encoded by str.encode itself: text() left no
+# lone surrogate in them).
 _NOT_TEXT = {
     **dict.fromkeys(("start_time", "end_time", "created_at", "updated_at"), _time),
     **dict.fromkeys(("duration", "attempts", "retry_count", "retry_time"), _integer),
@@ -174,13 +173,9 @@ class Runs:
             self._conn, self._prepared = conn, set()
         sql = multirow_sql(runs[0].upsert, len(runs))
         name = b"bridge_runs_%d_%d" % (runs[0].upsert, len(runs))
-        try:
-            params = [
-                f(v) for w in runs for f, v in zip(_PARAMS, records.values(w.record), strict=True)
-            ]
-        except UnicodeEncodeError:
-            write_runs(conn, runs)
-            return
+        params = [
+            f(v) for w in runs for f, v in zip(_PARAMS, records.values(w.record), strict=True)
+        ]
         try:
             self._run(conn, name, sql, params)
         except InvalidSqlStatementName:  # deallocated by someone else (DISCARD ALL)
