@@ -59,9 +59,16 @@ def text(value: str) -> str:
     return utf8_text(value.replace("\x00", "\ufffd") if "\x00" in value else value)
 
 
+# The usual run's tags and metadata, "{}": one value, never parsed (nor written, see
+# writer._jsonb) again.
+EMPTY_OBJECT = Jsonb({})
+
+
 def jsonb(value: str) -> Jsonb | None:
     if value == "":
         return None
+    if value == "{}":
+        return EMPTY_OBJECT
     return Jsonb(parse_json(value))
 
 

@@ -109,7 +109,10 @@ def write_runs(conn: psycopg.Connection[Any], runs: list[RunWrite]) -> None:
 MULTIROW_MAX = 32
 
 
+@functools.lru_cache(maxsize=256)
 def _time(value: datetime | None) -> bytes | None:
+    """A time as text; cached, as a run's row holds each of its times twice (created_at
+    is its start, updated_at its end)."""
     return None if value is None else value.isoformat().encode()
 
 
@@ -118,7 +121,9 @@ def _integer(value: int) -> bytes:
 
 
 def _jsonb(value: Jsonb | None) -> bytes | None:
-    return None if value is None else json.dumps(value.obj).encode()
+    if value is None:
+        return None
+    return b"{}" if value is records.EMPTY_OBJECT else json.dumps(value.obj).encode()
 
 
 # How each value of records.values goes as a text parameter, which its column reads
