@@ -144,8 +144,7 @@ def shutdown_app(app: Flask, timeout: float | None = None) -> None:
     ext = app.extensions
     mine = threading.Event()
     closed: threading.Event = ext.setdefault("bridge.closed", mine)
-    cfg = ext["bridge.config"]
-    wait = float(cfg.server.graceful_timeout) if timeout is None else timeout
+    wait = float(ext["bridge.config"].server.graceful_timeout) if timeout is None else timeout
     if closed is not mine:
         closed.wait(wait + 5)
         return

@@ -61,6 +61,10 @@ def test_bench_smoke_prints_and_writes_the_table(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if "| CPU per /metrics scrape" in line)
     assert float(re.search(r"(\d+\.\d+) ms \(", row).group(1)) > 0, row
     assert "Machine:" in text and "Command: `python -m bench --smoke" in text
+    # Every server of the run, the floor and bare Flask included, stopped without a
+    # traceback (a worker's exit hook once failed on the floor's app)
+    for log in (tmp_path / "out").glob("*.log"):
+        assert "Traceback" not in log.read_text(errors="replace"), log.name
 
 
 @pytest.mark.slow
