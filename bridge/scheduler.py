@@ -138,7 +138,10 @@ class Scheduler:
             run.update(ok=True, result=fn())
         except Exception as exc:
             run.update(ok=False, error=str(exc)[:MAX_ERROR_CHARS])
-            log.exception("Background job %s failed", name)
+            if self._stop.is_set():  # the process is stopping: its store closed under the job
+                log.warning("Background job %s was cut short by shutdown: %s", name, exc)
+            else:
+                log.exception("Background job %s failed", name)
         self.last_runs[name] = run
         store = self.storage.live_store
         if store is not None:

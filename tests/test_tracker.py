@@ -247,3 +247,20 @@ def test_create_app_starts_nothing(make_app, tmp_path):
         assert time.monotonic() < deadline, "the scheduler never started"
         time.sleep(0.01)
     assert app.extensions["bridge.scheduler"].status()["leader"] is True
+
+
+def test_a_job_the_shutdown_cuts_short_logs_one_line_not_a_traceback(make_app, caplog):
+    """A cleanup still running when the process stops finds the store closed under it:
+    an expected end, logged as one warning, where it was an ERROR with two tracebacks."""
+    from bridge import shutdown_app, start_services
+
+    app = make_app(scheduler={"enabled": True})
+    start_services(app)
+    scheduler = app.extensions["bridge.scheduler"]
+    shutdown_app(app, timeout=1.0)
+    caplog.clear()
+    scheduler._job("cleanup", scheduler.run_cleanup)  # as APScheduler's thread runs it
+    cut = [r for r in caplog.records if "cleanup" in r.getMessage()]
+    assert [r.levelname for r in cut] == ["WARNING"], caplog.text
+    assert "cut short by shutdown" in cut[0].getMessage() and cut[0].exc_info is None
+    assert scheduler.last_runs["cleanup"]["ok"] is False
